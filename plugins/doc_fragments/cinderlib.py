@@ -1,0 +1,76 @@
+# Copyright: contributors to the cinderlib.storage collection
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    # Options shared by every module of the collection
+    # (plugins/module_utils/ansible_module.py: cinderlib_argument_spec).
+    DOCUMENTATION = r'''
+options:
+  backend:
+    description:
+      - The storage backend to work on.
+      - Either a dict of Cinder driver options, which must include C(volume_backend_name) and
+        C(volume_driver) (the Python path of the Cinder driver class), or the name of a backend
+        defined in O(config_file).
+      - Option names and values are validated against the driver's own options before the
+        driver is touched; see O(unknown_options).
+      - Options that hold credentials (C(san_password) and anything named like a password,
+        token, secret or key) are kept out of results, logs and the state store.
+      - Usually set once per play with C(module_defaults) for C(group/cinderlib.storage.cinderlib).
+    type: raw
+    required: true
+  config_file:
+    description:
+      - A file defining backends, used when O(backend) is a name.
+      - Either YAML with a C(backends) list of driver option dicts (the format of cinderlib's
+        functional-test config), or an existing C(cinder.conf), whose C(enabled_backends)
+        sections are the backends.
+      - Defaults to C(/etc/cinderlib/backends.yml) when it exists (for non-root users,
+        C($XDG_CONFIG_HOME/cinderlib/backends.yml) first).
+    type: path
+  persistence:
+    description:
+      - Where the collection keeps what it knows about volumes, snapshots and connections
+        between tasks.
+      - By default a SQLite file on the managed node, C(/var/lib/cinderlib/state.db) for root
+        and C($XDG_STATE_HOME/cinderlib/state.db) for other users.
+    type: dict
+    suboptions:
+      storage:
+        description:
+          - V(db) stores in the database at O(persistence.connection); V(memory_db) and
+            V(memory) keep state only for the task (useful for tests).
+        type: str
+        choices: [db, memory_db, memory]
+        default: db
+      connection:
+        description:
+          - A SQLAlchemy URL, such as C(sqlite:////var/lib/cinderlib/state.db) or
+            C(postgresql+psycopg2://user:password@host/db) for a store shared by several hosts.
+          - Treated as a secret, since it may hold a password.
+        type: str
+  unknown_options:
+    description:
+      - What to do with an O(backend) option the driver does not know.
+      - V(error) fails before anything is changed, naming the closest known options, so that a
+        typo never silently falls back to a default on a production array; V(warn) only warns.
+    type: str
+    choices: [error, warn]
+    default: error
+  output_all_backend_info:
+    description:
+      - Return the whole backend configuration in results, credentials included.
+      - It is never written to the state store.
+    type: bool
+    default: false
+requirements:
+  - Python 3.11 on the managed node, with C(cinder) 29.x and C(os-brick) 7.x (the
+    M(cinderlib.storage.cinderlib_backend_facts) docs say how to get them).
+  - The command-line tools the chosen driver uses (C(lvm2) for LVM).
+notes:
+  - Each task is a separate process, so state lives in O(persistence) and the driver is
+    initialised by every task that needs it.
+'''

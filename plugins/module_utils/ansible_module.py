@@ -1,0 +1,116 @@
+# Copyright: contributors to the cinderlib.storage collection
+# Apache License 2.0 (see LICENSE)
+"""The one place that knows Ansible: the shared options of the action group,
+backend resolution, dependency checks, secrets registered as ``no_log``, and
+library errors turned into ``fail_json``."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import traceback
+from typing import Any, Callable
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend_config import resolve_backend
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import CinderlibError
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.loader import looks_secret
+
+
+def cinderlib_argument_spec() -> dict:
+    """Options every module of the collection takes (doc fragment: cinderlib)."""
+    return dict(
+        backend=dict(type='raw', required=True),
+        config_file=dict(type='path'),
+        persistence=dict(
+            type='dict',
+            options=dict(
+                storage=dict(type='str', default='db', choices=['db', 'memory_db', 'memory']),
+                # A URL may carry a database password.
+                connection=dict(type='str', no_log=True),
+            ),
+        ),
+        unknown_options=dict(type='str', default='error', choices=['error', 'warn']),
+        output_all_backend_info=dict(type='bool', default=False),
+    )
+
+
+def _parse_backend(value: Any) -> Any:
+    # Ad-hoc use passes -a 'backend={"volume_backend_name": ...}' as a string.
+    if isinstance(value, str) and value.lstrip().startswith('{'):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def secret_values(config: dict) -> list[str]:
+    """Values of options that may hold credentials, for no_log."""
+    return [str(v) for k, v in config.items() if looks_secret(k) and v not in (None, '', [], {})]
+
+
+class CinderlibModule:
+    """An AnsibleModule with the collection's shared options and behaviour."""
+
+    def __init__(self, argument_spec: dict | None = None, needs_cinder: bool = True, **kwargs: Any) -> None:
+        spec = cinderlib_argument_spec()
+        spec.update(argument_spec or {})
+        kwargs.setdefault('supports_check_mode', True)
+        self.module = AnsibleModule(argument_spec=spec, **kwargs)
+        self.params = self.module.params
+        self.params['backend'] = _parse_backend(self.params['backend'])
+        if isinstance(self.params['backend'], dict):
+            self.module.no_log_values.update(secret_values(self.params['backend']))
+        if needs_cinder and importlib.util.find_spec('cinder') is None:
+            self.module.fail_json(msg=missing_required_lib(
+                'cinder and os-brick',
+                reason='to drive Cinder volume drivers with %s' % sys.executable,
+            ) + ' The cinderlib.storage.runtime role installs them in a virtual environment and sets the '
+                'fact cinderlib_python: use it as ansible_python_interpreter for this task.')
+        self._library = None
+        self._backend = None
+
+    # -- the library ------------------------------------------------------------------
+    @property
+    def library(self):
+        if self._library is None:
+            from ansible_collections.cinderlib.storage.plugins.module_utils import cinderlib
+            cinderlib.setup(
+                persistence_config=self.params['persistence'],
+                unknown_options=self.params['unknown_options'],
+                output_all_backend_info=self.params['output_all_backend_info'],
+            )
+            self._library = cinderlib
+        return self._library
+
+    def backend_config(self) -> dict:
+        config = resolve_backend(self.params['backend'], self.params['config_file'])
+        self.module.no_log_values.update(secret_values(config))
+        return config
+
+    @property
+    def backend(self):
+        """The initialised Backend (driver set up, stats read)."""
+        if self._backend is None:
+            config = self.backend_config()
+            name = config.pop('volume_backend_name')
+            self._backend = self.library.Backend(name, **config)
+            for warning in self._backend.warnings:
+                self.module.warn('Backend %r: %s' % (name, warning))
+        return self._backend
+
+    # -- running ------------------------------------------------------------------------
+    def run(self, func: Callable[['CinderlibModule'], dict]) -> None:
+        """Call ``func(self)`` and exit with its result; library errors fail
+        the task with their message (the traceback goes in ``exception``)."""
+        try:
+            result = func(self)
+        except CinderlibError as exc:
+            cause = exc.cause or exc
+            self.module.fail_json(
+                msg=exc.message,
+                exception=''.join(traceback.format_exception(type(cause), cause, cause.__traceback__)))
+        self.module.exit_json(**result)

@@ -1,0 +1,233 @@
+# Copyright: contributors to the cinderlib.storage collection
+# Apache License 2.0 (see LICENSE)
+"""Backend: one configured Cinder driver, with the semantics of cinderlib's
+Backend (see the collection's docs and the seed ``backends.rst``)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import loader
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.dbapi import DriverDB
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import (
+    BackendConfigError,
+    CinderlibError,
+    SetupError,
+)
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.persistence import open_store
+
+
+def scrub(text: str, secrets: list[str]) -> str:
+    """Replace secret values in a message meant for people."""
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, '********')
+    return text
+
+
+class Backend:
+    """A storage backend driven by a Cinder volume driver.
+
+    ``Backend(volume_backend_name, **driver_cfg)``: same name and same
+    configuration returns the existing instance; same name with another
+    configuration raises ``ValueError``.
+    """
+
+    backends: dict[str, 'Backend'] = {}
+    global_initialization = False
+    settings: loader.Settings | None = None
+    persistence = None
+
+    def __new__(cls, volume_backend_name: str, **driver_cfg: Any) -> 'Backend':
+        backend = cls.backends.get(volume_backend_name)
+        if backend is not None:
+            if driver_cfg == backend._original_driver_cfg:
+                return backend
+            raise ValueError('Backend named %s already exists with a different configuration'
+                             % volume_backend_name)
+        return super().__new__(cls)
+
+    def __init__(self, volume_backend_name: str, **driver_cfg: Any) -> None:
+        if volume_backend_name in Backend.backends:
+            return  # the singleton returned by __new__
+        if not isinstance(volume_backend_name, str) or not volume_backend_name.strip():
+            raise BackendConfigError('volume_backend_name must be a non-empty string.')
+        if not Backend.global_initialization:
+            Backend.global_setup()
+        self._original_driver_cfg = copy.deepcopy(driver_cfg)
+        cfg = _rename_legacy_options(dict(driver_cfg))
+        self.warnings: list[str] = cfg.pop('__warnings__')
+        cfg['volume_backend_name'] = volume_backend_name
+        self._driver_cfg = cfg
+        self._secrets = [str(v) for k, v in cfg.items() if loader.looks_secret(k) and v]
+        runtime = loader.CinderRuntime.get(Backend.settings)
+        try:
+            configuration = runtime.backend_configuration(volume_backend_name, cfg)
+            self.warnings.extend(getattr(configuration, 'unknown_option_warnings', []))
+            self.driver = runtime.create_driver(
+                volume_backend_name, configuration, DriverDB(Backend.persistence, runtime))
+            runtime.start_driver(volume_backend_name, self.driver)
+        except CinderlibError as exc:
+            exc.message = scrub(exc.message, self._secrets)
+            exc.args = (exc.message,)
+            raise
+        self._volumes = None
+        # Drivers cache stats unevenly; keep the ones init_capabilities read.
+        stats = dict(getattr(self.driver, 'capabilities', None) or {})
+        stats.pop('properties', None)
+        stats.pop('vendor_prefix', None)
+        self._stats = self._transform_legacy_stats(stats)
+        Backend.backends[volume_backend_name] = self
+
+    # -- global setup ---------------------------------------------------------------
+    @classmethod
+    def global_setup(cls, **options: Any) -> None:
+        """Configure the library once per process (alias: ``setup``).
+
+        Options: file_locks_path, root_helper, suppress_requests_ssl_warnings,
+        disable_logs, non_uuid_ids, output_all_backend_info, project_id,
+        user_id, persistence_config, fail_on_missing_backend, host,
+        unknown_options ('error' or 'warn'); any other key is a Cinder global
+        option. Cinder itself is only imported by the first Backend.
+        """
+        if cls.global_initialization:
+            raise SetupError('Already setup')
+        settings = loader.make_settings(options)
+        cls.persistence = open_store(settings.persistence_config)
+        cls.settings = settings
+        cls.global_initialization = True
+
+    @property
+    def output_all_backend_info(self) -> bool:
+        return bool(Backend.settings.output_all_backend_info)
+
+    # -- seed attributes -------------------------------------------------------------
+    def __repr__(self) -> str:
+        return '<cinderlib.Backend %s>' % self.id
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called for attributes the Backend lacks: ask the driver.
+        if name.startswith('__') or 'driver' not in self.__dict__:
+            raise AttributeError(name)
+        return getattr(self.driver, name)
+
+    @property
+    def id(self) -> str:
+        return self._driver_cfg['volume_backend_name']
+
+    @property
+    def config(self) -> dict:
+        if self.output_all_backend_info:
+            return dict(self._driver_cfg)
+        return {'volume_backend_name': self.id}
+
+    @property
+    def pool_names(self) -> tuple:
+        return tuple(pool['pool_name'] for pool in self._stats.get('pools', []))
+
+    def stats(self, refresh: bool = False) -> dict:
+        if refresh:
+            self._stats = self._transform_legacy_stats(self.driver.get_volume_stats(refresh=True))
+        return self._stats
+
+    def _transform_legacy_stats(self, stats: dict) -> dict:
+        """Stats without ``pools`` describe one pool: make it explicit."""
+        stats = copy.deepcopy(stats or {})
+        if stats and 'pools' not in stats:
+            pool = dict(stats)
+            pool['pool_name'] = self.id
+            for key in ('driver_version', 'shared_targets', 'sparse_copy_volume', 'storage_protocol',
+                        'vendor_name', 'volume_backend_name'):
+                pool.pop(key, None)
+            stats['pools'] = [pool]
+        return stats
+
+    @property
+    def volumes(self) -> list:
+        if self._volumes is None:
+            self._volumes = self.volumes_filtered()
+        return self._volumes
+
+    def volumes_filtered(self, volume_id: str | None = None, volume_name: str | None = None) -> list:
+        from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.objects import Volume
+        records = Backend.persistence.get_volumes(backend=self.id, volume_id=volume_id, name=volume_name)
+        return [Volume.from_record(self, record) for record in records]
+
+    def refresh(self) -> None:
+        """Reload the known volumes from the state store."""
+        self._volumes = None
+
+    def validate_connector(self, connector_dict: dict) -> None:
+        """Raise if the connector lacks what this driver needs to export."""
+        self.driver.validate_connector(connector_dict)
+
+    def create_volume(self, size: int, name: str = '', description: str = '', bootable: bool = False,
+                      **kwargs: Any):
+        from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.objects import Volume
+        volume = Volume(self, size=size, name=name, description=description, bootable=bootable, **kwargs)
+        volume.create()
+        if self._volumes is not None:
+            self._volumes.append(volume)
+        return volume
+
+    def _volume_removed(self, volume) -> None:
+        if self._volumes is not None:
+            self._volumes = [v for v in self._volumes if v.id != volume.id]
+
+    # -- serialization --------------------------------------------------------------
+    def _serialize(self, attr: str) -> dict:
+        return {'class': type(self).__name__, 'backend': self.config,
+                'volumes': [getattr(v, attr) for v in self.volumes]}
+
+    @property
+    def json(self) -> dict:
+        return self._serialize('json')
+
+    @property
+    def jsons(self) -> str:
+        return json.dumps(self.json)
+
+    @property
+    def dump(self) -> dict:
+        return self._serialize('dump')
+
+    @property
+    def dumps(self) -> str:
+        return json.dumps(self.dump)
+
+    @classmethod
+    def load_backend(cls, backend_data: dict):
+        name = backend_data['volume_backend_name']
+        if name in cls.backends:
+            return cls.backends[name]
+        if len(backend_data) > 1:
+            return cls(**backend_data)
+        if Backend.settings is None or Backend.settings.fail_on_missing_backend:
+            raise CinderlibError('Backend %r is not initialised here and the data has no configuration '
+                                 'for it.' % name)
+        return name
+
+    @staticmethod
+    def list_supported_drivers(output_version: int = 1) -> dict:
+        from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.drivers import (
+            list_supported_drivers,
+        )
+        return list_supported_drivers(output_version)
+
+
+def _rename_legacy_options(cfg: dict) -> dict:
+    warnings = []
+    for old, new in loader.RENAMED_OPTIONS.items():
+        if old in cfg:
+            value = cfg.pop(old)
+            if new in cfg and cfg[new] != value:
+                raise BackendConfigError('Options %r and %r (its old name) are both set, with different '
+                                         'values; keep only %r.' % (new, old, new))
+            cfg[new] = value
+            warnings.append('option %r is the old name of %r; use %r.' % (old, new, new))
+    cfg['__warnings__'] = warnings
+    return cfg
+
+
+setup = Backend.global_setup

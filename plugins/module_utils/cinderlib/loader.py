@@ -1,0 +1,344 @@
+# Copyright: contributors to the cinderlib.storage collection
+# Apache License 2.0 (see LICENSE)
+"""The driver loader: everything a Cinder volume driver expects from the
+cinder-volume service, given to it without the service.
+
+Global part (once per process, on the first backend): oslo.config parsed
+with no arguments and no files, state and lock paths, the host name, Cinder
+global options, quiet logging, privileges (privsep in-process as root, a
+root helper otherwise), Cinder's lock coordinator.
+
+Per backend: an oslo.config group named after the backend holding the
+driver's validated options (as a ``[backend]`` section of cinder.conf
+would), the driver class imported and instantiated, and Cinder's driver
+start-up sequence.
+
+Cinder, os-brick and oslo are imported here and only when a backend is really
+initialised, so that read-only users of the library never pay for them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import logging
+import os
+import shlex
+import socket
+import sys
+from types import SimpleNamespace
+from typing import Any
+
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import (
+    BackendConfigError,
+    BackendInitError,
+    MissingDependencyError,
+    SetupError,
+)
+
+# Options renamed in Cinder since cinderlib's documentation was written; the
+# seed's LVM example still uses the old names.
+RENAMED_OPTIONS = {
+    'iscsi_helper': 'target_helper',
+    'iscsi_protocol': 'target_protocol',
+    'iscsi_ip_address': 'target_ip_address',
+    'iscsi_port': 'target_port',
+    'iscsi_target_prefix': 'target_prefix',
+}
+
+# Loggers that Cinder, its drivers and libraries log through.
+_QUIET_LOGGERS = ('cinder', 'os_brick', 'oslo', 'oslo_concurrency', 'oslo_privsep', 'oslo_db',
+                  'oslo_config', 'tooz', 'urllib3', 'requests', 'stevedore', 'py.warnings', 'krest')
+
+# Top-level packages Cinder drivers commonly need, by import name -> PyPI name.
+_PYPI_NAMES = {'krest': 'krest', 'purestorage': 'purestorage', 'rbd': 'python3-rbd (Debian) / ceph',
+               'rados': 'python3-rados (Debian) / ceph', 'storops': 'storops', 'rtslib_fb': 'rtslib-fb'}
+
+
+class Settings(SimpleNamespace):
+    """The library's global options (see ``setup()``)."""
+
+
+DEFAULT_SETTINGS = dict(
+    file_locks_path=None,
+    root_helper=None,
+    suppress_requests_ssl_warnings=True,
+    disable_logs=True,
+    non_uuid_ids=False,
+    output_all_backend_info=False,
+    project_id='cinderlib',
+    user_id='cinderlib',
+    persistence_config=None,
+    fail_on_missing_backend=True,
+    host=None,
+    unknown_options='error',
+)
+
+
+def make_settings(options: dict) -> Settings:
+    """Global settings from ``setup()`` keyword arguments.
+
+    Known keys are the library's; any other key is a Cinder global option,
+    validated when Cinder is configured.
+    """
+    known = {k: options.get(k, v) for k, v in DEFAULT_SETTINGS.items()}
+    if known['unknown_options'] not in ('error', 'warn'):
+        raise SetupError("unknown_options must be 'error' or 'warn', not %r." % (known['unknown_options'],))
+    settings = Settings(**known)
+    settings.cinder_options = {k: v for k, v in options.items() if k not in DEFAULT_SETTINGS}
+    settings.im_root = os.getuid() == 0
+    if settings.root_helper is None:
+        settings.root_helper = '' if settings.im_root else 'sudo'
+    if not settings.host:
+        settings.host = socket.gethostname()
+    return settings
+
+
+def default_state_dir(settings: Settings) -> str:
+    if settings.im_root:
+        return '/var/lib/cinderlib'
+    state_home = os.environ.get('XDG_STATE_HOME') or os.path.expanduser('~/.local/state')
+    return os.path.join(state_home, 'cinderlib')
+
+
+def import_or_explain(module: str, what: str):
+    """Import a module, turning a missing package into a clear error."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        missing = getattr(exc, 'name', None) or module
+        top = missing.split('.')[0]
+        package = _PYPI_NAMES.get(top, top)
+        raise MissingDependencyError(
+            '%s needs the Python package %r, which is not installed for %s (%s). Install it in '
+            "that interpreter's environment (the cinderlib.storage.runtime role does) or run the "
+            'module with an interpreter that has it.' % (what, package, sys.executable, _first_line(exc)),
+            package, exc)
+
+
+class CinderRuntime:
+    """Cinder configured for this process. Made once, on the first backend."""
+
+    _instance: 'CinderRuntime | None' = None
+
+    @classmethod
+    def get(cls, settings: Settings) -> 'CinderRuntime':
+        if cls._instance is None:
+            cls._instance = cls(settings)
+        return cls._instance
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        what = 'The cinderlib.storage library'
+        self.cfg = import_or_explain('oslo_config.cfg', what)
+        self.importutils = import_or_explain('oslo_utils.importutils', what)
+        self.cinder_objects = import_or_explain('cinder.objects', what)
+        # Registering the versioned objects must precede any driver import.
+        self.cinder_objects.register_all()
+        self.context_mod = import_or_explain('cinder.context', what)
+        self.configuration = import_or_explain('cinder.volume.configuration', what)
+        # The manager and the base driver register the common backend options.
+        import_or_explain('cinder.volume.manager', what)
+        self.cinder_exception = import_or_explain('cinder.exception', what)
+        self.utils = import_or_explain('cinder.utils', what)
+        self._configure()
+        self.context = self.context_mod.RequestContext(
+            user_id=settings.user_id, project_id=settings.project_id, is_admin=True, overwrite=False)
+
+    # -- global configuration ---------------------------------------------------
+    def _configure(self) -> None:
+        cfg, settings = self.cfg, self.settings
+        conf = cfg.CONF
+        # Parse no command line and no config files: the caller's argv is not
+        # ours, and everything comes from the library's options.
+        conf([], project='cinder', default_config_files=[], validate_default_values=True)
+        state_dir = settings.file_locks_path or default_state_dir(settings)
+        os.makedirs(state_dir, mode=0o700, exist_ok=True)
+        conf.set_override('state_path', state_dir)
+        locks_path = settings.file_locks_path or os.path.join(state_dir, 'locks')
+        os.makedirs(locks_path, mode=0o700, exist_ok=True)
+        conf.set_override('lock_path', locks_path, 'oslo_concurrency')
+        conf.set_override('backend_url', 'file://' + locks_path, 'coordination')
+        conf.set_override('host', settings.host)
+        problems = []
+        for key, value in settings.cinder_options.items():
+            try:
+                conf.set_override(key, value)
+            except cfg.NoSuchOptError:
+                problems.append(_unknown_option(key, list(conf.keys())))
+            except (ValueError, TypeError) as exc:
+                problems.append('%s: %s' % (key, _first_line(exc)))
+        if problems:
+            raise BackendConfigError('Invalid Cinder global option(s): ' + '; '.join(problems), problems)
+        self._configure_logging()
+        self._add_interpreter_bin_to_path()
+        self._configure_privileges()
+        coordination = import_or_explain('cinder.coordination', 'Cinder locks')
+        coordination.COORDINATOR.start()
+        if settings.suppress_requests_ssl_warnings:
+            urllib3 = import_or_explain('urllib3', 'The cinderlib.storage library')
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+
+    @staticmethod
+    def _add_interpreter_bin_to_path() -> None:
+        # Drivers run Cinder's own tools (cinder-rtstool, privsep-helper) by
+        # name; in a virtual environment they sit beside the interpreter,
+        # which Ansible runs without activating the environment.
+        bin_dir = os.path.dirname(sys.executable)
+        path = os.environ.get('PATH', '').split(os.pathsep)
+        if bin_dir not in path:
+            os.environ['PATH'] = os.pathsep.join([bin_dir] + [p for p in path if p])
+
+    def _configure_logging(self) -> None:
+        if self.settings.disable_logs:
+            # Drivers log freely, and an Ansible module must not print; keep
+            # their records from reaching Python's last-resort stderr handler.
+            for name in _QUIET_LOGGERS:
+                logger = logging.getLogger(name)
+                logger.setLevel(logging.CRITICAL + 1)
+                logger.propagate = False
+            return
+        oslo_log = import_or_explain('oslo_log.log', 'Cinder logging')
+        oslo_log.setup(self.cfg.CONF, 'cinder')
+        logging.captureWarnings(True)
+
+    def _configure_privileges(self) -> None:
+        settings = self.settings
+        privsep = import_or_explain('cinder.privsep', 'Cinder privileges')
+        brick_privileged = import_or_explain('os_brick.privileged', 'os-brick privileges')
+        contexts = [privsep.sys_admin_pctxt, brick_privileged.default]
+        hidden = getattr(brick_privileged, 'brick_privsep_hide_output', None)
+        if hidden is not None:
+            contexts.append(hidden)
+        if settings.im_root:
+            # Already root: privileged functions run in this process, and
+            # processutils skips the root helper for uid 0.
+            for ctx in contexts:
+                ctx.set_client_mode(False)
+            return
+        helper = shlex.split(settings.root_helper)
+        if not helper:
+            raise SetupError('Running as an unprivileged user needs a root_helper (such as sudo).')
+        # privsep starts its daemon through the helper; use the privsep-helper
+        # of this interpreter's environment, not whatever sudo's PATH finds.
+        privsep_helper = os.path.join(os.path.dirname(sys.executable), 'privsep-helper')
+        for ctx in contexts:
+            ctx.set_client_mode(True)
+            self.cfg.CONF.set_override(
+                'helper_command', ' '.join(helper + [privsep_helper]), group=ctx.cfg_section)
+        # Cinder builds commands with utils.get_root_helper(), which hard-codes
+        # 'sudo cinder-rootwrap'; there is no option for it, so replace it.
+        root_helper = settings.root_helper
+        self.utils.get_root_helper = lambda: root_helper
+
+    # -- per backend --------------------------------------------------------------
+    def backend_configuration(self, name: str, driver_cfg: dict) -> Any:
+        """A Cinder ``Configuration`` for the backend, options validated."""
+        cfg = self.cfg
+        conf = cfg.CONF
+        driver_path = driver_cfg.get('volume_driver')
+        if not driver_path or not isinstance(driver_path, str) or '.' not in driver_path:
+            raise BackendConfigError(
+                "Backend %r needs 'volume_driver': the Python path of a Cinder driver class, such as "
+                "'cinder.volume.drivers.lvm.LVMVolumeDriver'." % name)
+        module_path, _, class_name = driver_path.rpartition('.')
+        module = import_or_explain(module_path, 'The driver %s of backend %r' % (driver_path, name))
+        driver_class = getattr(module, class_name, None)
+        if driver_class is None:
+            known = [n for n in dir(module) if n.endswith('Driver')]
+            raise BackendConfigError(
+                'Backend %r: module %s has no class %r%s.' % (
+                    name, module_path, class_name, _did_you_mean(class_name, known)))
+        # Options the driver declares, when it declares them (drivers add
+        # theirs to the shared group at import time too).
+        get_options = getattr(driver_class, 'get_driver_options', None)
+        if callable(get_options):
+            try:
+                get_options()
+            except Exception:  # noqa: BLE001 - only a hint; the shared group below is authoritative
+                pass
+        shared_group = self.configuration.SHARED_CONF_GROUP
+        if name in conf or name == shared_group or name.upper() == 'DEFAULT':
+            raise BackendConfigError(
+                'Backend name %r clashes with a Cinder configuration section; choose another '
+                'volume_backend_name.' % name)
+        options = [info['opt'] for info in conf._get(shared_group)._group._opts.values()]
+        # Registers every option in a group named after the backend, with no
+        # default of its own, so unset options fall back to backend_defaults.
+        configuration = self.configuration.Configuration(options, config_group=name)
+        problems = []
+        for key, value in driver_cfg.items():
+            try:
+                conf.set_override(key, value, group=name)
+            except cfg.NoSuchOptError:
+                problems.append(_unknown_option(key, [o.dest for o in options]))
+            except (ValueError, TypeError) as exc:
+                problems.append('%s=%r: %s' % (key, _redacted(key, value), _first_line(exc)))
+        unknown = [p for p in problems if p.startswith('unknown option')]
+        if problems and (self.settings.unknown_options == 'error' or len(unknown) != len(problems)):
+            raise BackendConfigError(
+                'Invalid configuration for backend %r: %s' % (name, '; '.join(problems)), problems)
+        configuration.unknown_option_warnings = unknown
+        return configuration
+
+    def create_driver(self, name: str, configuration: Any, db: Any) -> Any:
+        try:
+            return self.importutils.import_object(
+                configuration.volume_driver, configuration=configuration, db=db,
+                host='%s@%s' % (self.cfg.CONF.host, name), cluster_name=None, active_backend_id=None)
+        except ImportError as exc:
+            raise _import_error_for(name, configuration.volume_driver, exc)
+        except Exception as exc:
+            raise BackendInitError(
+                'Backend %r: the driver %s could not be created: %s'
+                % (name, configuration.volume_driver, _first_line(exc)), exc)
+
+    def start_driver(self, name: str, driver: Any) -> None:
+        """Cinder's driver start-up sequence, as cinder-volume runs it."""
+        try:
+            driver.do_setup(self.context)
+            driver.check_for_setup_error()
+            driver.init_capabilities()
+            driver.set_throttle()
+            driver.set_initialized()
+        except ImportError as exc:
+            raise _import_error_for(name, type(driver).__module__, exc)
+        except Exception as exc:
+            raise BackendInitError(
+                'Backend %r could not be initialised by its driver %s: %s'
+                % (name, type(driver).__name__, _first_line(exc)), exc)
+
+
+def _import_error_for(name: str, where: str, exc: ImportError) -> MissingDependencyError:
+    missing = (getattr(exc, 'name', None) or 'unknown').split('.')[0]
+    package = _PYPI_NAMES.get(missing, missing)
+    return MissingDependencyError(
+        'Backend %r: the driver %s needs the Python package %r, which is not installed for %s.'
+        % (name, where, package, sys.executable), package, exc)
+
+
+_SECRET_WORDS = ('password', 'passwd', 'secret', 'token', 'key', 'credential', 'auth')
+
+
+def looks_secret(option: str) -> bool:
+    """Option names that may hold a credential, whatever oslo says."""
+    lowered = option.lower()
+    return any(word in lowered for word in _SECRET_WORDS)
+
+
+def _redacted(key: str, value: Any) -> Any:
+    return '********' if looks_secret(key) else value
+
+
+def _unknown_option(key: str, known: list[str]) -> str:
+    return 'unknown option %r%s' % (key, _did_you_mean(key, known))
+
+
+def _did_you_mean(word: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(word, known, n=3, cutoff=0.6)
+    return ' (did you mean %s?)' % ', '.join(repr(c) for c in close) if close else ''
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

@@ -1,0 +1,473 @@
+# Copyright: contributors to the cinderlib.storage collection
+# Apache License 2.0 (see LICENSE)
+"""Volume and Snapshot: records in the state store, handed to drivers as
+Cinder's versioned objects.
+
+Status follows Cinder's state machine, and every transition is written to
+the store *before* the driver is called: a process killed half-way leaves a
+``creating``/``deleting``/``extending`` record that a later run can see.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from typing import Any
+
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import (
+    CinderlibError,
+    DriverOperationError,
+    InvalidRequest,
+    NotFound,
+)
+
+# Record keys that are ours, not fields of Cinder's Volume object.
+_VOLUME_OWN_KEYS = ('backend', 'name', 'description', 'volume_type', 'metadata', 'admin_metadata',
+                    'created_at', 'updated_at', 'pool_name')
+_SNAPSHOT_OWN_KEYS = ('name', 'description', 'metadata', 'created_at', 'updated_at', 'backend')
+
+
+def _validate_id(value: Any, what: str) -> str:
+    from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend import Backend
+    value = str(value)
+    if Backend.settings is not None and Backend.settings.non_uuid_ids:
+        return value
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        raise InvalidRequest('%s id %r is not a UUID (set non_uuid_ids to allow other ids).' % (what, value))
+    return value
+
+
+def _driver_call(resource: 'Resource', action: str, func, *args: Any):
+    """Run a driver method; any failure becomes a DriverOperationError."""
+    try:
+        return func(*args)
+    except CinderlibError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - drivers raise anything
+        raise DriverOperationError(
+            "Failed to %s %s on backend '%s': %s" % (
+                action, resource.describe(), resource.backend_name, explain(exc)), exc)
+
+
+def explain(exc: BaseException) -> str:
+    """One line saying why a driver call failed.
+
+    A failed command (oslo's ProcessExecutionError) says only "Unexpected
+    error while running command"; its program and stderr say why.
+    """
+    stderr = getattr(exc, 'stderr', None)
+    cmd = getattr(exc, 'cmd', None)
+    if stderr and cmd:
+        program = str(cmd).split()
+        program = [p for p in program if p not in ('env', 'LC_ALL=C', 'sudo')][:1]
+        lines = [line.strip() for line in str(stderr).splitlines() if line.strip()]
+        return 'command %s failed (exit code %s): %s' % (
+            program[0] if program else '?', getattr(exc, 'exit_code', '?'), ' '.join(lines[:3]))
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+class Resource:
+    """What volumes and snapshots share: a record and its store."""
+
+    kind = 'resource'
+
+    def __init__(self, backend, record: dict) -> None:
+        self.backend = backend
+        self._record = record
+
+    @property
+    def _store(self):
+        from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend import Backend
+        return Backend.persistence
+
+    @property
+    def backend_name(self) -> str:
+        return getattr(self.backend, 'id', self.backend)
+
+    def __getattr__(self, name: str) -> Any:
+        record = self.__dict__.get('_record')
+        if record is not None and name in record:
+            return record[name]
+        raise AttributeError(name)
+
+    def __repr__(self) -> str:
+        return '<cinderlib.%s %s on %s (%s)>' % (type(self).__name__, self.id, self.backend_name, self.status)
+
+    @property
+    def id(self) -> str:
+        return self._record['id']
+
+    @property
+    def name(self) -> str:
+        return self._record.get('name') or ''
+
+    @property
+    def status(self) -> str:
+        return self._record.get('status')
+
+    def describe(self) -> str:
+        return "%s '%s'" % (self.kind, self.name or self.id)
+
+    def _save(self, **changes: Any) -> None:
+        self._record.update(changes)
+        self._record = self._store.put(self.kind, self._record)
+
+    def refresh(self) -> None:
+        found = self._store.get(self.kind, id=self.id)
+        if not found:
+            raise NotFound('%s is no longer in the state store.' % self.describe())
+        self._record = found[0]
+
+    @property
+    def record(self) -> dict:
+        return copy.deepcopy(self._record)
+
+    @property
+    def json(self) -> dict:
+        return {'class': type(self).__name__, 'backend': {'volume_backend_name': self.backend_name},
+                'record': self.record}
+
+    @property
+    def jsons(self) -> str:
+        return json.dumps(self.json, default=str)
+
+    dump = json
+    dumps = jsons
+
+
+class Volume(Resource):
+    kind = 'volume'
+
+    def __init__(self, backend_or_vol, **kwargs: Any) -> None:
+        source = None
+        if isinstance(backend_or_vol, Volume):
+            source = backend_or_vol
+            backend = source.backend
+        else:
+            backend = backend_or_vol
+        record: dict = {}
+        if source is not None:
+            for key in ('size', 'description', 'bootable', 'metadata', 'volume_type', 'pool_name'):
+                if key in source._record:
+                    record[key] = copy.deepcopy(source._record[key])
+        size = kwargs.pop('size', record.get('size'))
+        record.update({
+            'id': _validate_id(kwargs.pop('id', None) or uuid.uuid4(), 'Volume'),
+            'backend': backend.id,
+            'name': kwargs.pop('name', '') or '',
+            'description': kwargs.pop('description', record.get('description', '')) or '',
+            'size': size,
+            'bootable': bool(kwargs.pop('bootable', record.get('bootable', False))),
+            'status': 'creating',
+            'attach_status': 'detached',
+            'metadata': dict(kwargs.pop('metadata', None) or record.get('metadata') or {}),
+            'admin_metadata': {},
+            'project_id': kwargs.pop('project_id', None) or _setting('project_id'),
+            'user_id': kwargs.pop('user_id', None) or _setting('user_id'),
+        })
+        pool_name = kwargs.pop('pool_name', None) or record.get('pool_name')
+        if not pool_name:
+            pools = backend.pool_names
+            pool_name = pools[0] if pools else backend.id
+        elif pool_name not in backend.pool_names:
+            raise InvalidRequest("Backend '%s' has no pool %r; its pools are: %s." % (
+                backend.id, pool_name, ', '.join(backend.pool_names) or 'none'))
+        record['pool_name'] = pool_name
+        record['host'] = '%s@%s#%s' % (_host(backend), backend.id, pool_name)
+        extra_specs = kwargs.pop('extra_specs', None)
+        qos_specs = kwargs.pop('qos_specs', None)
+        if extra_specs or qos_specs:
+            # Each volume gets a private type, as cinderlib did: the type is
+            # how Cinder passes extra and QoS specs to drivers.
+            type_id = str(uuid.uuid4())
+            record['volume_type'] = {
+                'id': type_id, 'name': type_id, 'is_public': True, 'extra_specs': dict(extra_specs or {}),
+                'qos_specs_id': str(uuid.uuid4()) if qos_specs else None,
+            }
+            if qos_specs:
+                record['volume_type']['qos_specs'] = {
+                    'id': record['volume_type']['qos_specs_id'], 'name': type_id,
+                    'consumer': 'back-end', 'specs': dict(qos_specs)}
+        record['volume_type_id'] = (record.get('volume_type') or {}).get('id')
+        record.update(kwargs)  # other Cinder Volume fields, as cinderlib allowed
+        if not isinstance(record['size'], int) or isinstance(record['size'], bool) or record['size'] < 1:
+            raise InvalidRequest('Volume size must be a positive whole number of GiB, not %r.' % (record['size'],))
+        super().__init__(backend, record)
+
+    @classmethod
+    def from_record(cls, backend, record: dict) -> 'Volume':
+        volume = cls.__new__(cls)
+        Resource.__init__(volume, backend, record)
+        return volume
+
+    @property
+    def size(self) -> int:
+        return self._record['size']
+
+    @property
+    def snapshots(self) -> list:
+        return [Snapshot.from_record(self, r) for r in self._store.get('snapshot', volume_id=self.id)]
+
+    # -- Cinder object for the driver ------------------------------------------------
+    def _ovo(self):
+        runtime = _runtime()
+        objects = runtime.cinder_objects
+        ctx = runtime.context
+        fields = {k: v for k, v in self._record.items()
+                  if k not in _VOLUME_OWN_KEYS and k in objects.Volume.fields}
+        ovo = objects.Volume(ctx, display_name=self.name, display_description=self._record.get('description'),
+                             **fields)
+        ovo.metadata = dict(self._record.get('metadata') or {})
+        ovo.admin_metadata = dict(self._record.get('admin_metadata') or {})
+        ovo.glance_metadata = {}
+        ovo.volume_attachment = objects.VolumeAttachmentList(ctx, objects=[])
+        ovo.consistencygroup = None
+        ovo.group = None
+        ovo.cluster = None
+        vtype = self._record.get('volume_type')
+        if vtype:
+            qos = vtype.get('qos_specs')
+            type_ovo = objects.VolumeType(ctx, id=vtype['id'], name=vtype['name'], is_public=True,
+                                          extra_specs=dict(vtype.get('extra_specs') or {}),
+                                          qos_specs_id=vtype.get('qos_specs_id'))
+            type_ovo.qos_specs = (objects.QualityOfServiceSpecs(
+                ctx, id=qos['id'], name=qos['name'], consumer=qos['consumer'], specs=dict(qos['specs']))
+                if qos else None)
+            ovo.volume_type = type_ovo
+        else:
+            ovo.volume_type = None
+        _fill_unset_fields(ovo)
+        ovo.obj_reset_changes()
+        return ovo
+
+    def _apply_model_update(self, model_update: Any) -> dict:
+        """Driver model updates (provider_location...) kept in the record."""
+        if not isinstance(model_update, dict):
+            return {}
+        updates = {}
+        for key, value in model_update.items():
+            if key in ('id', 'status'):
+                continue
+            updates[key] = value.isoformat() if hasattr(value, 'isoformat') else value
+        return updates
+
+    # -- operations ---------------------------------------------------------------------
+    def create(self) -> None:
+        """Create the volume on the array (cinderlib's Volume.create)."""
+        self._save(status='creating')
+        try:
+            source = None
+            if self._record.get('source_volid'):
+                source = self.backend.volumes_filtered(volume_id=self._record['source_volid'])
+                if not source:
+                    raise NotFound("Source volume %s is not known on backend '%s'."
+                                   % (self._record['source_volid'], self.backend_name))
+                update = _driver_call(self, 'clone volume %s into' % source[0].describe(),
+                                      self.backend.driver.create_cloned_volume, self._ovo(), source[0]._ovo())
+            elif self._record.get('snapshot_id'):
+                snapshot = Snapshot.get_by_id(self.backend, self._record['snapshot_id'])
+                update = _driver_call(self, 'create from %s' % snapshot.describe(),
+                                      self.backend.driver.create_volume_from_snapshot, self._ovo(), snapshot._ovo())
+            else:
+                update = _driver_call(self, 'create', self.backend.driver.create_volume, self._ovo())
+        except CinderlibError:
+            self._save(status='error')
+            raise
+        self._save(status='available', **self._apply_model_update(update))
+
+    def delete(self) -> None:
+        if self.snapshots:
+            raise InvalidRequest("Can't delete %s on backend '%s': it has snapshots (%s); delete them first."
+                                 % (self.describe(), self.backend_name,
+                                    ', '.join(s.name or s.id for s in self.snapshots)))
+        self._save(status='deleting')
+        try:
+            _driver_call(self, 'delete', self.backend.driver.delete_volume, self._ovo())
+        except CinderlibError:
+            self._save(status='error_deleting')
+            raise
+        self._store.remove('volume', self.id)
+        self._record['status'] = 'deleted'
+        if hasattr(self.backend, '_volume_removed'):
+            self.backend._volume_removed(self)
+
+    def extend(self, new_size: int) -> None:
+        if not isinstance(new_size, int) or isinstance(new_size, bool) or new_size <= self.size:
+            raise InvalidRequest('New size of %s must be a whole number of GiB larger than its current %s GiB, '
+                                 'not %r.' % (self.describe(), self.size, new_size))
+        previous = self._record['status']
+        self._save(status='extending')
+        try:
+            _driver_call(self, 'extend', self.backend.driver.extend_volume, self._ovo(), new_size)
+        except CinderlibError:
+            self._save(status='error_extending')
+            raise
+        self._save(status=previous if previous in ('available', 'in-use') else 'available', size=new_size)
+
+    def clone(self, **new_fields: Any) -> 'Volume':
+        new_fields['source_volid'] = self.id
+        new_fields.setdefault('size', self.size)
+        if new_fields['size'] < self.size:
+            raise InvalidRequest("A clone of %s can't be smaller than its %s GiB." % (self.describe(), self.size))
+        # A bigger clone is the driver's to grow, as in Cinder's create flow.
+        clone = Volume(self, **new_fields)
+        clone.create()
+        return clone
+
+    def create_snapshot(self, name: str = '', description: str = '', **kwargs: Any) -> 'Snapshot':
+        snapshot = Snapshot(self, name=name, description=description, **kwargs)
+        snapshot.create()
+        return snapshot
+
+    def to_dict(self) -> dict:
+        record = self._record
+        return {
+            'id': self.id,
+            'name': self.name,
+            'description': record.get('description', ''),
+            'size': record.get('size'),
+            'status': record.get('status'),
+            'backend': self.backend_name,
+            'pool_name': record.get('pool_name'),
+            'bootable': record.get('bootable', False),
+            'attach_status': record.get('attach_status'),
+            'source': _source_of(record),
+            'metadata': dict(record.get('metadata') or {}),
+            'extra_specs': dict((record.get('volume_type') or {}).get('extra_specs') or {}),
+            'qos_specs': dict(((record.get('volume_type') or {}).get('qos_specs') or {}).get('specs') or {}),
+            'snapshots': [s.to_dict() for s in self.snapshots],
+            'created_at': record.get('created_at'),
+            'updated_at': record.get('updated_at'),
+        }
+
+
+class Snapshot(Resource):
+    kind = 'snapshot'
+
+    def __init__(self, volume: Volume, **kwargs: Any) -> None:
+        record = {
+            'id': _validate_id(kwargs.pop('id', None) or uuid.uuid4(), 'Snapshot'),
+            'volume_id': volume.id,
+            'backend': volume.backend_name,
+            'name': kwargs.pop('name', '') or '',
+            'description': kwargs.pop('description', '') or '',
+            'volume_size': volume.size,
+            'status': 'creating',
+            'progress': '0%',
+            'metadata': dict(kwargs.pop('metadata', None) or {}),
+            'project_id': _setting('project_id'),
+            'user_id': _setting('user_id'),
+            'volume_type_id': volume._record.get('volume_type_id'),
+        }
+        record.update(kwargs)
+        super().__init__(volume.backend, record)
+        self.volume = volume
+
+    @classmethod
+    def from_record(cls, volume: Volume, record: dict) -> 'Snapshot':
+        snapshot = cls.__new__(cls)
+        Resource.__init__(snapshot, volume.backend, record)
+        snapshot.volume = volume
+        return snapshot
+
+    @classmethod
+    def get_by_id(cls, backend, snapshot_id: str) -> 'Snapshot':
+        found = cls._store_of().get('snapshot', id=snapshot_id)
+        volumes = backend.volumes_filtered(volume_id=found[0]['volume_id']) if found else []
+        if not volumes:
+            raise NotFound("Snapshot %s is not known on backend '%s'." % (snapshot_id, backend.id))
+        return cls.from_record(volumes[0], found[0])
+
+    @staticmethod
+    def _store_of():
+        from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend import Backend
+        return Backend.persistence
+
+    def _ovo(self):
+        runtime = _runtime()
+        objects = runtime.cinder_objects
+        fields = {k: v for k, v in self._record.items()
+                  if k not in _SNAPSHOT_OWN_KEYS and k in objects.Snapshot.fields}
+        ovo = objects.Snapshot(runtime.context, display_name=self.name,
+                               display_description=self._record.get('description'), **fields)
+        ovo.volume = self.volume._ovo()
+        ovo.metadata = dict(self._record.get('metadata') or {})
+        _fill_unset_fields(ovo)
+        ovo.obj_reset_changes()
+        return ovo
+
+    def create(self) -> None:
+        self._save(status='creating')
+        try:
+            update = _driver_call(self, 'create', self.backend.driver.create_snapshot, self._ovo())
+        except CinderlibError:
+            self._save(status='error')
+            raise
+        self._save(status='available', progress='100%', **Volume._apply_model_update(self, update))
+
+    def delete(self) -> None:
+        self._save(status='deleting')
+        try:
+            _driver_call(self, 'delete', self.backend.driver.delete_snapshot, self._ovo())
+        except CinderlibError:
+            self._save(status='error_deleting')
+            raise
+        self._store.remove('snapshot', self.id)
+        self._record['status'] = 'deleted'
+
+    def create_volume(self, **new_fields: Any) -> Volume:
+        new_fields['snapshot_id'] = self.id
+        new_fields.setdefault('size', self._record.get('volume_size') or self.volume.size)
+        volume = Volume(self.volume, **new_fields)
+        volume.create()
+        return volume
+
+    def to_dict(self) -> dict:
+        record = self._record
+        return {'id': self.id, 'name': self.name, 'description': record.get('description', ''),
+                'volume_id': record.get('volume_id'), 'volume_size': record.get('volume_size'),
+                'status': record.get('status'), 'backend': self.backend_name,
+                'created_at': record.get('created_at'), 'updated_at': record.get('updated_at')}
+
+
+def _source_of(record: dict) -> dict | None:
+    if record.get('source_volid'):
+        return {'type': 'volume', 'id': record['source_volid']}
+    if record.get('snapshot_id'):
+        return {'type': 'snapshot', 'id': record['snapshot_id']}
+    return None
+
+
+def _fill_unset_fields(ovo) -> None:
+    """Give every unset field its default (or None), as a DB row would.
+
+    Cinder's objects lazy-load unset fields from Cinder's DB, which is not
+    there: a driver reading one must get a value, not a load attempt.
+    """
+    from oslo_versionedobjects import fields as ovo_fields
+    for name, field in ovo.fields.items():
+        if ovo.obj_attr_is_set(name):
+            continue
+        if field.default is not ovo_fields.UnspecifiedDefault:
+            setattr(ovo, name, field.default)
+        elif field.nullable:
+            setattr(ovo, name, None)
+
+
+def _runtime():
+    from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend import Backend
+    from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.loader import CinderRuntime
+    return CinderRuntime.get(Backend.settings)
+
+
+def _setting(name: str):
+    from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend import Backend
+    return getattr(Backend.settings, name, None) if Backend.settings is not None else None
+
+
+def _host(backend) -> str:
+    return _setting('host') or 'cinderlib'

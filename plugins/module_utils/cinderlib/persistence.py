@@ -1,0 +1,411 @@
+# Copyright: contributors to the cinderlib.storage collection
+# Apache License 2.0 (see LICENSE)
+"""The state store: what the collection knows about volumes, snapshots,
+connections and driver private data, kept between processes.
+
+Every Ansible task is a new process, so this is where state lives. The store
+is cinder-free on purpose: the inventory plugin and read-only paths use it on
+a controller without Cinder. Records are plain dicts; the library's objects
+turn them into Cinder's versioned objects when a driver needs them.
+
+Stores:
+- ``MemoryStore`` (``storage: memory``): process-local dicts.
+- ``SQLStore`` (``storage: db`` with any SQLAlchemy URL, the default being a
+  SQLite file; ``storage: memory_db`` is SQLite in memory).
+``open_store()`` is the one selector.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import json
+import os
+import threading
+from abc import ABC, abstractmethod
+from typing import Any, Iterable
+
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import (
+    MissingDependencyError,
+    PersistenceError,
+)
+
+SCHEMA_VERSION = 1
+"""Version of the SQL schema this code writes (see ``SQLStore._migrate``)."""
+
+RESOURCES = ('volume', 'snapshot', 'connection')
+
+
+def default_db_path(uid: int | None = None, environ: dict | None = None) -> str:
+    """Where the default SQLite store lives for this user."""
+    uid = os.getuid() if uid is None else uid
+    environ = os.environ if environ is None else environ
+    if uid == 0:
+        return '/var/lib/cinderlib/state.db'
+    state_home = environ.get('XDG_STATE_HOME') or os.path.join(
+        environ.get('HOME') or os.path.expanduser('~'), '.local', 'state')
+    return os.path.join(state_home, 'cinderlib', 'state.db')
+
+
+def redact_url(url: str) -> str:
+    """A connection URL with its password replaced, for messages."""
+    scheme, sep, rest = url.partition('://')
+    if not sep or '@' not in rest:
+        return url
+    creds, _, host = rest.rpartition('@')
+    user = creds.split(':', 1)[0]
+    return '%s://%s:***@%s' % (scheme, user, host) if ':' in creds else url
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None).isoformat()
+
+
+class StateStore(ABC):
+    """What every store offers. Records are dicts with at least ``id``.
+
+    Volumes carry ``backend`` (the backend name) and ``name``; snapshots
+    ``volume_id``; connections ``volume_id`` and ``connector``.
+    """
+
+    storage = 'abstract'
+
+    # -- resources --------------------------------------------------------
+    @abstractmethod
+    def get(self, kind: str, **filters: Any) -> list[dict]:
+        """Records of ``kind`` whose fields equal every non-None filter."""
+
+    @abstractmethod
+    def put(self, kind: str, record: dict) -> dict:
+        """Insert or update a record by id; returns what was stored."""
+
+    @abstractmethod
+    def remove(self, kind: str, record_id: str) -> bool:
+        """Forget a record; True if it was there."""
+
+    # -- driver private data ------------------------------------------------
+    @abstractmethod
+    def get_key_values(self, key: str | None = None) -> dict[str, str]:
+        """Key/value pairs drivers keep (all, or the one named ``key``)."""
+
+    @abstractmethod
+    def set_key_value(self, key: str, value: str) -> None:
+        """Set a driver's key/value pair."""
+
+    @abstractmethod
+    def delete_key_value(self, key: str) -> None:
+        """Remove a driver's key/value pair if present."""
+
+    def close(self) -> None:
+        """Release connections; the store can't be used afterwards."""
+
+    # -- helpers shared by all stores ---------------------------------------
+    @staticmethod
+    def _check_kind(kind: str) -> None:
+        if kind not in RESOURCES:
+            raise ValueError('unknown resource kind %r' % kind)
+
+    @staticmethod
+    def _stamped(record: dict, previous: dict | None) -> dict:
+        if not record.get('id'):
+            raise PersistenceError('A record needs an id to be stored.')
+        stored = copy.deepcopy(record)
+        now = _now()
+        stored.setdefault('created_at', (previous or {}).get('created_at') or now)
+        stored['updated_at'] = now
+        return stored
+
+    # Convenience wrappers with the names the library reads best.
+    def get_volumes(self, backend: str | None = None, volume_id: str | None = None,
+                    name: str | None = None) -> list[dict]:
+        return self.get('volume', backend=backend, id=volume_id, name=name)
+
+    def get_snapshots(self, snapshot_id: str | None = None, volume_id: str | None = None,
+                      name: str | None = None) -> list[dict]:
+        return self.get('snapshot', id=snapshot_id, volume_id=volume_id, name=name)
+
+    def get_connections(self, connection_id: str | None = None,
+                        volume_id: str | None = None) -> list[dict]:
+        return self.get('connection', id=connection_id, volume_id=volume_id)
+
+
+class MemoryStore(StateStore):
+    """Process-local store: what cinderlib called ``memory``."""
+
+    storage = 'memory'
+
+    def __init__(self) -> None:
+        self._data: dict[str, dict[str, dict]] = {kind: {} for kind in RESOURCES}
+        self._key_values: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def get(self, kind, **filters):
+        self._check_kind(kind)
+        wanted = {k: v for k, v in filters.items() if v is not None}
+        with self._lock:
+            return [copy.deepcopy(r) for r in self._data[kind].values()
+                    if all(r.get(k) == v for k, v in wanted.items())]
+
+    def put(self, kind, record):
+        self._check_kind(kind)
+        with self._lock:
+            stored = self._stamped(record, self._data[kind].get(record.get('id')))
+            self._data[kind][stored['id']] = stored
+            return copy.deepcopy(stored)
+
+    def remove(self, kind, record_id):
+        self._check_kind(kind)
+        with self._lock:
+            return self._data[kind].pop(record_id, None) is not None
+
+    def get_key_values(self, key=None):
+        with self._lock:
+            if key is None:
+                return dict(self._key_values)
+            return {key: self._key_values[key]} if key in self._key_values else {}
+
+    def set_key_value(self, key, value):
+        with self._lock:
+            self._key_values[key] = value
+
+    def delete_key_value(self, key):
+        with self._lock:
+            self._key_values.pop(key, None)
+
+
+# Columns every resource table has besides ``data`` (the whole record as
+# JSON). They exist for filtering and for readers that want no JSON.
+_INDEXED = {
+    'volume': ('backend', 'name', 'status', 'size'),
+    'snapshot': ('volume_id', 'name', 'status'),
+    'connection': ('volume_id', 'status'),
+}
+
+
+class SQLStore(StateStore):
+    """A SQLAlchemy store: SQLite by default, PostgreSQL for shared state."""
+
+    storage = 'db'
+
+    def __init__(self, connection: str) -> None:
+        try:
+            import sqlalchemy as sa
+        except ImportError as exc:  # pragma: no cover - SQLAlchemy ships with Cinder
+            raise MissingDependencyError(
+                'The state store needs the Python package SQLAlchemy.', 'SQLAlchemy', exc)
+        self._sa = sa
+        self.connection = connection
+        self._tables = self._define_tables(sa)
+        try:
+            self._engine = self._make_engine(sa, connection)
+            self._migrate()
+        except PersistenceError:
+            raise
+        except Exception as exc:
+            raise PersistenceError(
+                "Can't open the state store %s: %s" % (redact_url(connection), _first_line(exc)), exc)
+
+    # -- set-up ---------------------------------------------------------------
+    @staticmethod
+    def _define_tables(sa) -> dict:
+        metadata = sa.MetaData()
+        tables = {'metadata': metadata}
+        tables['meta'] = sa.Table(
+            'cinderlib_meta', metadata,
+            sa.Column('key', sa.String(64), primary_key=True),
+            sa.Column('value', sa.Text, nullable=False))
+        tables['volume'] = sa.Table(
+            'cinderlib_volumes', metadata,
+            sa.Column('id', sa.String(255), primary_key=True),
+            sa.Column('backend', sa.String(255), nullable=False, index=True),
+            # NULL for unnamed volumes, so the unique key ignores them.
+            sa.Column('name', sa.String(255), nullable=True),
+            sa.Column('status', sa.String(32)),
+            sa.Column('size', sa.Integer),
+            sa.Column('data', sa.Text, nullable=False),
+            sa.Column('created_at', sa.String(32)),
+            sa.Column('updated_at', sa.String(32)),
+            sa.UniqueConstraint('backend', 'name', name='uq_volume_backend_name'))
+        tables['snapshot'] = sa.Table(
+            'cinderlib_snapshots', metadata,
+            sa.Column('id', sa.String(255), primary_key=True),
+            sa.Column('volume_id', sa.String(255), nullable=False, index=True),
+            sa.Column('name', sa.String(255)),
+            sa.Column('status', sa.String(32)),
+            sa.Column('data', sa.Text, nullable=False),
+            sa.Column('created_at', sa.String(32)),
+            sa.Column('updated_at', sa.String(32)))
+        tables['connection'] = sa.Table(
+            'cinderlib_connections', metadata,
+            sa.Column('id', sa.String(255), primary_key=True),
+            sa.Column('volume_id', sa.String(255), nullable=False, index=True),
+            sa.Column('status', sa.String(32)),
+            sa.Column('data', sa.Text, nullable=False),
+            sa.Column('created_at', sa.String(32)),
+            sa.Column('updated_at', sa.String(32)))
+        tables['key_value'] = sa.Table(
+            'cinderlib_key_values', metadata,
+            sa.Column('key', sa.String(255), primary_key=True),
+            sa.Column('value', sa.Text))
+        return tables
+
+    @staticmethod
+    def _make_engine(sa, connection: str):
+        if not connection.startswith('sqlite'):
+            return sa.create_engine(connection, pool_pre_ping=True)
+        path = connection.split('///', 1)[1] if '///' in connection else ''
+        if path and path != ':memory:':
+            os.makedirs(os.path.dirname(os.path.abspath(path)) or '.', mode=0o700, exist_ok=True)
+        kwargs: dict = {'connect_args': {'timeout': 30}}
+        if not path or path == ':memory:':
+            # One shared connection, or every checkout would see an empty DB.
+            kwargs['poolclass'] = sa.pool.StaticPool
+            kwargs['connect_args']['check_same_thread'] = False
+        engine = sa.create_engine(connection, **kwargs)
+
+        @sa.event.listens_for(engine, 'connect')
+        def _sqlite_pragmas(dbapi_connection, _record):
+            cursor = dbapi_connection.cursor()
+            # WAL lets readers and one writer work at once (Ansible forks);
+            # the busy timeout makes writers wait instead of failing.
+            if path and path != ':memory:':
+                cursor.execute('PRAGMA journal_mode=WAL')
+            cursor.execute('PRAGMA busy_timeout=30000')
+            cursor.close()
+
+        return engine
+
+    def _migrate(self) -> None:
+        sa = self._sa
+        meta = self._tables['meta']
+        with self._engine.begin() as conn:
+            self._tables['metadata'].create_all(conn)
+            row = conn.execute(sa.select(meta.c.value).where(meta.c.key == 'schema_version')).first()
+            if row is None:
+                conn.execute(meta.insert().values(key='schema_version', value=str(SCHEMA_VERSION)))
+                return
+            found = int(row[0])
+        if found > SCHEMA_VERSION:
+            raise PersistenceError(
+                'The state store %s has schema version %d, newer than the %d this collection '
+                'knows; upgrade the cinderlib.storage collection on this host.'
+                % (redact_url(self.connection), found, SCHEMA_VERSION))
+
+    @property
+    def schema_version(self) -> int:
+        sa = self._sa
+        meta = self._tables['meta']
+        with self._engine.connect() as conn:
+            return int(conn.execute(sa.select(meta.c.value).where(meta.c.key == 'schema_version')).scalar_one())
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # -- resources ------------------------------------------------------------
+    def get(self, kind, **filters):
+        self._check_kind(kind)
+        sa = self._sa
+        table = self._tables[kind]
+        query = sa.select(table.c.data)
+        extra = {}
+        for key, value in filters.items():
+            if value is None:
+                continue
+            if key in table.c:
+                query = query.where(table.c[key] == value)
+            else:
+                extra[key] = value
+        with self._engine.connect() as conn:
+            rows = conn.execute(query.order_by(table.c.created_at, table.c.id)).all()
+        records = [json.loads(row[0]) for row in rows]
+        return [r for r in records if all(r.get(k) == v for k, v in extra.items())]
+
+    def put(self, kind, record):
+        self._check_kind(kind)
+        sa = self._sa
+        table = self._tables[kind]
+        try:
+            with self._engine.begin() as conn:
+                row = conn.execute(sa.select(table.c.data).where(table.c.id == record.get('id'))).first()
+                previous = json.loads(row[0]) if row else None
+                stored = self._stamped(record, previous)
+                values = {'data': json.dumps(stored, default=str, sort_keys=True),
+                          'created_at': stored['created_at'], 'updated_at': stored['updated_at']}
+                for column in _INDEXED[kind]:
+                    values[column] = stored.get(column) if column != 'name' else (stored.get('name') or None)
+                if row:
+                    conn.execute(table.update().where(table.c.id == stored['id']).values(**values))
+                else:
+                    conn.execute(table.insert().values(id=stored['id'], **values))
+        except sa.exc.IntegrityError as exc:
+            raise PersistenceError(
+                'Another %s named %r already exists on backend %r.'
+                % (kind, record.get('name'), record.get('backend')), exc)
+        return stored
+
+    def remove(self, kind, record_id):
+        self._check_kind(kind)
+        table = self._tables[kind]
+        with self._engine.begin() as conn:
+            return conn.execute(table.delete().where(table.c.id == record_id)).rowcount > 0
+
+    # -- key/values -------------------------------------------------------------
+    def get_key_values(self, key=None):
+        sa = self._sa
+        table = self._tables['key_value']
+        query = sa.select(table.c.key, table.c.value)
+        if key is not None:
+            query = query.where(table.c.key == key)
+        with self._engine.connect() as conn:
+            return {row[0]: row[1] for row in conn.execute(query)}
+
+    def set_key_value(self, key, value):
+        table = self._tables['key_value']
+        with self._engine.begin() as conn:
+            if conn.execute(table.update().where(table.c.key == key).values(value=value)).rowcount == 0:
+                conn.execute(table.insert().values(key=key, value=value))
+
+    def delete_key_value(self, key):
+        table = self._tables['key_value']
+        with self._engine.begin() as conn:
+            conn.execute(table.delete().where(table.c.key == key))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def open_store(config: dict | StateStore | None) -> StateStore:
+    """The one selector: a store from a ``persistence_config`` dict.
+
+    ``None`` or ``{}`` gives the default SQLite file for this user.
+    """
+    if isinstance(config, StateStore):
+        return config
+    config = dict(config or {})
+    storage = config.pop('storage', None) or 'db'
+    if isinstance(storage, StateStore):
+        return storage
+    if storage == 'memory':
+        _reject_extra(storage, config)
+        return MemoryStore()
+    if storage == 'memory_db':
+        _reject_extra(storage, config)
+        store = SQLStore('sqlite://')
+        store.storage = 'memory_db'
+        return store
+    if storage == 'db':
+        connection = config.pop('connection', None) or 'sqlite:///' + default_db_path()
+        _reject_extra(storage, config)
+        return SQLStore(connection)
+    raise PersistenceError(
+        "Unknown persistence storage %r: use 'db' (with a SQLAlchemy URL in 'connection'), "
+        "'memory_db' or 'memory'." % (storage,))
+
+
+def _reject_extra(storage: str, config: Iterable[str]) -> None:
+    extra = sorted(config)
+    if extra:
+        raise PersistenceError(
+            'Unknown persistence option(s) for storage %r: %s.' % (storage, ', '.join(extra)))
