@@ -23,6 +23,7 @@ import difflib
 import importlib
 import logging
 import os
+import re
 import shlex
 import socket
 import sys
@@ -304,9 +305,18 @@ class CinderRuntime:
         except ImportError as exc:
             raise _import_error_for(name, type(driver).__module__, exc)
         except Exception as exc:
+            # Some drivers try_import their client library and only say so
+            # at set-up ("Unable to import 'krest' python module").
+            missing = _MISSING_MODULE_RE.search(str(exc))
+            if missing:
+                raise _import_error_for(name, type(driver).__module__, ImportError(name=missing.group(1)))
             raise BackendInitError(
                 'Backend %r could not be initialised by its driver %s: %s'
                 % (name, type(driver).__name__, _first_line(exc)), exc)
+
+
+_MISSING_MODULE_RE = re.compile(r"(?:Unable to import|No module named|could not import)\s+'?([A-Za-z_][\w.]*)'?",
+                                re.IGNORECASE)
 
 
 def _import_error_for(name: str, where: str, exc: ImportError) -> MissingDependencyError:
