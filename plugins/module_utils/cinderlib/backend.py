@@ -63,7 +63,8 @@ class Backend:
         self._secrets = [str(v) for k, v in cfg.items() if loader.looks_secret(k) and v]
         runtime = loader.CinderRuntime.get(Backend.settings)
         try:
-            configuration = runtime.backend_configuration(volume_backend_name, cfg)
+            configuration = runtime.backend_configuration(
+                volume_backend_name, cfg, Backend.settings.unknown_options)
             self.warnings.extend(getattr(configuration, 'unknown_option_warnings', []))
             self.driver = runtime.create_driver(
                 volume_backend_name, configuration, DriverDB(Backend.persistence, runtime))

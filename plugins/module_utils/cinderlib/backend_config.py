@@ -71,7 +71,9 @@ def _from_yaml(path: str, text: str) -> dict[str, dict]:
 
 
 def _from_cinder_conf(path: str, text: str) -> dict[str, dict]:
-    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    # [DEFAULT] holds Cinder's global options: read it as a plain section so
+    # that it is not mixed into every backend section.
+    parser = configparser.ConfigParser(interpolation=None, strict=False, default_section='\0none')
     try:
         parser.read_string(text, source=path)
     except configparser.Error as exc:
@@ -86,7 +88,7 @@ def _from_cinder_conf(path: str, text: str) -> dict[str, dict]:
             raise BackendConfigError('config_file %s enables backend section [%s], which is missing.'
                                      % (path, section))
         options = dict(shared)
-        options.update({k: v for k, v in parser.items(section) if k not in parser.defaults()})
+        options.update(parser.items(section))
         # Cinder names the backend after volume_backend_name when it is set.
         name = options.setdefault('volume_backend_name', section)
         backends[name] = options

@@ -142,6 +142,9 @@ class CinderRuntime:
         import_or_explain('cinder.volume.manager', what)
         self.cinder_exception = import_or_explain('cinder.exception', what)
         self.utils = import_or_explain('cinder.utils', what)
+        # Config groups this process made for backends, so a backend whose
+        # first initialisation failed can be configured again.
+        self._backend_groups: set[str] = set()
         self._configure()
         self.context = self.context_mod.RequestContext(
             user_id=settings.user_id, project_id=settings.project_id, is_admin=True, overwrite=False)
@@ -233,7 +236,7 @@ class CinderRuntime:
         self.utils.get_root_helper = lambda: root_helper
 
     # -- per backend --------------------------------------------------------------
-    def backend_configuration(self, name: str, driver_cfg: dict) -> Any:
+    def backend_configuration(self, name: str, driver_cfg: dict, unknown_options: str = 'error') -> Any:
         """A Cinder ``Configuration`` for the backend, options validated."""
         cfg = self.cfg
         conf = cfg.CONF
@@ -243,7 +246,16 @@ class CinderRuntime:
                 "Backend %r needs 'volume_driver': the Python path of a Cinder driver class, such as "
                 "'cinder.volume.drivers.lvm.LVMVolumeDriver'." % name)
         module_path, _, class_name = driver_path.rpartition('.')
-        module = import_or_explain(module_path, 'The driver %s of backend %r' % (driver_path, name))
+        try:
+            module = import_or_explain(module_path, 'The driver %s of backend %r' % (driver_path, name))
+        except MissingDependencyError as exc:
+            missing = getattr(exc.cause, 'name', None) or ''
+            if missing and module_path.startswith(missing):
+                raise BackendConfigError(
+                    "Backend %r: volume_driver %r names no existing module (no module %r); "
+                    "list_supported_drivers() gives the class paths of Cinder's drivers."
+                    % (name, driver_path, missing), cause=exc)
+            raise
         driver_class = getattr(module, class_name, None)
         if driver_class is None:
             known = [n for n in dir(module) if n.endswith('Driver')]
@@ -259,11 +271,15 @@ class CinderRuntime:
             except Exception:  # noqa: BLE001 - only a hint; the shared group below is authoritative
                 pass
         shared_group = self.configuration.SHARED_CONF_GROUP
-        if name in conf or name == shared_group or name.upper() == 'DEFAULT':
+        if name in self._backend_groups:
+            for opt in _group_options(conf, name):
+                conf.clear_override(opt.dest, group=name)
+        elif name in conf or name == shared_group or name.upper() == 'DEFAULT':
             raise BackendConfigError(
                 'Backend name %r clashes with a Cinder configuration section; choose another '
                 'volume_backend_name.' % name)
-        options = [info['opt'] for info in conf._get(shared_group)._group._opts.values()]
+        self._backend_groups.add(name)
+        options = _group_options(conf, shared_group)
         # Registers every option in a group named after the backend, with no
         # default of its own, so unset options fall back to backend_defaults.
         configuration = self.configuration.Configuration(options, config_group=name)
@@ -276,7 +292,7 @@ class CinderRuntime:
             except (ValueError, TypeError) as exc:
                 problems.append('%s=%r: %s' % (key, _redacted(key, value), _first_line(exc)))
         unknown = [p for p in problems if p.startswith('unknown option')]
-        if problems and (self.settings.unknown_options == 'error' or len(unknown) != len(problems)):
+        if problems and (unknown_options == 'error' or len(unknown) != len(problems)):
             raise BackendConfigError(
                 'Invalid configuration for backend %r: %s' % (name, '; '.join(problems)), problems)
         configuration.unknown_option_warnings = unknown
@@ -313,6 +329,12 @@ class CinderRuntime:
             raise BackendInitError(
                 'Backend %r could not be initialised by its driver %s: %s'
                 % (name, type(driver).__name__, _first_line(exc)), exc)
+
+
+def _group_options(conf: Any, group: str) -> list:
+    # oslo.config has no public listing of a group's Opt objects; Cinder's
+    # own BaseVD._get_oslo_driver_opts reads the same attribute.
+    return [info['opt'] for info in conf._get(group)._group._opts.values()]
 
 
 _MISSING_MODULE_RE = re.compile(r"(?:Unable to import|No module named|could not import)\s+'?([A-Za-z_][\w.]*)'?",

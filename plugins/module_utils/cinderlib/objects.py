@@ -116,6 +116,17 @@ class Resource:
         self._record.update(changes)
         self._record = self._store.put(self.kind, self._record)
 
+    # Fields kept only in the state store: changing them needs no driver call.
+    _updatable: tuple = ()
+
+    def update(self, **fields: Any) -> None:
+        """Change record-only fields (``description``...); the driver is not called."""
+        unknown = sorted(set(fields) - set(self._updatable))
+        if unknown:
+            raise InvalidRequest("Can't change %s of %s: only %s can be changed." % (
+                ', '.join(unknown), self.describe(), ', '.join(self._updatable)))
+        self._save(**copy.deepcopy(fields))
+
     def refresh(self) -> None:
         found = self._store.get(self.kind, id=self.id)
         if not found:
@@ -141,6 +152,7 @@ class Resource:
 
 class Volume(Resource):
     kind = 'volume'
+    _updatable = ('description', 'bootable', 'metadata')
 
     def __init__(self, backend_or_vol, **kwargs: Any) -> None:
         source = None
@@ -211,6 +223,17 @@ class Volume(Resource):
     @property
     def snapshots(self) -> list:
         return [Snapshot.from_record(self, r) for r in self._store.get('snapshot', volume_id=self.id)]
+
+    def exists_on_backend(self) -> bool | None:
+        """Whether the driver still has this volume; None when it can't tell.
+
+        Cinder drivers have no common "does it exist" call; LVM-based drivers
+        (anything with a ``vg`` that has ``get_volume``) can answer.
+        """
+        vg = getattr(self.backend.driver, 'vg', None)
+        if vg is None or not callable(getattr(vg, 'get_volume', None)):
+            return None
+        return _driver_call(self, 'look up', lambda: vg.get_volume(self._ovo().name) is not None)
 
     # -- Cinder object for the driver ------------------------------------------------
     def _ovo(self):
@@ -347,6 +370,7 @@ class Volume(Resource):
 
 class Snapshot(Resource):
     kind = 'snapshot'
+    _updatable = ('description',)
 
     def __init__(self, volume: Volume, **kwargs: Any) -> None:
         record = {

@@ -57,6 +57,9 @@ def redact_url(url: str) -> str:
     return '%s://%s:***@%s' % (scheme, user, host) if ':' in creds else url
 
 
+_NAME_CLASH = 'Another %s named %r already exists on backend %r; names are unique per backend.'
+
+
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None).isoformat()
 
@@ -149,6 +152,11 @@ class MemoryStore(StateStore):
     def put(self, kind, record):
         self._check_kind(kind)
         with self._lock:
+            if kind == 'volume' and record.get('name'):
+                clash = [r for r in self._data[kind].values() if r['id'] != record.get('id')
+                         and r.get('backend') == record.get('backend') and r.get('name') == record['name']]
+                if clash:
+                    raise PersistenceError(_NAME_CLASH % (kind, record['name'], record.get('backend')))
             stored = self._stamped(record, self._data[kind].get(record.get('id')))
             self._data[kind][stored['id']] = stored
             return copy.deepcopy(stored)
@@ -338,9 +346,7 @@ class SQLStore(StateStore):
                 else:
                     conn.execute(table.insert().values(id=stored['id'], **values))
         except sa.exc.IntegrityError as exc:
-            raise PersistenceError(
-                'Another %s named %r already exists on backend %r.'
-                % (kind, record.get('name'), record.get('backend')), exc)
+            raise PersistenceError(_NAME_CLASH % (kind, record.get('name'), record.get('backend')), exc)
         return stored
 
     def remove(self, kind, record_id):

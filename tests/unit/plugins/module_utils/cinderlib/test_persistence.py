@@ -1,0 +1,166 @@
+# The state store contract, run against every store.
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import persistence
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import PersistenceError
+
+
+@pytest.fixture(params=['memory', 'memory_db', 'sqlite_file'])
+def store(request, tmp_path):
+    if request.param == 'sqlite_file':
+        made = persistence.open_store({'storage': 'db', 'connection': 'sqlite:///%s' % (tmp_path / 's.db')})
+    else:
+        made = persistence.open_store({'storage': request.param})
+    yield made
+    made.close()
+
+
+def volume(vid, name='', backend='lvm', **extra):
+    record = {'id': vid, 'name': name, 'backend': backend, 'size': 1, 'status': 'available'}
+    record.update(extra)
+    return record
+
+
+class TestContract:
+    def test_put_then_get_returns_the_record_with_timestamps(self, store):
+        stored = store.put('volume', volume('v1', 'data', metadata={'a': 'b'}))
+        assert stored['created_at'] and stored['updated_at']
+        [got] = store.get_volumes(backend='lvm')
+        assert got['metadata'] == {'a': 'b'} and got['name'] == 'data'
+
+    def test_update_keeps_created_at(self, store):
+        first = store.put('volume', volume('v1', 'data'))
+        changed = dict(first, size=2)
+        second = store.put('volume', changed)
+        assert second['created_at'] == first['created_at']
+        assert store.get_volumes(volume_id='v1')[0]['size'] == 2
+
+    @pytest.mark.parametrize('filters, expected', [
+        ({'backend': 'lvm'}, ['v1', 'v2']),
+        ({'backend': 'other'}, ['v3']),
+        ({'name': 'b'}, ['v2']),
+        ({'volume_id': 'v3'}, ['v3']),
+        ({'backend': 'lvm', 'name': 'c'}, []),
+    ])
+    def test_filters(self, store, filters, expected):
+        store.put('volume', volume('v1', 'a'))
+        store.put('volume', volume('v2', 'b'))
+        store.put('volume', volume('v3', 'c', backend='other'))
+        assert sorted(v['id'] for v in store.get_volumes(**filters)) == expected
+
+    def test_names_are_unique_per_backend(self, store):
+        store.put('volume', volume('v1', 'data'))
+        with pytest.raises(PersistenceError, match="Another volume named 'data' already exists on backend 'lvm'"):
+            store.put('volume', volume('v2', 'data'))
+        assert [v['id'] for v in store.get_volumes()] == ['v1']
+
+    def test_same_name_on_other_backend_and_unnamed_volumes_are_fine(self, store):
+        store.put('volume', volume('v1', 'data'))
+        store.put('volume', volume('v2', 'data', backend='other'))
+        store.put('volume', volume('v3'))
+        store.put('volume', volume('v4'))
+        assert len(store.get_volumes()) == 4
+
+    def test_remove(self, store):
+        store.put('volume', volume('v1'))
+        assert store.remove('volume', 'v1') is True
+        assert store.remove('volume', 'v1') is False
+        assert store.get_volumes() == []
+
+    def test_snapshots_and_connections_by_volume(self, store):
+        store.put('snapshot', {'id': 's1', 'volume_id': 'v1', 'name': 'snap'})
+        store.put('connection', {'id': 'c1', 'volume_id': 'v1', 'connector': {'host': 'h'}})
+        assert store.get_snapshots(volume_id='v1')[0]['name'] == 'snap'
+        assert store.get_connections(volume_id='v1')[0]['connector'] == {'host': 'h'}
+        assert store.get_snapshots(volume_id='v2') == []
+
+    def test_key_values(self, store):
+        store.set_key_value('k', 'v')
+        store.set_key_value('k', 'w')
+        store.set_key_value('other', 'x')
+        assert store.get_key_values('k') == {'k': 'w'}
+        assert store.get_key_values() == {'k': 'w', 'other': 'x'}
+        store.delete_key_value('k')
+        assert store.get_key_values('k') == {}
+
+    def test_record_without_id_is_refused(self, store):
+        with pytest.raises(PersistenceError, match='needs an id'):
+            store.put('volume', {'name': 'x', 'backend': 'lvm'})
+
+    def test_unknown_kind(self, store):
+        with pytest.raises(ValueError):
+            store.get('pool')
+
+
+class TestSQLStore:
+    def test_two_stores_on_one_file_share_state(self, tmp_path):
+        url = 'sqlite:///%s' % (tmp_path / 'shared.db')
+        first, second = persistence.SQLStore(url), persistence.SQLStore(url)
+        first.put('volume', volume('v1', 'data'))
+        assert second.get_volumes()[0]['id'] == 'v1'
+
+    def test_schema_is_versioned_and_wal_is_on(self, tmp_path):
+        path = tmp_path / 's.db'
+        store = persistence.SQLStore('sqlite:///%s' % path)
+        assert store.schema_version == persistence.SCHEMA_VERSION
+        conn = sqlite3.connect(str(path))
+        assert conn.execute('PRAGMA journal_mode').fetchone()[0] == 'wal'
+        conn.close()
+
+    def test_a_newer_schema_is_refused(self, tmp_path):
+        path = tmp_path / 's.db'
+        persistence.SQLStore('sqlite:///%s' % path).close()
+        conn = sqlite3.connect(str(path))
+        conn.execute("UPDATE cinderlib_meta SET value='99' WHERE key='schema_version'")
+        conn.commit()
+        conn.close()
+        with pytest.raises(PersistenceError, match='schema version 99, newer than the 1 this collection knows'):
+            persistence.SQLStore('sqlite:///%s' % path)
+
+    def test_records_are_readable_without_the_library(self, tmp_path):
+        path = tmp_path / 's.db'
+        persistence.SQLStore('sqlite:///%s' % path).put('volume', volume('v1', 'data'))
+        conn = sqlite3.connect(str(path))
+        row = conn.execute('SELECT backend, name, size, data FROM cinderlib_volumes').fetchone()
+        assert row[:3] == ('lvm', 'data', 1) and json.loads(row[3])['id'] == 'v1'
+
+    def test_unreachable_database_names_the_url_without_its_password(self):
+        with pytest.raises(PersistenceError) as error:
+            persistence.open_store({'storage': 'db',
+                                    'connection': 'postgresql+psycopg2://admin:s3cret@127.0.0.1:1/cinder'})
+        assert 's3cret' not in str(error.value)
+        assert "Can't open the state store postgresql+psycopg2://admin:***@127.0.0.1:1/cinder" in str(error.value)
+
+    def test_sqlite_file_in_a_directory_that_cant_be_made(self, tmp_path):
+        blocker = tmp_path / 'file'
+        blocker.write_text('')
+        with pytest.raises(PersistenceError, match="Can't open the state store"):
+            persistence.open_store({'connection': 'sqlite:///%s/sub/s.db' % blocker})
+
+
+@pytest.mark.parametrize('config, message', [
+    ({'storage': 'redis'}, "Unknown persistence storage 'redis'"),
+    ({'storage': 'memory', 'connection': 'x'}, "Unknown persistence option\\(s\\) for storage 'memory': connection"),
+    ({'storage': 'db', 'url': 'x'}, "Unknown persistence option\\(s\\) for storage 'db': url"),
+])
+def test_bad_persistence_config(config, message):
+    with pytest.raises(PersistenceError, match=message):
+        persistence.open_store(config)
+
+
+def test_default_paths():
+    assert persistence.default_db_path(uid=0) == '/var/lib/cinderlib/state.db'
+    assert persistence.default_db_path(uid=1000, environ={'XDG_STATE_HOME': '/x'}) == '/x/cinderlib/state.db'
+    assert persistence.default_db_path(uid=1000, environ={'HOME': '/home/u'}) == \
+        '/home/u/.local/state/cinderlib/state.db'
+
+
+def test_store_instance_passes_through():
+    store = persistence.MemoryStore()
+    assert persistence.open_store(store) is store
+    assert persistence.open_store({'storage': store}) is store
