@@ -64,6 +64,8 @@ def explain(exc: BaseException) -> str:
         program = str(cmd).split()
         program = [p for p in program if p not in ('env', 'LC_ALL=C', 'sudo')][:1]
         lines = [line.strip() for line in str(stderr).splitlines() if line.strip()]
+        # LVM prefixes the real error with warnings (activation disabled...).
+        lines = [line for line in lines if not line.startswith('WARNING:')] or lines
         return 'command %s failed (exit code %s): %s' % (
             program[0] if program else '?', getattr(exc, 'exit_code', '?'), ' '.join(lines[:3]))
     text = str(exc).strip().splitlines()

@@ -389,7 +389,8 @@ def open_store(config: dict | StateStore | None) -> StateStore:
     """
     if isinstance(config, StateStore):
         return config
-    config = dict(config or {})
+    # Unset options (None, as Ansible fills suboptions) are absent options.
+    config = {k: v for k, v in (config or {}).items() if v is not None}
     storage = config.pop('storage', None) or 'db'
     if isinstance(storage, StateStore):
         return storage

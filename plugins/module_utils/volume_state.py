@@ -1,0 +1,351 @@
+# Copyright: contributors to the cinderlib.storage collection
+# Apache License 2.0 (see LICENSE)
+"""Desired state of volumes and snapshots, as pure functions over the library.
+
+``ensure_*(backend, params, check_mode)`` return ``(changed, before, after,
+messages)``: ``before``/``after`` are ``to_dict()`` results (``None`` when
+the resource does not exist) and ``messages`` are warnings for the user. In
+check mode nothing is written to the store or asked of the driver beyond
+reads, and ``after`` is the predicted result. Errors are the library's
+exceptions. No Ansible here, so that this is unit-testable.
+"""
+
+from __future__ import annotations
+
+import copy
+import decimal
+import re
+from typing import Any
+
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import (
+    CinderlibError,
+    InvalidRequest,
+    NotFound,
+)
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.objects import Snapshot, Volume
+
+GIB = 1024 ** 3
+_UNITS = {'': GIB, 'B': 1, 'K': 1024, 'M': 1024 ** 2, 'G': GIB, 'T': 1024 ** 4, 'P': 1024 ** 5}
+_SIZE_RE = re.compile(r'^\s*(\d+(?:\.\d*)?|\.\d+)\s*([KMGTP]?)(I?B)?\s*$', re.IGNORECASE)
+_USABLE = ('available', 'in-use')
+_SIZE_HELP = ('use a whole number of GiB (10) or a number with a unit, such as 10G, 10GiB, 512M, 1.5T '
+              'or 1073741824B')
+
+
+def parse_size(value: Any) -> tuple[int, str | None]:
+    """A size option as whole GiB, rounded up, and a note when it was rounded.
+
+    Integers are GiB; strings may carry a binary unit (K, M, G, T, P, with
+    an optional B or iB: ``10G`` = ``10GB`` = ``10GiB``) or be bytes (``B``).
+    """
+    if isinstance(value, bool) or value is None:
+        raise InvalidRequest('Invalid size %r: %s.' % (value, _SIZE_HELP))
+    if isinstance(value, int):
+        number, unit = decimal.Decimal(value), ''
+    elif isinstance(value, float):
+        number, unit = decimal.Decimal(str(value)), ''
+    elif isinstance(value, str):
+        match = _SIZE_RE.match(value)
+        if not match:
+            raise InvalidRequest('Invalid size %r: %s.' % (value, _SIZE_HELP))
+        number = decimal.Decimal(match.group(1))
+        unit = match.group(2).upper()
+        if not unit and match.group(3):
+            if match.group(3).upper() != 'B':
+                raise InvalidRequest('Invalid size %r: %s.' % (value, _SIZE_HELP))
+            unit = 'B'
+    else:
+        raise InvalidRequest('Invalid size %r: %s.' % (value, _SIZE_HELP))
+    size_bytes = number * _UNITS[unit]
+    if size_bytes <= 0:
+        raise InvalidRequest('Invalid size %r: a volume needs at least 1 GiB.' % (value,))
+    gib = int((size_bytes / GIB).to_integral_value(rounding=decimal.ROUND_CEILING))
+    if gib * GIB != size_bytes:
+        return gib, 'size %r rounded up to %d GiB: volumes are sized in whole GiB.' % (value, gib)
+    return gib, None
+
+
+# -- look-ups ---------------------------------------------------------------------------
+def _store(backend):
+    return type(backend).persistence
+
+
+def _find_volume(backend, name: str | None, volume_id: str | None) -> Volume | None:
+    """The volume keyed by name (and id), or None; refuses ambiguous keys."""
+    if name:
+        found = backend.volumes_filtered(volume_name=name)
+        if len(found) > 1:
+            raise InvalidRequest("Several volumes are named '%s' on backend '%s'; use id to choose one."
+                                 % (name, backend.id))
+        if found and volume_id and found[0].id != volume_id:
+            raise InvalidRequest("Volume '%s' on backend '%s' has id %s, not %s; remove id or fix it."
+                                 % (name, backend.id, found[0].id, volume_id))
+        if found or not volume_id:
+            return found[0] if found else None
+    records = _store(backend).get_volumes(volume_id=volume_id)
+    if not records:
+        return None
+    record = records[0]
+    if record.get('backend') != backend.id:
+        raise InvalidRequest("Volume id %s belongs to a volume on backend '%s', not '%s'; use another id."
+                             % (volume_id, record.get('backend'), backend.id))
+    if name and record.get('name') != name:
+        raise InvalidRequest("Volume id %s already belongs to volume '%s' on backend '%s'; use another id "
+                             "for '%s'." % (volume_id, record.get('name') or '', backend.id, name))
+    return Volume.from_record(backend, record)
+
+
+def _find_source_volume(backend, ref: str, option: str) -> Volume:
+    found = backend.volumes_filtered(volume_id=ref) or backend.volumes_filtered(volume_name=ref)
+    if not found:
+        raise NotFound("%s: volume '%s' is not known on backend '%s'; give the name or id of an existing "
+                       "volume." % (option, ref, backend.id))
+    if len(found) > 1:
+        raise InvalidRequest("%s: several volumes are named '%s' on backend '%s'; give its id."
+                             % (option, ref, backend.id))
+    return found[0]
+
+
+def _find_source_snapshot(backend, ref: str) -> Snapshot:
+    store = _store(backend)
+    records = store.get_snapshots(snapshot_id=ref) or store.get_snapshots(name=ref)
+    records = [r for r in records if r.get('backend') == backend.id]
+    if not records:
+        raise NotFound("source_snapshot: snapshot '%s' is not known on backend '%s'; give the name or id "
+                       "of an existing snapshot." % (ref, backend.id))
+    if len(records) > 1:
+        raise InvalidRequest("source_snapshot: several snapshots are named '%s' on backend '%s'; give its id."
+                             % (ref, backend.id))
+    return Snapshot.get_by_id(backend, records[0]['id'])
+
+
+def _check_usable(resource, what: str = '') -> None:
+    """Refuse a record that a failed or interrupted operation left behind."""
+    usable = _USABLE if isinstance(resource, Volume) else ('available',)
+    if resource.status in usable:
+        return
+    raise InvalidRequest(
+        "%s on backend '%s' has status '%s' in the state store (a failed or interrupted operation "
+        "left it so), not %s. Remove it with state=absent%s, then run again."
+        % (what + resource.describe() if what else resource.describe().capitalize(), resource.backend_name,
+           resource.status, ' or '.join(repr(s) for s in usable),
+           ' (and cascade=true if it has snapshots)' if isinstance(resource, Volume) else ''))
+
+
+def _check_on_backend(volume: Volume) -> None:
+    if volume.exists_on_backend() is False:
+        raise InvalidRequest(
+            "%s (id %s) is in the state store but not on backend '%s': it was removed outside this "
+            "collection. Nothing was recreated. Remove the record with state=absent (the driver is asked "
+            "to delete a volume that is already gone), then create it again."
+            % (volume.describe().capitalize(), volume.id, volume.backend_name))
+
+
+def _with_hint(exc: CinderlibError, hint: str) -> CinderlibError:
+    exc.message = '%s %s' % (exc.message.rstrip(), hint)
+    exc.args = (exc.message,)
+    return exc
+
+
+# -- volumes ------------------------------------------------------------------------------
+def _record_updates(current: dict, params: dict, keys: tuple) -> dict:
+    return {k: copy.deepcopy(params[k]) for k in keys
+            if params.get(k) is not None and params[k] != current.get(k)}
+
+
+def _spec_messages(volume: Volume, params: dict) -> list[str]:
+    current = volume.to_dict()
+    messages = []
+    for key in ('extra_specs', 'qos_specs', 'pool_name'):
+        wanted = params.get(key)
+        if wanted is not None and wanted != current[key] and (wanted or current[key]):
+            messages.append("%s %s is %r, not the requested %r; it is kept: changing it needs a retype or "
+                            "migration, which this module does not do." % (
+                                volume.describe().capitalize(), key, current[key], wanted))
+    return messages
+
+
+def _create_kwargs(params: dict) -> dict:
+    kwargs = {}
+    for key in ('name', 'id', 'description', 'bootable', 'metadata', 'extra_specs', 'qos_specs', 'pool_name'):
+        if params.get(key) not in (None, ''):
+            kwargs[key] = copy.deepcopy(params[key])
+    return kwargs
+
+
+def ensure_volume_present(backend, params: dict, check_mode: bool) -> tuple[bool, dict | None, dict, list[str]]:
+    messages: list[str] = []
+    size = None
+    if params.get('size') is not None:
+        size, note = parse_size(params['size'])
+        if note:
+            messages.append(note)
+    volume = _find_volume(backend, params.get('name'), params.get('id'))
+    if volume is not None:
+        return _update_volume(volume, params, size, check_mode, messages)
+    return _create_volume(backend, params, size, check_mode, messages)
+
+
+def _update_volume(volume: Volume, params: dict, size: int | None, check_mode: bool, messages: list[str]):
+    _check_usable(volume)
+    _check_on_backend(volume)
+    before = volume.to_dict()
+    if size is not None and size < volume.size:
+        raise InvalidRequest(
+            "%s on backend '%s' is %d GiB; size=%s would shrink it, which Cinder drivers can't do. Set size "
+            "to %d GiB or more; nothing was changed." % (
+                volume.describe().capitalize(), volume.backend_name, volume.size, params['size'], volume.size))
+    messages.extend(_spec_messages(volume, params))
+    updates = _record_updates(volume.record, params, ('description', 'bootable', 'metadata'))
+    grow = size is not None and size > volume.size
+    if not updates and not grow:
+        return False, before, before, messages
+    if check_mode:
+        after = copy.deepcopy(before)
+        after.update(copy.deepcopy(updates))
+        if grow:
+            after['size'] = size
+        return True, before, after, messages
+    if grow:
+        volume.extend(size)
+    if updates:
+        volume.update(**updates)
+    return True, before, volume.to_dict(), messages
+
+
+def _create_volume(backend, params: dict, size: int | None, check_mode: bool, messages: list[str]):
+    kwargs = _create_kwargs(params)
+    source = snapshot = None
+    if params.get('source_volume'):
+        source = _find_source_volume(backend, params['source_volume'], 'source_volume')
+        _check_usable(source, 'Source ')
+        if size is not None and size < source.size:
+            raise InvalidRequest("A clone of %s can't be smaller than its %d GiB; set size to %d or more."
+                                 % (source.describe(), source.size, source.size))
+        kwargs['size'] = size or source.size
+    elif params.get('source_snapshot'):
+        snapshot = _find_source_snapshot(backend, params['source_snapshot'])
+        _check_usable(snapshot, 'Source ')
+        snap_size = snapshot.record.get('volume_size') or snapshot.volume.size
+        if size is not None and size < snap_size:
+            raise InvalidRequest("A volume from %s can't be smaller than its %d GiB; set size to %d or more."
+                                 % (snapshot.describe(), snap_size, snap_size))
+        kwargs['size'] = size or snap_size
+    elif size is None:
+        raise InvalidRequest("Volume '%s' does not exist on backend '%s': size is required to create it "
+                             "(or source_volume / source_snapshot)." % (params.get('name') or params.get('id'),
+                                                                         backend.id))
+    else:
+        kwargs['size'] = size
+
+    # Built first, created only for real: building validates id, size and pool.
+    if source is not None:
+        volume = Volume(source, source_volid=source.id, **kwargs)
+    elif snapshot is not None:
+        volume = Volume(snapshot.volume, snapshot_id=snapshot.id, **kwargs)
+    else:
+        volume = Volume(backend, **kwargs)
+    if check_mode:
+        after = volume.to_dict()
+        after.update(status='available', snapshots=[])
+        return True, None, after, messages
+    try:
+        volume.create()
+    except CinderlibError as exc:
+        if _store(backend).get_volumes(volume_id=volume.id):
+            raise _with_hint(exc, "%s is recorded with status '%s'; state=absent removes it." % (
+                volume.describe().capitalize(), volume.status))
+        raise
+    return True, None, volume.to_dict(), messages
+
+
+def ensure_volume_absent(backend, params: dict, check_mode: bool) -> tuple[bool, dict | None, None, list[str]]:
+    volume = _find_volume(backend, params.get('name'), params.get('id'))
+    if volume is None:
+        return False, None, None, []
+    before = volume.to_dict()
+    snapshots = volume.snapshots
+    if snapshots and not params.get('cascade'):
+        raise InvalidRequest(
+            "Can't delete %s on backend '%s': it has snapshots (%s). Delete them first or set cascade=true."
+            % (volume.describe(), volume.backend_name, ', '.join(s.name or s.id for s in snapshots)))
+    if check_mode:
+        return True, before, None, []
+    for snapshot in snapshots:
+        snapshot.delete()
+    volume.delete()
+    return True, before, None, []
+
+
+# -- snapshots -----------------------------------------------------------------------------
+def _snapshot_volume(backend, params: dict, must_exist: bool) -> Volume | None:
+    ref = params['volume']
+    found = backend.volumes_filtered(volume_id=ref) or backend.volumes_filtered(volume_name=ref)
+    if len(found) > 1:
+        raise InvalidRequest("Several volumes are named '%s' on backend '%s'; give the volume's id."
+                             % (ref, backend.id))
+    if not found and must_exist:
+        raise NotFound("Can't snapshot volume '%s': it is not known on backend '%s'; give the name or id of "
+                       "an existing volume." % (ref, backend.id))
+    return found[0] if found else None
+
+
+def _find_snapshot(volume: Volume, name: str) -> Snapshot | None:
+    found = [s for s in volume.snapshots if s.name == name]
+    if len(found) > 1:
+        raise InvalidRequest("%s has several snapshots named '%s'; delete the extra ones by hand."
+                             % (volume.describe().capitalize(), name))
+    return found[0] if found else None
+
+
+def ensure_snapshot_present(backend, params: dict, check_mode: bool) -> tuple[bool, dict | None, dict, list[str]]:
+    volume = _snapshot_volume(backend, params, must_exist=True)
+    snapshot = _find_snapshot(volume, params['name'])
+    if snapshot is not None:
+        _check_usable(snapshot)
+        before = snapshot.to_dict()
+        updates = _record_updates(snapshot.record, params, ('description',))
+        if not updates:
+            return False, before, before, []
+        if check_mode:
+            after = copy.deepcopy(before)
+            after.update(updates)
+            return True, before, after, []
+        snapshot.update(**updates)
+        return True, before, snapshot.to_dict(), []
+
+    _check_usable(volume, "Can't snapshot: ")
+    snapshot = Snapshot(volume, name=params['name'], description=params.get('description') or '')
+    if check_mode:
+        after = snapshot.to_dict()
+        after['status'] = 'available'
+        return True, None, after, []
+    try:
+        snapshot.create()
+    except CinderlibError as exc:
+        raise _with_hint(exc, _roll_back_snapshot(snapshot))
+    return True, None, snapshot.to_dict(), []
+
+
+def _roll_back_snapshot(snapshot: Snapshot) -> str:
+    """Undo a failed create; a sentence saying what was left."""
+    if not _store(snapshot.backend).get_snapshots(snapshot_id=snapshot.id):
+        # The store write itself failed: nothing reached the driver.
+        return 'Nothing was created.'
+    try:
+        snapshot.delete()
+    except CinderlibError as exc:
+        return ("Cleaning up failed too (%s); the snapshot is recorded with status '%s' and state=absent "
+                "removes it." % (exc.message, snapshot.status))
+    return 'Nothing was left behind.'
+
+
+def ensure_snapshot_absent(backend, params: dict, check_mode: bool) -> tuple[bool, dict | None, None, list[str]]:
+    volume = _snapshot_volume(backend, params, must_exist=False)
+    snapshot = _find_snapshot(volume, params['name']) if volume is not None else None
+    if snapshot is None:
+        return False, None, None, []
+    before = snapshot.to_dict()
+    if not check_mode:
+        snapshot.delete()
+    return True, before, None, []

@@ -1,0 +1,159 @@
+#!/usr/bin/python
+# Copyright: contributors to the cinderlib.storage collection
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: cinderlib_snapshot
+short_description: Create and delete snapshots of volumes on a Cinder-driver storage backend
+version_added: 0.1.0
+description:
+  - Makes sure a snapshot of a volume exists or is gone, by calling the Cinder volume driver of
+    the backend named by O(backend) directly on the managed node.
+  - A snapshot is identified by its O(volume) and its O(name).
+  - A snapshot whose creation fails is removed again (the driver is asked to delete what it may
+    have made), so that a failed task leaves nothing behind; the task fails with the driver's
+    reason.
+  - A snapshot whose record is not C(available) (left by an interrupted run) makes the task
+    fail and say so; O(state=absent) removes it.
+  - To create a volume from a snapshot, use M(cinderlib.storage.cinderlib_volume) with
+    O(cinderlib.storage.cinderlib_volume#module:source_snapshot).
+author:
+  - cinderlib.storage developers
+extends_documentation_fragment:
+  - cinderlib.storage.cinderlib
+options:
+  volume:
+    description:
+      - Name or id of the volume to snapshot.
+      - With O(state=absent), a volume that does not exist means there is nothing to delete.
+    type: str
+    required: true
+  name:
+    description:
+      - Name of the snapshot, unique per volume.
+    type: str
+    required: true
+  state:
+    description:
+      - V(present) creates the snapshot if needed; V(absent) deletes it.
+    type: str
+    choices: [present, absent]
+    default: present
+  description:
+    description:
+      - Free text describing the snapshot; updated in the state store for an existing snapshot.
+    type: str
+attributes:
+  check_mode:
+    support: full
+    description: Predicts the result (including the snapshot returned) and changes nothing.
+  diff_mode:
+    support: full
+    description: Returns the snapshot before and after.
+notes:
+  - On LVM, snapshots need device-mapper in the managed node's kernel.
+seealso:
+  - module: cinderlib.storage.cinderlib_volume
+'''
+
+EXAMPLES = r'''
+- name: Snapshot a volume
+  cinderlib.storage.cinderlib_snapshot:
+    backend: lvm
+    volume: data01
+    name: data01-nightly
+    description: before the upgrade
+
+- name: Delete the snapshot
+  cinderlib.storage.cinderlib_snapshot:
+    backend: lvm
+    volume: data01
+    name: data01-nightly
+    state: absent
+'''
+
+RETURN = r'''
+snapshot:
+  description:
+    - The snapshot, as the state store has it after the task (predicted in check mode).
+  returned: when O(state=present)
+  type: dict
+  sample:
+    id: 5d0f2d5e-9a3c-4f4c-8a53-2f0c2f3f1e11
+    name: data01-nightly
+    description: before the upgrade
+    volume_id: 0b5e8c7a-6e1e-4f7c-9d4e-4f3bd2a9b0c1
+    volume_size: 10
+    status: available
+    backend: lvm
+    created_at: '2025-01-01T12:00:00.000000'
+    updated_at: '2025-01-01T12:00:00.000000'
+  contains:
+    id:
+      description: Id of the snapshot.
+      type: str
+    name:
+      description: Name of the snapshot.
+      type: str
+    description:
+      description: Description of the snapshot.
+      type: str
+    volume_id:
+      description: Id of the snapshotted volume.
+      type: str
+    volume_size:
+      description: Size in GiB of the volume when it was snapshotted.
+      type: int
+    status:
+      description: C(available).
+      type: str
+    backend:
+      description: Name of the backend.
+      type: str
+    created_at:
+      description: When the record was created (UTC, ISO 8601); C(null) in check mode.
+      type: str
+    updated_at:
+      description: When the record last changed (UTC, ISO 8601); C(null) in check mode.
+      type: str
+diff:
+  description: The snapshot before and after (C({}) when it does not exist), with C(--diff).
+  returned: when diff mode is on
+  type: dict
+'''
+
+from ansible_collections.cinderlib.storage.plugins.module_utils.ansible_module import CinderlibModule
+from ansible_collections.cinderlib.storage.plugins.module_utils.volume_state import (
+    ensure_snapshot_absent,
+    ensure_snapshot_present,
+)
+
+
+def run(module: CinderlibModule) -> dict:
+    params = module.params
+    ensure = ensure_snapshot_present if params['state'] == 'present' else ensure_snapshot_absent
+    changed, before, after, messages = ensure(module.backend, params, module.module.check_mode)
+    for message in messages:
+        module.module.warn(message)
+    result = {'changed': changed}
+    if params['state'] == 'present':
+        result['snapshot'] = after
+    if module.module._diff:
+        result['diff'] = {'before': before or {}, 'after': after or {}}
+    return result
+
+
+def main() -> None:
+    module = CinderlibModule(argument_spec=dict(
+        volume=dict(type='str', required=True),
+        name=dict(type='str', required=True),
+        state=dict(type='str', default='present', choices=['present', 'absent']),
+        description=dict(type='str'),
+    ))
+    module.run(run)
+
+
+if __name__ == '__main__':
+    main()

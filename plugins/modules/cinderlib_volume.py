@@ -1,0 +1,286 @@
+#!/usr/bin/python
+# Copyright: contributors to the cinderlib.storage collection
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: cinderlib_volume
+short_description: Create, extend and delete volumes on a Cinder-driver storage backend
+version_added: 0.1.0
+description:
+  - Makes sure a volume exists (empty, cloned from another volume or created from a snapshot) or
+    is gone, on the backend named by O(backend), by calling the Cinder volume driver directly on
+    the managed node.
+  - A volume is identified by O(name), unique per backend, or by O(id). What the collection knows
+    about volumes lives in the state store (O(persistence)); every run also asks the driver, when
+    it can tell (LVM-based drivers can), whether the volume is still on the array.
+  - An existing volume is grown when O(size) is larger; it is never shrunk. Its O(description),
+    O(bootable) and O(metadata) are updated in the state store (the driver is not involved).
+    O(extra_specs), O(qos_specs) and O(pool_name) only apply on creation; a different value for
+    an existing volume gives a warning and changes nothing.
+  - A volume whose record is not C(available) or C(in-use) (C(error) after a failed create,
+    C(creating) after an interrupted run...) makes the task fail and say so; O(state=absent)
+    removes it. A volume that is in the state store but no longer on the array is reported,
+    never silently recreated.
+author:
+  - cinderlib.storage developers
+extends_documentation_fragment:
+  - cinderlib.storage.cinderlib
+options:
+  name:
+    description:
+      - Name of the volume, unique per backend; the key that makes the module idempotent.
+      - One of O(name) and O(id) is required.
+    type: str
+  id:
+    description:
+      - Id (a UUID) of the volume.
+      - Without O(name), the key that finds the volume. With O(name), the id given to the volume
+        when it is created; an existing volume of that name with another id makes the task fail.
+    type: str
+  state:
+    description:
+      - V(present) creates the volume if needed and grows it to O(size); V(absent) deletes it.
+    type: str
+    choices: [present, absent]
+    default: present
+  size:
+    description:
+      - Size of the volume. An integer is GiB; a string may carry a binary unit (V(10G), V(10GiB),
+        V(512M), V(1T), V(1.5G)) or be bytes (V(1073741824B)). Sizes are rounded up to whole GiB,
+        with a warning.
+      - Required to create a volume, except from O(source_volume) or O(source_snapshot), whose size
+        is the default.
+      - Larger than an existing volume's size grows it; smaller fails and changes nothing.
+    type: raw
+  source_volume:
+    description:
+      - Name or id of a volume on the same backend to clone the new volume from.
+      - Only used when the volume is created.
+    type: str
+  source_snapshot:
+    description:
+      - Name or id of a snapshot on the same backend to create the new volume from.
+      - Only used when the volume is created.
+    type: str
+  description:
+    description:
+      - Free text describing the volume.
+    type: str
+  bootable:
+    description:
+      - Whether the volume is marked bootable.
+    type: bool
+  metadata:
+    description:
+      - Key/value metadata of the volume, passed to the driver on creation.
+      - Replaces the metadata of an existing volume in the state store.
+    type: dict
+  extra_specs:
+    description:
+      - Volume type extra specs handed to the driver on creation (thin provisioning,
+        replication...; see the driver's documentation).
+    type: dict
+  qos_specs:
+    description:
+      - QoS specs handed to the driver on creation (for drivers that support back-end QoS).
+    type: dict
+  pool_name:
+    description:
+      - Pool of the backend to create the volume in; defaults to the backend's first pool.
+    type: str
+  cascade:
+    description:
+      - With O(state=absent), delete the volume's snapshots first.
+      - Without it, deleting a volume that has snapshots fails, naming them.
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    support: full
+    description: Predicts the result (including the volume returned) and changes nothing.
+  diff_mode:
+    support: full
+    description: Returns the volume before and after.
+notes:
+  - Cloning and creating from a snapshot need the driver's support for them; on LVM they need
+    device-mapper in the managed node's kernel.
+seealso:
+  - module: cinderlib.storage.cinderlib_snapshot
+  - module: cinderlib.storage.cinderlib_backend_facts
+'''
+
+EXAMPLES = r'''
+- name: Volumes on an LVM backend defined once for the block
+  module_defaults:
+    group/cinderlib.storage.cinderlib:
+      backend: lvm
+      config_file: /etc/cinderlib/backends.yml
+  block:
+    - name: Create a 10 GiB volume
+      cinderlib.storage.cinderlib_volume:
+        name: data01
+        size: 10G
+        metadata:
+          owner: db-team
+
+    - name: Grow it to 20 GiB
+      cinderlib.storage.cinderlib_volume:
+        name: data01
+        size: 20
+
+    - name: Clone it
+      cinderlib.storage.cinderlib_volume:
+        name: data01-copy
+        source_volume: data01
+
+    - name: Create a volume from a snapshot, bigger than the snapshot
+      cinderlib.storage.cinderlib_volume:
+        name: data01-restored
+        source_snapshot: data01-nightly
+        size: 30
+
+    - name: Delete a volume and its snapshots
+      cinderlib.storage.cinderlib_volume:
+        name: data01
+        state: absent
+        cascade: true
+
+# Ad-hoc:
+#   ansible HOST -b -m cinderlib.storage.cinderlib_volume -a 'backend=lvm name=data01 size=10G'
+'''
+
+RETURN = r'''
+volume:
+  description:
+    - The volume, as the state store has it after the task (predicted in check mode).
+    - Not returned with O(state=absent).
+  returned: when O(state=present)
+  type: dict
+  sample:
+    id: 0b5e8c7a-6e1e-4f7c-9d4e-4f3bd2a9b0c1
+    name: data01
+    description: ''
+    size: 10
+    status: available
+    backend: lvm
+    pool_name: lvm
+    bootable: false
+    attach_status: detached
+    source: null
+    metadata: {owner: db-team}
+    extra_specs: {}
+    qos_specs: {}
+    snapshots: []
+    created_at: '2025-01-01T12:00:00.000000'
+    updated_at: '2025-01-01T12:00:00.000000'
+  contains:
+    id:
+      description: Id of the volume (the driver names its storage after it, e.g. C(volume-<id>) on LVM).
+      type: str
+    name:
+      description: Name of the volume.
+      type: str
+    description:
+      description: Description of the volume.
+      type: str
+    size:
+      description: Size in GiB.
+      type: int
+    status:
+      description: C(available) or C(in-use) (C(error...) statuses make the task fail).
+      type: str
+    backend:
+      description: Name of the backend.
+      type: str
+    pool_name:
+      description: Pool the volume is in.
+      type: str
+    bootable:
+      description: Whether the volume is marked bootable.
+      type: bool
+    attach_status:
+      description: C(detached) or C(attached).
+      type: str
+    source:
+      description: Where the volume was created from, C(null) for an empty volume.
+      type: dict
+      contains:
+        type:
+          description: C(volume) or C(snapshot).
+          type: str
+        id:
+          description: Id of the source volume or snapshot.
+          type: str
+    metadata:
+      description: Key/value metadata.
+      type: dict
+    extra_specs:
+      description: Extra specs the volume was created with.
+      type: dict
+    qos_specs:
+      description: QoS specs the volume was created with.
+      type: dict
+    snapshots:
+      description: The volume's snapshots (see M(cinderlib.storage.cinderlib_snapshot)).
+      type: list
+      elements: dict
+    created_at:
+      description: When the record was created (UTC, ISO 8601); C(null) in check mode.
+      type: str
+    updated_at:
+      description: When the record last changed (UTC, ISO 8601); C(null) in check mode.
+      type: str
+diff:
+  description: The volume before and after (C({}) when it does not exist), with C(--diff).
+  returned: when diff mode is on
+  type: dict
+'''
+
+from ansible_collections.cinderlib.storage.plugins.module_utils.ansible_module import CinderlibModule
+from ansible_collections.cinderlib.storage.plugins.module_utils.volume_state import (
+    ensure_volume_absent,
+    ensure_volume_present,
+)
+
+
+def run(module: CinderlibModule) -> dict:
+    params = module.params
+    ensure = ensure_volume_present if params['state'] == 'present' else ensure_volume_absent
+    changed, before, after, messages = ensure(module.backend, params, module.module.check_mode)
+    for message in messages:
+        module.module.warn(message)
+    result = {'changed': changed}
+    if params['state'] == 'present':
+        result['volume'] = after
+    if module.module._diff:
+        result['diff'] = {'before': before or {}, 'after': after or {}}
+    return result
+
+
+def main() -> None:
+    module = CinderlibModule(
+        argument_spec=dict(
+            name=dict(type='str'),
+            id=dict(type='str'),
+            state=dict(type='str', default='present', choices=['present', 'absent']),
+            size=dict(type='raw'),
+            source_volume=dict(type='str'),
+            source_snapshot=dict(type='str'),
+            description=dict(type='str'),
+            bootable=dict(type='bool'),
+            metadata=dict(type='dict'),
+            extra_specs=dict(type='dict'),
+            qos_specs=dict(type='dict'),
+            pool_name=dict(type='str'),
+            cascade=dict(type='bool', default=False),
+        ),
+        required_one_of=[('name', 'id')],
+        mutually_exclusive=[('source_volume', 'source_snapshot')],
+    )
+    module.run(run)
+
+
+if __name__ == '__main__':
+    main()

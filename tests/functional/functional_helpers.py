@@ -1,0 +1,32 @@
+# Plain helpers for functional tests (fixtures are in conftest.py).
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+
+def run_python(code: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env, timeout=300)
+
+
+def run_adhoc(module: str, args, env: dict, interpreter: str | None = None) -> tuple[int, dict, str]:
+    """Run one module ad hoc on localhost; return (rc, result, raw output)."""
+    cmd = [str(Path(sys.executable).parent / 'ansible'), 'localhost', '-c', 'local',
+           '-e', 'ansible_python_interpreter=%s' % (interpreter or sys.executable),
+           '-m', module, '-a', args if isinstance(args, str) else json.dumps(args)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    out = proc.stdout
+    # one-line output: "localhost | SUCCESS => {...}"
+    _, _, payload = out.partition('=>')
+    try:
+        result = json.loads(payload) if payload.strip() else {}
+    except ValueError:
+        result = {}
+    return proc.returncode, result, out + proc.stderr
+
+
+def lv_names(vg: str, env: dict) -> list[str]:
+    out = subprocess.run(['lvs', '--noheadings', '-o', 'lv_name', vg], capture_output=True, text=True, env=env)
+    return [line.strip() for line in out.stdout.splitlines() if line.strip()]
