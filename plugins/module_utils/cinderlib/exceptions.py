@@ -59,3 +59,23 @@ class InvalidRequest(CinderlibError):
 
 class DriverOperationError(CinderlibError):
     """The driver failed while doing an operation on the array."""
+
+
+def describe_cause(exc: BaseException) -> str:
+    """One line saying why a driver call failed.
+
+    A failed command (oslo's ProcessExecutionError) says only "Unexpected
+    error while running command"; its program and stderr say why.
+    """
+    stderr = getattr(exc, 'stderr', None)
+    cmd = getattr(exc, 'cmd', None)
+    if stderr and cmd:
+        program = str(cmd).split()
+        program = [p for p in program if p not in ('env', 'LC_ALL=C', 'sudo')][:1]
+        lines = [line.strip() for line in str(stderr).splitlines() if line.strip()]
+        # LVM prefixes the real error with warnings (activation disabled...).
+        lines = [line for line in lines if not line.startswith('WARNING:')] or lines
+        return 'command %s failed (exit code %s): %s' % (
+            program[0] if program else '?', getattr(exc, 'exit_code', '?'), ' '.join(lines[:3]))
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -35,6 +35,7 @@ from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.except
     BackendInitError,
     MissingDependencyError,
     SetupError,
+    describe_cause,
 )
 
 # Options renamed in Cinder since cinderlib's documentation was written; the
@@ -175,7 +176,7 @@ class CinderRuntime:
         if problems:
             raise BackendConfigError('Invalid Cinder global option(s): ' + '; '.join(problems), problems)
         self._configure_logging()
-        self._add_interpreter_bin_to_path()
+        self._complete_path()
         self._configure_privileges()
         coordination = import_or_explain('cinder.coordination', 'Cinder locks')
         coordination.COORDINATOR.start()
@@ -184,14 +185,15 @@ class CinderRuntime:
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 
     @staticmethod
-    def _add_interpreter_bin_to_path() -> None:
-        # Drivers run Cinder's own tools (cinder-rtstool, privsep-helper) by
-        # name; in a virtual environment they sit beside the interpreter,
-        # which Ansible runs without activating the environment.
-        bin_dir = os.path.dirname(sys.executable)
-        path = os.environ.get('PATH', '').split(os.pathsep)
-        if bin_dir not in path:
-            os.environ['PATH'] = os.pathsep.join([bin_dir] + [p for p in path if p])
+    def _complete_path() -> None:
+        # Drivers run tools by name. Cinder's own (cinder-rtstool,
+        # privsep-helper) sit beside the interpreter in a virtual
+        # environment, which Ansible runs without activating it; storage
+        # tools (lvm, iscsiadm) are in sbin, which users' PATHs often lack.
+        path = [p for p in os.environ.get('PATH', '').split(os.pathsep) if p]
+        first = [os.path.dirname(sys.executable)]
+        last = [d for d in ('/usr/local/sbin', '/usr/sbin', '/sbin') if d not in path]
+        os.environ['PATH'] = os.pathsep.join(first + [p for p in path if p not in first] + last)
 
     def _configure_logging(self) -> None:
         if self.settings.disable_logs:
@@ -308,7 +310,7 @@ class CinderRuntime:
         except Exception as exc:
             raise BackendInitError(
                 'Backend %r: the driver %s could not be created: %s'
-                % (name, configuration.volume_driver, _first_line(exc)), exc)
+                % (name, configuration.volume_driver, describe_cause(exc)), exc)
 
     def start_driver(self, name: str, driver: Any) -> None:
         """Cinder's driver start-up sequence, as cinder-volume runs it."""
@@ -328,7 +330,7 @@ class CinderRuntime:
                 raise _import_error_for(name, type(driver).__module__, ImportError(name=missing.group(1)))
             raise BackendInitError(
                 'Backend %r could not be initialised by its driver %s: %s'
-                % (name, type(driver).__name__, _first_line(exc)), exc)
+                % (name, type(driver).__name__, describe_cause(exc)), exc)
 
 
 def _group_options(conf: Any, group: str) -> list:

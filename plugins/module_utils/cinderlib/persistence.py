@@ -264,6 +264,10 @@ class SQLStore(StateStore):
         path = connection.split('///', 1)[1] if '///' in connection else ''
         if path and path != ':memory:':
             os.makedirs(os.path.dirname(os.path.abspath(path)) or '.', mode=0o700, exist_ok=True)
+            # Records hold what drivers need to reach volumes (CHAP
+            # credentials in provider_auth): readable by the owner only.
+            # SQLite gives its -wal and -shm files the same mode.
+            os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
         kwargs: dict = {'connect_args': {'timeout': 30}}
         if not path or path == ':memory:':
             # One shared connection, or every checkout would see an empty DB.
