@@ -1,0 +1,67 @@
+# Copyright: contributors to the cinderlib.storage collection
+# Apache License 2.0 (see LICENSE)
+"""Friendly, flat views of stored records: what modules return, facts hold
+and the inventory shows. Pure functions over dicts; cinder-free."""
+
+from __future__ import annotations
+
+
+def source_of(record: dict) -> dict | None:
+    """Where a volume came from: a volume (clone) or a snapshot, or None."""
+    if record.get('source_volid'):
+        return {'type': 'volume', 'id': record['source_volid']}
+    if record.get('snapshot_id'):
+        return {'type': 'snapshot', 'id': record['snapshot_id']}
+    return None
+
+
+def snapshot_view(record: dict) -> dict:
+    return {'id': record['id'], 'name': record.get('name') or '', 'description': record.get('description', ''),
+            'volume_id': record.get('volume_id'), 'volume_size': record.get('volume_size'),
+            'status': record.get('status'), 'backend': record.get('backend'),
+            'created_at': record.get('created_at'), 'updated_at': record.get('updated_at')}
+
+
+def connection_view(record: dict) -> dict:
+    connector = record.get('connector') or {}
+    return {'id': record['id'], 'volume_id': record.get('volume_id'), 'status': record.get('status'),
+            'host': connector.get('host'), 'protocol': record.get('protocol'),
+            'attached': bool(record.get('attached')), 'path': record.get('path')}
+
+
+def volume_view(record: dict, snapshots: list[dict] = (), connections: list[dict] = ()) -> dict:
+    vtype = record.get('volume_type') or {}
+    conns = [connection_view(c) for c in connections]
+    return {
+        'id': record['id'],
+        'name': record.get('name') or '',
+        'description': record.get('description', ''),
+        'size': record.get('size'),
+        'status': record.get('status'),
+        'backend': record.get('backend'),
+        'pool_name': record.get('pool_name'),
+        'bootable': record.get('bootable', False),
+        'attach_status': record.get('attach_status'),
+        'source': source_of(record),
+        'metadata': dict(record.get('metadata') or {}),
+        'extra_specs': dict(vtype.get('extra_specs') or {}),
+        'qos_specs': dict((vtype.get('qos_specs') or {}).get('specs') or {}),
+        'snapshots': [snapshot_view(s) for s in snapshots],
+        'connections': conns,
+        'attached_hosts': sorted({c['host'] for c in conns if c['host']}),
+        'created_at': record.get('created_at'),
+        'updated_at': record.get('updated_at'),
+    }
+
+
+def backend_volume_views(store, backend: str | None = None) -> list[dict]:
+    """Views of every volume in ``store`` (of one backend, or all), reading
+    snapshots and connections once rather than per volume."""
+    volumes = store.get_volumes(backend=backend)
+    snapshots: dict[str, list] = {}
+    for snap in store.get('snapshot'):
+        snapshots.setdefault(snap.get('volume_id'), []).append(snap)
+    connections: dict[str, list] = {}
+    for conn in store.get('connection'):
+        connections.setdefault(conn.get('volume_id'), []).append(conn)
+    return [volume_view(v, snapshots.get(v['id'], []), connections.get(v['id'], [])) for v in volumes]
