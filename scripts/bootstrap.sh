@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Prepare this machine for the collection's tests and jobs (idempotent):
+#   - OS packages (Debian/Ubuntu): lvm2, sudo, shellcheck; python3-venv only if needed
+#   - the venv at ${CINDERLIB_VENV:-/opt/cinderlib-storage/venv} with the pinned
+#     requirements; pip is skipped while the requirement files are unchanged
+#   - ${CINDERLIB_BUILD:-<repo>/.build}/collections/ansible_collections/cinderlib/storage
+#     -> <repo>, so ansible and pytest find cinderlib.storage
+set -euo pipefail
+
+# shellcheck source=scripts/env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+cd "${CINDERLIB_REPO}"
+
+# --- OS packages -----------------------------------------------------------
+os_packages=(lvm2 sudo shellcheck)
+
+missing_packages() {
+    local pkg
+    for pkg in "$@"; do
+        if ! dpkg-query -W -f='${Status}' "${pkg}" 2>/dev/null | grep -q 'install ok installed'; then
+            printf '%s\n' "${pkg}"
+        fi
+    done
+}
+
+apt_updated=0
+apt_install() {
+    [[ $# -gt 0 ]] || return 0
+    if [[ ${EUID} -ne 0 ]]; then
+        cl_die "missing OS packages: $*; run as root (sudo $0)"
+    fi
+    cl_step "Installing OS packages: $*"
+    export DEBIAN_FRONTEND=noninteractive
+    local log
+    log="$(mktemp /tmp/cinderlib-apt.XXXXXX.log)"
+    if [[ ${apt_updated} -eq 0 ]]; then
+        apt-get update -qq >"${log}" 2>&1 || { tail -n 20 "${log}" >&2; cl_die "apt-get update failed (log: ${log})"; }
+        apt_updated=1
+    fi
+    apt-get install -y -qq --no-install-recommends "$@" >"${log}" 2>&1 \
+        || { tail -n 20 "${log}" >&2; cl_die "apt-get install $* failed (log: ${log})"; }
+    rm -f "${log}"
+}
+
+if command -v dpkg-query >/dev/null && command -v apt-get >/dev/null; then
+    mapfile -t wanted < <(missing_packages "${os_packages[@]}")
+    if [[ ${#wanted[@]} -gt 0 ]]; then
+        apt_install "${wanted[@]}"
+    else
+        cl_step "OS packages present: ${os_packages[*]}"
+    fi
+else
+    cl_step "No apt/dpkg here: make sure ${os_packages[*]} are installed"
+fi
+
+# --- Python venv -----------------------------------------------------------
+pick_python() {
+    if [[ -n ${CINDERLIB_PYTHON:-} ]]; then
+        printf '%s\n' "${CINDERLIB_PYTHON}"
+    elif python3.11 -c '' >/dev/null 2>&1; then
+        printf 'python3.11\n'
+    else
+        printf 'python3\n'
+    fi
+}
+PYTHON="$(pick_python)"
+command -v "${PYTHON}" >/dev/null || cl_die "${PYTHON} not found (set CINDERLIB_PYTHON)"
+py_version="$("${PYTHON}" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+if [[ ${py_version} != 3.11 ]]; then
+    cl_note "WARNING: ${PYTHON} is Python ${py_version}; the pins in requirements/ are made for 3.11"
+fi
+
+if [[ -x ${VENV}/bin/python ]] && ! "${VENV}/bin/python" -c 'import sys' 2>/dev/null; then
+    cl_step "Removing broken venv ${VENV}"
+    rm -rf "${VENV}"
+fi
+if [[ ! -x ${VENV}/bin/python ]]; then
+    cl_step "Creating venv ${VENV} (${PYTHON}, Python ${py_version})"
+    mkdir -p "$(dirname "${VENV}")"
+    if ! "${PYTHON}" -m venv "${VENV}" >/dev/null 2>&1; then
+        rm -rf "${VENV}"
+        apt_install python3-venv "python${py_version}-venv"
+        "${PYTHON}" -m venv "${VENV}"
+    fi
+fi
+
+req_files=(requirements/runtime.txt requirements/test.txt requirements/constraints.txt)
+stamp_file="${VENV}/.cinderlib-requirements.sha256"
+stamp="$({ "${VENV}/bin/python" -VV; cat "${req_files[@]}"; } | sha256sum | cut -d' ' -f1)"
+if [[ -f ${stamp_file} && "$(cat "${stamp_file}")" == "${stamp}" ]]; then
+    cl_step "Venv ${VENV} up to date with requirements/"
+else
+    cl_step "Installing requirements into ${VENV} (this takes a few minutes the first time)"
+    log="$(mktemp /tmp/cinderlib-pip.XXXXXX.log)"
+    if ! "${VENV}/bin/python" -m pip install --quiet --disable-pip-version-check \
+            -r requirements/test.txt -c requirements/constraints.txt >"${log}" 2>&1; then
+        grep -v 'is ignored: it is neither a file nor a directory' "${log}" | tail -n 40 >&2
+        cl_die "pip install failed (full log: ${log})"
+    fi
+    rm -f "${log}"
+    printf '%s\n' "${stamp}" >"${stamp_file}"
+fi
+
+# --- collections path ------------------------------------------------------
+link="${CINDERLIB_COLLECTIONS}/ansible_collections/cinderlib/storage"
+if [[ -e ${link} && ! -L ${link} ]]; then
+    cl_die "${link} exists and is not a symlink; remove it"
+fi
+if [[ "$(readlink "${link}" 2>/dev/null || true)" != "${CINDERLIB_REPO}" ]]; then
+    mkdir -p "$(dirname "${link}")"
+    ln -sfn "${CINDERLIB_REPO}" "${link}"
+fi
+cl_step "Collection cinderlib.storage -> ${link}"

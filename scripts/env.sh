@@ -1,0 +1,32 @@
+# shellcheck shell=bash
+# Sourced by the other scripts: where the venv and the build tree live.
+#   CINDERLIB_VENV   the controller/test venv   (default /opt/cinderlib-storage/venv)
+#   CINDERLIB_BUILD  scratch tree, git-ignored  (default <repo>/.build)
+# The collection is reachable as ansible_collections.cinderlib.storage through
+# $CINDERLIB_BUILD/collections (a symlink to the repo made by bootstrap.sh).
+
+CINDERLIB_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+CINDERLIB_VENV="${CINDERLIB_VENV:-/opt/cinderlib-storage/venv}"
+CINDERLIB_BUILD="${CINDERLIB_BUILD:-${CINDERLIB_REPO}/.build}"
+CINDERLIB_COLLECTIONS="${CINDERLIB_BUILD}/collections"
+VENV="${CINDERLIB_VENV}"
+export CINDERLIB_REPO CINDERLIB_VENV CINDERLIB_BUILD CINDERLIB_COLLECTIONS VENV
+
+case ":${PATH}:" in
+    *":${VENV}/bin:"*) ;;
+    *) PATH="${VENV}/bin:${PATH}" ;;
+esac
+export PATH
+
+export ANSIBLE_COLLECTIONS_PATH="${CINDERLIB_COLLECTIONS}"
+
+case ":${PYTHONPATH:-}:" in
+    *":${CINDERLIB_COLLECTIONS}:"*) ;;
+    *) PYTHONPATH="${CINDERLIB_COLLECTIONS}${PYTHONPATH:+:${PYTHONPATH}}" ;;
+esac
+export PYTHONPATH
+
+# Progress lines shared by the scripts.
+cl_step() { printf '==> %s\n' "$*"; }
+cl_note() { printf '    %s\n' "$*"; }
+cl_die() { printf 'ERROR: %s\n' "$*" >&2; exit 1; }

@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# The one test command (as root: loop devices, LVM):  sudo ./scripts/test.sh
+# Stages: bootstrap, ruff, ansible-lint, pytest, ansible-test sanity,
+# ansible-test integration, collection build + offline install. All stages
+# run; the exit code is non-zero when any failed.
+set -euo pipefail
+
+# shellcheck source=scripts/env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+cd "${CINDERLIB_REPO}"
+
+SKIP=77               # a stage returns this when it has nothing to check yet (no tool uses 77)
+summary=()
+failures=0
+
+run_stage() {
+    local name=$1 start rc=0 status
+    shift
+    cl_step "${name}"
+    start=${SECONDS}
+    "$@" || rc=$?
+    case ${rc} in
+        0) status=PASS ;;
+        "${SKIP}") status=SKIP ;;
+        *) status="FAIL (rc=${rc})"; failures=$((failures + 1)) ;;
+    esac
+    summary+=("$(printf '%-22s %-14s %4ss' "${name}" "${status}" "$((SECONDS - start))")")
+}
+
+existing() {
+    local path
+    for path in "$@"; do
+        [[ -e ${path} ]] && printf '%s\n' "${path}"
+    done
+    return 0
+}
+
+# This machine's pip config lists local indexes that don't exist for most
+# packages; pip warns about each one. Drop those lines from ansible-test output.
+drop_pip_noise() {
+    grep --line-buffered -v -e 'is ignored: it is neither a file nor a directory' || true
+}
+
+has_files() {  # has_files DIR NAME-GLOB: any such file below DIR?
+    [[ -d $1 ]] && [[ -n "$(find "$1" -type f -name "$2" -print -quit)" ]]
+}
+
+stage_ruff() {
+    local paths
+    mapfile -t paths < <(existing plugins tests)
+    [[ ${#paths[@]} -gt 0 ]] || { cl_note "SKIP: no plugins/ or tests/ yet"; return "${SKIP}"; }
+    ruff check --quiet "${paths[@]}"
+}
+
+stage_ansible_lint() {
+    ansible-lint -q --nocolor
+}
+
+stage_pytest() {
+    local paths rc=0
+    mapfile -t paths < <(existing tests/unit tests/functional)
+    [[ ${#paths[@]} -gt 0 ]] || { cl_note "SKIP: no tests/unit or tests/functional yet"; return "${SKIP}"; }
+    pytest -q -p no:cacheprovider "${paths[@]}" || rc=$?
+    if [[ ${rc} -eq 5 ]]; then
+        cl_note "pytest collected no tests in ${paths[*]}"
+    fi
+    return "${rc}"
+}
+
+# ansible-test only works inside .../ansible_collections/NAMESPACE/NAME and
+# resolves symlinks, so it runs on a copy of the files git would commit. The
+# copy gets its own (empty) git repo: ansible-test lists files with git, and
+# would otherwise find the outer repo, where .build/ is ignored.
+SANITY_ROOT="${CINDERLIB_BUILD}/sanity/ansible_collections/cinderlib/storage"
+COPIED=0
+collection_copy() {
+    [[ ${COPIED} -eq 0 ]] || return 0
+    COPIED=1
+    rm -rf "${SANITY_ROOT}"
+    mkdir -p "${SANITY_ROOT}"
+    if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+        git ls-files -z --cached --others --exclude-standard \
+            | while IFS= read -r -d '' file; do if [[ -e ${file} ]]; then printf '%s\0' "${file}"; fi; done \
+            | tar --null --no-recursion -T - -cf - | tar -C "${SANITY_ROOT}" -xf -
+    else
+        tar --exclude=./.build --exclude=./.git --exclude=./tests/output --exclude=__pycache__ \
+            -cf - . | tar -C "${SANITY_ROOT}" -xf -
+    fi
+    git -C "${SANITY_ROOT}" init --quiet
+}
+
+# ansible-test bootstraps pip in its venvs with a get-pip script downloaded from
+# ci-files.testing.ansible.com, which is not reachable here. It looks in its cache
+# first, so put there a stand-in that does the same with ensurepip + PyPI (only
+# when the cache has no script: a real download is never replaced).
+ensure_get_pip() {
+    local version cache
+    version="$(python -c 'import inspect, re
+from ansible_test._internal import python_requirements as pr
+print(re.search(r"pip=.([0-9.]+).", inspect.getsource(pr.get_venv_packages)).group(1))')" || return 1
+    cache="${HOME}/.ansible/test/cache/get_pip_${version//./_}.py"
+    [[ -e ${cache} ]] && return 0
+    mkdir -p "$(dirname "${cache}")"
+    cat >"${cache}" <<'PY'
+"""Stand-in for get-pip.py (written by cinderlib.storage scripts/test.sh).
+
+ansible-test runs this to put pip into an empty venv, passing pip-install
+arguments plus get-pip's own --no-setuptools/--no-wheel flags.
+"""
+import subprocess
+import sys
+
+args = [arg for arg in sys.argv[1:] if arg not in ("--no-setuptools", "--no-wheel")]
+subprocess.check_call([sys.executable, "-m", "ensurepip", "--default-pip"], stdout=subprocess.DEVNULL)
+subprocess.check_call([sys.executable, "-m", "pip", "install", "--quiet", *args])
+PY
+    cl_note "wrote the pip bootstrap stand-in ${cache}"
+}
+
+stage_sanity() {
+    has_files plugins '*.py' || { cl_note "SKIP: no plugins yet"; return "${SKIP}"; }
+    ensure_get_pip || return 1
+    collection_copy || return 1
+    (cd "${SANITY_ROOT}" && ansible-test sanity --venv --requirements --python 3.11 --color no) 2>&1 | drop_pip_noise
+    return "${PIPESTATUS[0]}"
+}
+
+stage_integration() {
+    local targets
+    mapfile -t targets < <(find tests/integration/targets -mindepth 1 -maxdepth 1 -type d 2>/dev/null | sort)
+    [[ ${#targets[@]} -gt 0 ]] || { cl_note "SKIP: no tests/integration/targets yet"; return "${SKIP}"; }
+    [[ ${EUID} -eq 0 ]] || { cl_note "integration targets need root (needs/root): sudo $0"; return 1; }
+    collection_copy || return 1
+    (cd "${SANITY_ROOT}" && ansible-test integration --local --python 3.11 \
+        --allow-root --allow-destructive --continue-on-error --color no) 2>&1 | drop_pip_noise
+    return "${PIPESTATUS[0]}"
+}
+
+stage_build_install() {
+    local tmp tarball module rc=0
+    tmp="$(mktemp -d /tmp/cinderlib-build.XXXXXX)"
+    ansible-galaxy collection build --output-path "${tmp}" "${CINDERLIB_REPO}" >/dev/null || rc=$?
+    tarball="$(find "${tmp}" -maxdepth 1 -name 'cinderlib-storage-*.tar.gz' -print -quit)"
+    if [[ ${rc} -eq 0 && -n ${tarball} ]]; then
+        cl_note "built $(basename "${tarball}")"
+        # Offline: no Galaxy. PYTHONPATH and the configured collections path are
+        # dropped, or ansible-galaxy sees the repo's own copy as installed.
+        (cd "${tmp}" && env -u PYTHONPATH ANSIBLE_COLLECTIONS_PATH="${tmp}/x" \
+            ansible-galaxy collection install "./$(basename "${tarball}")" -p "${tmp}/x" >/dev/null) || rc=$?
+    else
+        rc=1
+    fi
+    local installed="${tmp}/x/ansible_collections/cinderlib/storage"
+    if [[ ${rc} -eq 0 ]]; then
+        for module in plugins/modules/*.py roles/lvm_loopback/tasks/main.yml meta/runtime.yml; do
+            [[ -e ${module} ]] || continue
+            if [[ ! -f ${installed}/${module} ]]; then
+                printf 'missing from the installed collection: %s\n' "${module}" >&2
+                rc=1
+            fi
+        done
+        [[ ${rc} -ne 0 ]] || cl_note "installed offline into ${installed}"
+    fi
+    rm -rf "${tmp}"
+    return "${rc}"
+}
+
+"${CINDERLIB_REPO}/scripts/bootstrap.sh"
+
+run_stage ruff stage_ruff
+run_stage ansible-lint stage_ansible_lint
+run_stage pytest stage_pytest
+run_stage sanity stage_sanity
+run_stage integration stage_integration
+run_stage build+install stage_build_install
+
+cl_step "Summary"
+printf '    %s\n' "${summary[@]}"
+if [[ ${failures} -gt 0 ]]; then
+    printf 'FAILED: %d stage(s)\n' "${failures}"
+    exit 1
+fi
+printf 'OK: all stages passed or had nothing to check\n'
