@@ -20,7 +20,7 @@ description:
     package SQLAlchemy (and the database's driver, such as psycopg2 for PostgreSQL).
   - The configuration file's name must end with C(cinderlib.yml) or C(cinderlib.yaml).
 author:
-  - cinderlib.storage developers
+  - cinderlib.storage developers (@cinderlib)
 extends_documentation_fragment:
   - constructed
   - inventory_cache
@@ -131,7 +131,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             finally:
                 store.close()
         except CinderlibError as exc:
-            raise AnsibleParserError('cinderlib inventory: %s' % exc.message)
+            raise AnsibleParserError('cinderlib inventory: %s' % exc.message) from exc
 
     def _select(self, volumes: list[dict]) -> list[dict]:
         backends = set(self.get_option('backends') or [])
@@ -160,7 +160,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     def _populate(self, volumes: list[dict]) -> None:
         strict = self.get_option('strict')
         connection = self.get_option('volume_connection')
-        for host, volume in zip(self.host_names(volumes), volumes):
+        for host, volume in zip(self.host_names(volumes), volumes, strict=True):
             group = self.inventory.add_group(self._sanitize_group_name(volume['backend']))
             self.inventory.add_host(host, group=group)
             for key, value in volume.items():

@@ -20,7 +20,7 @@ description:
     the C(cinderlib.storage.runtime) role installs them in a virtual environment and sets the fact
     C(cinderlib_python) for C(ansible_python_interpreter).
 author:
-  - cinderlib.storage developers
+  - cinderlib.storage developers (@cinderlib)
 extends_documentation_fragment:
   - cinderlib.storage.cinderlib
 options:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 
 def run_python(code: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env, timeout=300,
+                          check=False)
 
 
 def run_adhoc(module: str, args, env: dict, interpreter: str | None = None) -> tuple[int, dict, str]:
@@ -16,10 +17,10 @@ def run_adhoc(module: str, args, env: dict, interpreter: str | None = None) -> t
     cmd = [str(Path(sys.executable).parent / 'ansible'), 'localhost', '-c', 'local',
            '-e', 'ansible_python_interpreter=%s' % (interpreter or sys.executable),
            '-m', module, '-a', args if isinstance(args, str) else json.dumps(args)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=False)
     out = proc.stdout
     # one-line output: "localhost | SUCCESS => {...}"
-    _, _, payload = out.partition('=>')
+    payload = out.partition('=>')[2]
     try:
         result = json.loads(payload) if payload.strip() else {}
     except ValueError:
@@ -28,5 +29,6 @@ def run_adhoc(module: str, args, env: dict, interpreter: str | None = None) -> t
 
 
 def lv_names(vg: str, env: dict) -> list[str]:
-    out = subprocess.run(['lvs', '--noheadings', '-o', 'lv_name', vg], capture_output=True, text=True, env=env)
+    out = subprocess.run(['lvs', '--noheadings', '-o', 'lv_name', vg], capture_output=True, text=True, env=env,
+                         check=False)
     return [line.strip() for line in out.stdout.splitlines() if line.strip()]

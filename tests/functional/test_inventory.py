@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 
-
 def plain(value):
     """ansible-core 2.19 marks inventory strings as unsafe in --list output."""
     if isinstance(value, dict):
@@ -21,7 +20,7 @@ def plain(value):
 
 def ansible_inventory(config: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(Path(sys.executable).parent / 'ansible-inventory'), '-i', str(config), *args],
-                          capture_output=True, text=True, env=env, timeout=120)
+                          capture_output=True, text=True, env=env, timeout=120, check=False)
 
 
 def test_graph_groups_volumes_per_backend(tmp_path, run_env, lvm_backend):
@@ -36,7 +35,7 @@ def test_graph_groups_volumes_per_backend(tmp_path, run_env, lvm_backend):
                 'cfg = %r\n'
                 'print(cinderlib.Backend(cfg.pop("volume_backend_name"), **cfg).create_volume(1, name=%r).id)\n'
                 % ({'storage': 'db', **persistence}, backends[backend], name))
-        proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=run_env)
+        proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=run_env, check=False)
         assert proc.returncode == 0, proc.stderr
         created.append((backends[backend], proc.stdout.strip()))
     config = tmp_path / 'my.cinderlib.yml'
@@ -65,7 +64,7 @@ def test_graph_groups_volumes_per_backend(tmp_path, run_env, lvm_backend):
                     'b = cinderlib.Backend(cfg.pop("volume_backend_name"), **cfg)\n'
                     'b.volumes_filtered(volume_id=%r)[0].delete()\n' % ({'storage': 'db', **persistence}, backend,
                                                                         volume_id))
-            subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=run_env)
+            subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=run_env, check=False)
 
 
 def test_unreadable_store_is_a_clear_parse_error(tmp_path, run_env):

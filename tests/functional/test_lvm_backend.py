@@ -7,7 +7,6 @@ import sys
 import textwrap
 
 import pytest
-
 from functional_helpers import lv_names, run_adhoc, run_python
 
 SETUP = textwrap.dedent('''\

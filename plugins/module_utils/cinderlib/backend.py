@@ -34,12 +34,12 @@ class Backend:
     configuration raises ``ValueError``.
     """
 
-    backends: dict[str, 'Backend'] = {}
+    backends: dict[str, Backend] = {}
     global_initialization = False
     settings: loader.Settings | None = None
     persistence = None
 
-    def __new__(cls, volume_backend_name: str, **driver_cfg: Any) -> 'Backend':
+    def __new__(cls, volume_backend_name: str, **driver_cfg: Any) -> Backend:
         backend = cls.backends.get(volume_backend_name)
         if backend is not None:
             if driver_cfg == backend._original_driver_cfg:

@@ -31,7 +31,7 @@ def load_backends(path: str) -> dict[str, dict]:
         with open(path, encoding='utf-8') as handle:
             text = handle.read()
     except OSError as exc:
-        raise BackendConfigError("Can't read config_file %s: %s." % (path, exc.strerror or exc), cause=exc)
+        raise BackendConfigError("Can't read config_file %s: %s." % (path, exc.strerror or exc), cause=exc) from exc
     if _looks_like_ini(text):
         return _from_cinder_conf(path, text)
     return _from_yaml(path, text)
@@ -49,12 +49,12 @@ def _from_yaml(path: str, text: str) -> dict[str, dict]:
     try:
         import yaml
     except ImportError as exc:  # pragma: no cover - PyYAML comes with Ansible and Cinder
-        raise BackendConfigError('Reading %s needs the Python package PyYAML.' % path, cause=exc)
+        raise BackendConfigError('Reading %s needs the Python package PyYAML.' % path, cause=exc) from exc
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise BackendConfigError('config_file %s is not valid YAML: %s' % (path, str(exc).splitlines()[0]),
-                                 cause=exc)
+                                 cause=exc) from exc
     if not isinstance(data, dict) or not isinstance(data.get('backends'), list):
         raise BackendConfigError(
             "config_file %s must be a YAML mapping with a 'backends:' list (or a cinder.conf)." % path)
@@ -77,7 +77,7 @@ def _from_cinder_conf(path: str, text: str) -> dict[str, dict]:
     try:
         parser.read_string(text, source=path)
     except configparser.Error as exc:
-        raise BackendConfigError('config_file %s is not a valid cinder.conf: %s' % (path, exc), cause=exc)
+        raise BackendConfigError('config_file %s is not a valid cinder.conf: %s' % (path, exc), cause=exc) from exc
     enabled = [b.strip() for b in parser.get('DEFAULT', 'enabled_backends', fallback='').split(',') if b.strip()]
     if not enabled:
         raise BackendConfigError('config_file %s is a cinder.conf without enabled_backends.' % path)

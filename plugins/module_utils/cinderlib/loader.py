@@ -115,16 +115,16 @@ def import_or_explain(module: str, what: str):
             '%s needs the Python package %r, which is not installed for %s (%s). Install it in '
             "that interpreter's environment (the cinderlib.storage.runtime role does) or run the "
             'module with an interpreter that has it.' % (what, package, sys.executable, _first_line(exc)),
-            package, exc)
+            package, exc) from exc
 
 
 class CinderRuntime:
     """Cinder configured for this process. Made once, on the first backend."""
 
-    _instance: 'CinderRuntime | None' = None
+    _instance: CinderRuntime | None = None
 
     @classmethod
-    def get(cls, settings: Settings) -> 'CinderRuntime':
+    def get(cls, settings: Settings) -> CinderRuntime:
         if cls._instance is None:
             cls._instance = cls(settings)
         return cls._instance
@@ -247,7 +247,7 @@ class CinderRuntime:
             raise BackendConfigError(
                 "Backend %r needs 'volume_driver': the Python path of a Cinder driver class, such as "
                 "'cinder.volume.drivers.lvm.LVMVolumeDriver'." % name)
-        module_path, _, class_name = driver_path.rpartition('.')
+        module_path, class_name = driver_path.rsplit('.', 1)
         try:
             module = import_or_explain(module_path, 'The driver %s of backend %r' % (driver_path, name))
         except MissingDependencyError as exc:
@@ -256,7 +256,7 @@ class CinderRuntime:
                 raise BackendConfigError(
                     "Backend %r: volume_driver %r names no existing module (no module %r); "
                     "list_supported_drivers() gives the class paths of Cinder's drivers."
-                    % (name, driver_path, missing), cause=exc)
+                    % (name, driver_path, missing), cause=exc) from exc
             raise
         driver_class = getattr(module, class_name, None)
         if driver_class is None:
@@ -306,11 +306,11 @@ class CinderRuntime:
                 configuration.volume_driver, configuration=configuration, db=db,
                 host='%s@%s' % (self.cfg.CONF.host, name), cluster_name=None, active_backend_id=None)
         except ImportError as exc:
-            raise _import_error_for(name, configuration.volume_driver, exc)
+            raise _import_error_for(name, configuration.volume_driver, exc) from exc
         except Exception as exc:
             raise BackendInitError(
                 'Backend %r: the driver %s could not be created: %s'
-                % (name, configuration.volume_driver, describe_cause(exc)), exc)
+                % (name, configuration.volume_driver, describe_cause(exc)), exc) from exc
 
     def start_driver(self, name: str, driver: Any) -> None:
         """Cinder's driver start-up sequence, as cinder-volume runs it."""
@@ -321,16 +321,16 @@ class CinderRuntime:
             driver.set_throttle()
             driver.set_initialized()
         except ImportError as exc:
-            raise _import_error_for(name, type(driver).__module__, exc)
+            raise _import_error_for(name, type(driver).__module__, exc) from exc
         except Exception as exc:
             # Some drivers try_import their client library and only say so
             # at set-up ("Unable to import 'krest' python module").
             missing = _MISSING_MODULE_RE.search(str(exc))
             if missing:
-                raise _import_error_for(name, type(driver).__module__, ImportError(name=missing.group(1)))
+                raise _import_error_for(name, type(driver).__module__, ImportError(name=missing.group(1))) from exc
             raise BackendInitError(
                 'Backend %r could not be initialised by its driver %s: %s'
-                % (name, type(driver).__name__, describe_cause(exc)), exc)
+                % (name, type(driver).__name__, describe_cause(exc)), exc) from exc
 
 
 def _group_options(conf: Any, group: str) -> list:

@@ -37,11 +37,11 @@ def _validate_id(value: Any, what: str) -> str:
     try:
         uuid.UUID(value)
     except ValueError:
-        raise InvalidRequest('%s id %r is not a UUID (set non_uuid_ids to allow other ids).' % (what, value))
+        raise InvalidRequest('%s id %r is not a UUID (set non_uuid_ids to allow other ids).' % (what, value)) from None
     return value
 
 
-def _driver_call(resource: 'Resource', action: str, func, *args: Any):
+def _driver_call(resource: Resource, action: str, func, *args: Any):
     """Run a driver method; any failure becomes a DriverOperationError."""
     try:
         return func(*args)
@@ -50,7 +50,7 @@ def _driver_call(resource: 'Resource', action: str, func, *args: Any):
     except Exception as exc:  # noqa: BLE001 - drivers raise anything
         raise DriverOperationError(
             "Failed to %s %s on backend '%s': %s" % (
-                action, resource.describe(), resource.backend_name, describe_cause(exc)), exc)
+                action, resource.describe(), resource.backend_name, describe_cause(exc)), exc) from exc
 
 
 class Resource:
@@ -194,7 +194,7 @@ class Volume(Resource):
         super().__init__(backend, record)
 
     @classmethod
-    def from_record(cls, backend, record: dict) -> 'Volume':
+    def from_record(cls, backend, record: dict) -> Volume:
         volume = cls.__new__(cls)
         Resource.__init__(volume, backend, record)
         return volume
@@ -314,7 +314,7 @@ class Volume(Resource):
             raise
         self._save(status=previous if previous in ('available', 'in-use') else 'available', size=new_size)
 
-    def clone(self, **new_fields: Any) -> 'Volume':
+    def clone(self, **new_fields: Any) -> Volume:
         new_fields['source_volid'] = self.id
         new_fields.setdefault('size', self.size)
         if new_fields['size'] < self.size:
@@ -324,7 +324,7 @@ class Volume(Resource):
         clone.create()
         return clone
 
-    def create_snapshot(self, name: str = '', description: str = '', **kwargs: Any) -> 'Snapshot':
+    def create_snapshot(self, name: str = '', description: str = '', **kwargs: Any) -> Snapshot:
         snapshot = Snapshot(self, name=name, description=description, **kwargs)
         snapshot.create()
         return snapshot
@@ -375,14 +375,14 @@ class Snapshot(Resource):
         self.volume = volume
 
     @classmethod
-    def from_record(cls, volume: Volume, record: dict) -> 'Snapshot':
+    def from_record(cls, volume: Volume, record: dict) -> Snapshot:
         snapshot = cls.__new__(cls)
         Resource.__init__(snapshot, volume.backend, record)
         snapshot.volume = volume
         return snapshot
 
     @classmethod
-    def get_by_id(cls, backend, snapshot_id: str) -> 'Snapshot':
+    def get_by_id(cls, backend, snapshot_id: str) -> Snapshot:
         found = cls._store_of().get('snapshot', id=snapshot_id)
         volumes = backend.volumes_filtered(volume_id=found[0]['volume_id']) if found else []
         if not volumes:

@@ -23,7 +23,8 @@ import json
 import os
 import threading
 from abc import ABC, abstractmethod
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import (
     MissingDependencyError,
@@ -52,7 +53,7 @@ def redact_url(url: str) -> str:
     scheme, sep, rest = url.partition('://')
     if not sep or '@' not in rest:
         return url
-    creds, _, host = rest.rpartition('@')
+    creds, host = rest.rsplit('@', 1)
     user = creds.split(':', 1)[0]
     return '%s://%s:***@%s' % (scheme, user, host) if ':' in creds else url
 
@@ -61,7 +62,7 @@ _NAME_CLASH = 'Another %s named %r already exists on backend %r; names are uniqu
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None).isoformat()
+    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None).isoformat()
 
 
 class StateStore(ABC):
@@ -99,7 +100,7 @@ class StateStore(ABC):
     def delete_key_value(self, key: str) -> None:
         """Remove a driver's key/value pair if present."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - most stores have nothing to release
         """Release connections; the store can't be used afterwards."""
 
     # -- helpers shared by all stores ---------------------------------------
@@ -200,7 +201,7 @@ class SQLStore(StateStore):
             import sqlalchemy as sa
         except ImportError as exc:  # pragma: no cover - SQLAlchemy ships with Cinder
             raise MissingDependencyError(
-                'The state store needs the Python package SQLAlchemy.', 'SQLAlchemy', exc)
+                'The state store needs the Python package SQLAlchemy.', 'SQLAlchemy', exc) from exc
         self._sa = sa
         self.connection = connection
         self._tables = self._define_tables(sa)
@@ -211,7 +212,7 @@ class SQLStore(StateStore):
             raise
         except Exception as exc:
             raise PersistenceError(
-                "Can't open the state store %s: %s" % (redact_url(connection), _first_line(exc)), exc)
+                "Can't open the state store %s: %s" % (redact_url(connection), _first_line(exc)), exc) from exc
 
     # -- set-up ---------------------------------------------------------------
     @staticmethod
@@ -350,7 +351,7 @@ class SQLStore(StateStore):
                 else:
                     conn.execute(table.insert().values(id=stored['id'], **values))
         except sa.exc.IntegrityError as exc:
-            raise PersistenceError(_NAME_CLASH % (kind, record.get('name'), record.get('backend')), exc)
+            raise PersistenceError(_NAME_CLASH % (kind, record.get('name'), record.get('backend')), exc) from exc
         return stored
 
     def remove(self, kind, record_id):
