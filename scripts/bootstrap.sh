@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Prepare this machine for the collection's tests and jobs (idempotent):
-#   - OS packages (Debian/Ubuntu): lvm2, sudo, shellcheck; python3-venv only if needed
+#   - OS packages (Debian/Ubuntu): lvm2, sudo, shellcheck, postgresql; python3-venv
+#     only if needed. PostgreSQL is installed without its "main" cluster: tests
+#     start a private server of their own (tests/conftest.py), none is enabled.
 #   - the venv at ${CINDERLIB_VENV:-/opt/cinderlib-storage/venv} with the pinned
 #     requirements; pip is skipped while the requirement files are unchanged
 #   - ${CINDERLIB_BUILD:-<repo>/.build}/collections/ansible_collections/cinderlib/storage
@@ -12,7 +14,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "${CINDERLIB_REPO}"
 
 # --- OS packages -----------------------------------------------------------
-os_packages=(lvm2 sudo shellcheck)
+os_packages=(lvm2 sudo shellcheck postgresql)
 
 missing_packages() {
     local pkg
@@ -42,10 +44,37 @@ apt_install() {
     rm -f "${log}"
 }
 
+# On first install postgresql-common creates a "main" cluster and starts it
+# where services may start. The tests need neither: a drop-in turns that off
+# for the duration of the install only.
+NO_MAIN_CLUSTER_DIR=/etc/postgresql-common/createcluster.d
+NO_MAIN_CLUSTER_CONF=${NO_MAIN_CLUSTER_DIR}/zz-cinderlib-bootstrap.conf
+made_cluster_dir=0
+remove_no_main_cluster() {
+    rm -f "${NO_MAIN_CLUSTER_CONF}"
+    if [[ ${made_cluster_dir} -eq 1 ]]; then
+        rmdir --ignore-fail-on-non-empty "${NO_MAIN_CLUSTER_DIR}" 2>/dev/null || true
+    fi
+}
+install_os_packages() {
+    if [[ ${EUID} -eq 0 ]] && printf '%s\n' "$@" | grep -qx postgresql; then
+        trap remove_no_main_cluster EXIT
+        if [[ ! -d ${NO_MAIN_CLUSTER_DIR} ]]; then
+            mkdir -p "${NO_MAIN_CLUSTER_DIR}"
+            made_cluster_dir=1
+        fi
+        printf '# Written by cinderlib.storage scripts/bootstrap.sh during apt-get install.\n%s\n' \
+            'create_main_cluster = false' >"${NO_MAIN_CLUSTER_CONF}"
+    fi
+    apt_install "$@"
+    remove_no_main_cluster
+    trap - EXIT
+}
+
 if command -v dpkg-query >/dev/null && command -v apt-get >/dev/null; then
     mapfile -t wanted < <(missing_packages "${os_packages[@]}")
     if [[ ${#wanted[@]} -gt 0 ]]; then
-        apt_install "${wanted[@]}"
+        install_os_packages "${wanted[@]}"
     else
         cl_step "OS packages present: ${os_packages[*]}"
     fi

@@ -5,16 +5,24 @@
 - ``requires_device_mapper``: a marker (``@pytest.mark.requires_device_mapper``)
   and a fixture of the same name; both skip when the kernel has no device-mapper,
   where LVM runs metadata-only (no snapshots, clones or attach).
+- ``postgresql_url`` (session): a private PostgreSQL server (Debian's package) on
+  127.0.0.1, started and removed by the fixture; ``postgresql_store_url`` gives each
+  test an empty database of its own on it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
+import pwd
+import secrets
 import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -173,3 +181,205 @@ def lvm_backend_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[s
             _run_lvm_vg(playbook_cmd, env, "absent", None)
         finally:
             os.close(lock_fd)
+
+
+# --- PostgreSQL -------------------------------------------------------------------
+# A private server for the session (never the system's cluster): initdb + pg_ctl of
+# Debian's postgresql package, run as the postgres system user in a directory of its
+# own under /var/tmp, listening on 127.0.0.1 only. The cinderlib role logs in with a
+# password over TCP (what users do); the tests administer the server as its
+# superuser over the Unix socket in that directory (peer authentication, root
+# mapped to postgres).
+
+POSTGRESQL_LIB = Path("/usr/lib/postgresql")
+POSTGRESQL_OS_USER = "postgres"
+POSTGRESQL_ROLE = "cinderlib"
+POSTGRESQL_START_TIMEOUT = 60
+POSTGRESQL_MISSING = (
+    "PostgreSQL server binaries missing (/usr/lib/postgresql/*/bin/initdb and pg_ctl): "
+    "install Debian's postgresql package (scripts/bootstrap.sh does)"
+)
+
+
+def _postgresql_bindir() -> Path | None:
+    """The newest ``/usr/lib/postgresql/<version>/bin`` that has initdb and pg_ctl."""
+
+    def version(bindir: Path) -> tuple[int, ...]:
+        try:
+            return tuple(int(part) for part in bindir.parent.name.split("."))
+        except ValueError:
+            return (0,)
+
+    found = [b for b in POSTGRESQL_LIB.glob("*/bin") if (b / "initdb").is_file() and (b / "pg_ctl").is_file()]
+    return max(found, key=version) if found else None
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class PostgreSQLServer:
+    """A PostgreSQL server in ``base`` (mode 0700, owned by the postgres user)."""
+
+    def __init__(self, bindir: Path, base: Path, os_user: pwd.struct_passwd) -> None:
+        self.bindir = bindir
+        self.base = base
+        self.data = base / "data"
+        self.log = base / "server.log"
+        self.os_user = os_user
+        self.port = 0
+        self.password = secrets.token_urlsafe(24)
+        self.start_seconds = 0.0
+        self.running = False
+        self._databases = 0
+
+    def _run(self, *args: str, timeout: int = 120) -> subprocess.CompletedProcess:
+        """Run a server program as the postgres user; fail the test with its output."""
+        cmd = [str(self.bindir / args[0]), *args[1:]]
+        proc = subprocess.run(
+            cmd,
+            user=self.os_user.pw_uid,
+            group=self.os_user.pw_gid,
+            extra_groups=[],
+            cwd=self.base,
+            env={"PATH": "/usr/bin:/bin", "LC_ALL": "C", "HOME": str(self.base)},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if proc.returncode != 0:
+            log = self.log.read_text(encoding="utf-8", errors="replace") if self.log.exists() else ""
+            output = "\n".join((proc.stdout + proc.stderr + log).splitlines()[-40:])
+            pytest.fail(f"{' '.join(cmd)} failed with rc={proc.returncode}:\n{output}", pytrace=False)
+        return proc
+
+    def start(self) -> None:
+        started = time.monotonic()
+        self._run("initdb", "-D", str(self.data), "-U", POSTGRESQL_OS_USER, "--no-locale", "--encoding=UTF8",
+                  "--auth-local=peer", "--auth-host=scram-sha-256", "--no-sync")
+        with (self.data / "postgresql.conf").open("a", encoding="utf-8") as conf:
+            conf.write(
+                "\n# cinderlib.storage tests\n"
+                "listen_addresses = '127.0.0.1'\n"
+                f"unix_socket_directories = '{self.base}'\n"
+                "password_encryption = 'scram-sha-256'\n"
+                # A throw-away server: durability is not needed, speed is.
+                "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
+            )
+        (self.data / "pg_hba.conf").write_text(
+            "# TYPE  DATABASE  USER      ADDRESS        METHOD\n"
+            "local   all       postgres                 peer map=admin\n"
+            "host    all       all       127.0.0.1/32   scram-sha-256\n",
+            encoding="utf-8",
+        )
+        (self.data / "pg_ident.conf").write_text(
+            f"admin  root  {POSTGRESQL_OS_USER}\nadmin  {POSTGRESQL_OS_USER}  {POSTGRESQL_OS_USER}\n",
+            encoding="utf-8",
+        )
+        # Another process may take the free port before the server does: try again.
+        for attempt in range(3):
+            self.port = _free_port()
+            try:
+                self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", f"-p {self.port}",
+                          "-w", "-t", str(POSTGRESQL_START_TIMEOUT), "start",
+                          timeout=POSTGRESQL_START_TIMEOUT + 30)
+                break
+            except pytest.fail.Exception:
+                if attempt == 2 or "Address already in use" not in self.log.read_text(errors="replace"):
+                    raise
+        self.running = True
+        with self.admin() as conn, conn.cursor() as cur:
+            cur.execute(f"CREATE ROLE {POSTGRESQL_ROLE} LOGIN PASSWORD %s", (self.password,))
+        self.create_database(POSTGRESQL_ROLE)
+        self.start_seconds = time.monotonic() - started
+
+    def stop(self) -> None:
+        if not self.running:
+            return
+        proc = subprocess.run(
+            [str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "-t", "60", "stop"],
+            user=self.os_user.pw_uid, group=self.os_user.pw_gid, extra_groups=[], cwd=self.base,
+            capture_output=True, text=True, timeout=120, check=False,
+        )
+        if proc.returncode != 0:
+            subprocess.run(
+                [str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"],
+                user=self.os_user.pw_uid, group=self.os_user.pw_gid, extra_groups=[], cwd=self.base,
+                capture_output=True, text=True, timeout=120, check=False,
+            )
+        self.running = False
+
+    def admin(self):
+        """A superuser connection (autocommit) over the server's Unix socket."""
+        import psycopg2
+
+        conn = psycopg2.connect(host=str(self.base), port=self.port, user=POSTGRESQL_OS_USER, dbname="postgres")
+        conn.autocommit = True
+        return contextlib.closing(conn)
+
+    def url(self, database: str = POSTGRESQL_ROLE) -> str:
+        return f"postgresql+psycopg2://{POSTGRESQL_ROLE}:{self.password}@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, name: str) -> str:
+        with self.admin() as conn, conn.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{name}" OWNER {POSTGRESQL_ROLE}')
+        return name
+
+    def new_database(self) -> str:
+        self._databases += 1
+        return self.create_database(f"{POSTGRESQL_ROLE}_test_{self._databases}")
+
+    def drop_database(self, name: str) -> None:
+        with self.admin() as conn, conn.cursor() as cur:
+            # FORCE: connections a test left open (pools) would block the drop.
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def postgresql_server() -> Iterator[PostgreSQLServer]:
+    """A private PostgreSQL server for the session (see ``postgresql_url``)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root: runs a private PostgreSQL server as the postgres system user (run under sudo)")
+    bindir = _postgresql_bindir()
+    if bindir is None:
+        pytest.skip(POSTGRESQL_MISSING)
+    try:
+        os_user = pwd.getpwnam(POSTGRESQL_OS_USER)
+    except KeyError:
+        pytest.skip(f"no '{POSTGRESQL_OS_USER}' system user: install Debian's postgresql package")
+    try:
+        import psycopg2  # noqa: F401
+    except ImportError:
+        pytest.skip("psycopg2 missing: install requirements/test.txt (scripts/bootstrap.sh does)")
+    base = Path(tempfile.mkdtemp(prefix="cinderlib-postgresql.", dir="/var/tmp"))
+    os.chmod(base, 0o700)
+    os.chown(base, os_user.pw_uid, os_user.pw_gid)
+    server = PostgreSQLServer(bindir, base, os_user)
+    try:
+        server.start()
+        yield server
+    finally:
+        try:
+            server.stop()
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgresql_url(postgresql_server: PostgreSQLServer) -> str:
+    """``postgresql+psycopg2://cinderlib:<password>@127.0.0.1:<port>/cinderlib``: a database of
+    a private PostgreSQL server, shared by the whole session (see ``postgresql_store_url``)."""
+    return postgresql_server.url()
+
+
+@pytest.fixture
+def postgresql_store_url(postgresql_server: PostgreSQLServer) -> Iterator[str]:
+    """The URL of a new, empty database on the session's server, dropped after the test."""
+    name = postgresql_server.new_database()
+    try:
+        yield postgresql_server.url(name)
+    finally:
+        postgresql_server.drop_database(name)

@@ -32,3 +32,14 @@ def lv_names(vg: str, env: dict) -> list[str]:
     out = subprocess.run(['lvs', '--noheadings', '-o', 'lv_name', vg], capture_output=True, text=True, env=env,
                          check=False)
     return [line.strip() for line in out.stdout.splitlines() if line.strip()]
+
+
+def plain(value):
+    """ansible-core 2.19 marks inventory strings as unsafe in --list output."""
+    if isinstance(value, dict):
+        if set(value) == {'__ansible_unsafe'}:
+            return value['__ansible_unsafe']
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value

@@ -6,16 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-
-def plain(value):
-    """ansible-core 2.19 marks inventory strings as unsafe in --list output."""
-    if isinstance(value, dict):
-        if set(value) == {'__ansible_unsafe'}:
-            return value['__ansible_unsafe']
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [plain(v) for v in value]
-    return value
+from functional_helpers import plain
 
 
 def ansible_inventory(config: Path, env: dict, *args: str) -> subprocess.CompletedProcess:

@@ -5,15 +5,19 @@ import json
 import sqlite3
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import persistence
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import PersistenceError
 
 
-@pytest.fixture(params=['memory', 'memory_db', 'sqlite_file'])
+@pytest.fixture(params=['memory', 'memory_db', 'sqlite_file', 'postgresql'])
 def store(request, tmp_path):
     if request.param == 'sqlite_file':
         made = persistence.open_store({'storage': 'db', 'connection': 'sqlite:///%s' % (tmp_path / 's.db')})
+    elif request.param == 'postgresql':
+        # A real server (tests/conftest.py), an empty database for each test.
+        made = persistence.open_store({'storage': 'db', 'connection': request.getfixturevalue('postgresql_store_url')})
     else:
         made = persistence.open_store({'storage': request.param})
     yield made
@@ -141,6 +145,65 @@ class TestSQLStore:
         blocker.write_text('')
         with pytest.raises(PersistenceError, match="Can't open the state store"):
             persistence.open_store({'connection': 'sqlite:///%s/sub/s.db' % blocker})
+
+
+class TestPostgreSQLStore:
+    """What only a real PostgreSQL server shows (tests/conftest.py starts one)."""
+
+    def test_two_stores_on_one_database_share_state(self, postgresql_store_url):
+        first, second = persistence.SQLStore(postgresql_store_url), persistence.SQLStore(postgresql_store_url)
+        try:
+            first.put('volume', volume('v1', 'data'))
+            assert second.get_volumes()[0]['id'] == 'v1'
+            assert second.schema_version == persistence.SCHEMA_VERSION
+        finally:
+            first.close()
+            second.close()
+
+    def test_records_are_readable_without_the_library(self, postgresql_store_url):
+        import sqlalchemy as sa
+
+        store = persistence.SQLStore(postgresql_store_url)
+        store.put('volume', volume('v1', 'data'))
+        store.close()
+        engine = sa.create_engine(postgresql_store_url)
+        try:
+            with engine.connect() as conn:
+                row = conn.execute(sa.text('SELECT backend, name, size, data FROM cinderlib_volumes')).one()
+        finally:
+            engine.dispose()
+        assert tuple(row[:3]) == ('lvm', 'data', 1) and json.loads(row[3])['id'] == 'v1'
+
+    def test_wrong_password_fails_without_showing_a_password(self, postgresql_url):
+        url = make_url(postgresql_url)
+        wrong = 'not-%s' % url.password
+        bad_url = url.set(password=wrong).render_as_string(hide_password=False)
+        with pytest.raises(PersistenceError) as error:
+            persistence.open_store({'storage': 'db', 'connection': bad_url})
+        message = str(error.value)
+        assert wrong not in message and url.password not in message
+        assert message.startswith("Can't open the state store postgresql+psycopg2://cinderlib:***@127.0.0.1:%d/"
+                                  "cinderlib: " % url.port)
+        assert 'password authentication failed for user "cinderlib"' in message
+
+    def test_a_missing_database_fails_without_showing_the_password(self, postgresql_url):
+        url = make_url(postgresql_url)
+        with pytest.raises(PersistenceError) as error:
+            persistence.open_store({'storage': 'db', 'connection': postgresql_url + '_missing'})
+        assert url.password not in str(error.value)
+        assert 'database "cinderlib_missing" does not exist' in str(error.value)
+
+    def test_errors_of_an_open_store_do_not_show_the_password(self, postgresql_store_url):
+        store = persistence.SQLStore(postgresql_store_url)
+        try:
+            store.put('volume', volume('v1', 'data'))
+            with pytest.raises(PersistenceError) as error:
+                store.put('volume', volume('v2', 'data'))
+            password = make_url(postgresql_store_url).password
+            # The cause is what a traceback (-vvv) shows.
+            assert password not in str(error.value) and password not in str(error.value.cause)
+        finally:
+            store.close()
 
 
 @pytest.mark.parametrize('config, message', [
