@@ -203,7 +203,8 @@ class SQLStore(StateStore):
             raise MissingDependencyError(
                 'The state store needs the Python package SQLAlchemy.', 'SQLAlchemy', exc) from exc
         self._sa = sa
-        self.connection = connection
+        # Only the redacted URL is kept: the engine holds the real one.
+        self.connection = redact_url(connection)
         self._tables = self._define_tables(sa)
         try:
             self._engine = self._make_engine(sa, connection)
@@ -302,7 +303,7 @@ class SQLStore(StateStore):
             raise PersistenceError(
                 'The state store %s has schema version %d, newer than the %d this collection '
                 'knows; upgrade the cinderlib.storage collection on this host.'
-                % (redact_url(self.connection), found, SCHEMA_VERSION))
+                % (self.connection, found, SCHEMA_VERSION))
 
     @property
     def schema_version(self) -> int:
