@@ -10,7 +10,8 @@ import importlib.util
 import json
 import sys
 import traceback
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
@@ -103,7 +104,7 @@ class CinderlibModule:
         return self._backend
 
     # -- running ------------------------------------------------------------------------
-    def run(self, func: Callable[['CinderlibModule'], dict]) -> None:
+    def run(self, func: Callable[[CinderlibModule], dict]) -> None:
         """Call ``func(self)`` and exit with its result; library errors fail
         the task with their message (the traceback goes in ``exception``)."""
         try:

@@ -141,10 +141,11 @@ def _check_on_backend(volume: Volume) -> None:
             % (volume.describe().capitalize(), volume.id, volume.backend_name))
 
 
-def _with_hint(exc: CinderlibError, hint: str) -> CinderlibError:
-    exc.message = '%s %s' % (exc.message.rstrip(), hint)
+def _add_hint(exc: CinderlibError, hint: str) -> None:
+    """Say what a failure left behind, in the error's own message."""
+    message = exc.message.rstrip()
+    exc.message = '%s%s %s' % (message, '' if message.endswith(('.', '!', '?')) else '.', hint)
     exc.args = (exc.message,)
-    return exc
 
 
 # -- volumes ------------------------------------------------------------------------------
@@ -233,8 +234,8 @@ def _create_volume(backend, params: dict, size: int | None, check_mode: bool, me
         kwargs['size'] = size or snap_size
     elif size is None:
         raise InvalidRequest("Volume '%s' does not exist on backend '%s': size is required to create it "
-                             "(or source_volume / source_snapshot)." % (params.get('name') or params.get('id'),
-                                                                         backend.id))
+                             "(or source_volume / source_snapshot)."
+                             % (params.get('name') or params.get('id'), backend.id))
     else:
         kwargs['size'] = size
 
@@ -253,7 +254,7 @@ def _create_volume(backend, params: dict, size: int | None, check_mode: bool, me
         volume.create()
     except CinderlibError as exc:
         if _store(backend).get_volumes(volume_id=volume.id):
-            raise _with_hint(exc, "%s is recorded with status '%s'; state=absent removes it." % (
+            _add_hint(exc, "%s is recorded with status '%s'; state=absent removes it." % (
                 volume.describe().capitalize(), volume.status))
         raise
     return True, None, volume.to_dict(), messages
@@ -323,7 +324,8 @@ def ensure_snapshot_present(backend, params: dict, check_mode: bool) -> tuple[bo
     try:
         snapshot.create()
     except CinderlibError as exc:
-        raise _with_hint(exc, _roll_back_snapshot(snapshot))
+        _add_hint(exc, _roll_back_snapshot(snapshot))
+        raise
     return True, None, snapshot.to_dict(), []
 
 

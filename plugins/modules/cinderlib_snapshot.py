@@ -20,7 +20,7 @@ description:
   - To create a volume from a snapshot, use M(cinderlib.storage.cinderlib_volume) with
     O(cinderlib.storage.cinderlib_volume#module:source_snapshot).
 author:
-  - cinderlib.storage developers
+  - cinderlib.storage developers (@cinderlib)
 extends_documentation_fragment:
   - cinderlib.storage.cinderlib
 options:

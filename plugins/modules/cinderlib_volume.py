@@ -24,7 +24,7 @@ description:
     removes it. A volume that is in the state store but no longer on the array is reported,
     never silently recreated.
 author:
-  - cinderlib.storage developers
+  - cinderlib.storage developers (@cinderlib)
 extends_documentation_fragment:
   - cinderlib.storage.cinderlib
 options:
@@ -177,7 +177,10 @@ volume:
     updated_at: '2025-01-01T12:00:00.000000'
   contains:
     id:
-      description: Id of the volume (the driver names its storage after it, e.g. C(volume-<id>) on LVM).
+      description:
+        - Id of the volume (the driver names its storage after it, e.g. C(volume-<id>) on LVM).
+        - In check mode, a volume to be created without O(id) gets a random id that the real run
+          does not reuse.
       type: str
     name:
       description: Name of the volume.

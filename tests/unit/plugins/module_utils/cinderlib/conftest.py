@@ -5,6 +5,7 @@ import pytest
 
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend import Backend
 
+
 @pytest.fixture
 def library(tmp_path):
     """The library with a clean registry and an in-memory SQLite store.

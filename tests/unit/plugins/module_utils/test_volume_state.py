@@ -1,0 +1,397 @@
+"""Unit tests of the volume/snapshot state logic over a fake driver.
+
+The ``fake_backend`` fixture (tests/unit/conftest.py) runs each test with a
+``memory`` and a ``memory_db`` state store.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from ansible_collections.cinderlib.storage.plugins.module_utils import volume_state
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import (
+    DriverOperationError,
+    InvalidRequest,
+    NotFound,
+    PersistenceError,
+)
+from ansible_collections.cinderlib.storage.plugins.module_utils.volume_state import (
+    ensure_snapshot_absent,
+    ensure_snapshot_present,
+    ensure_volume_absent,
+    ensure_volume_present,
+    parse_size,
+)
+
+VOLUME_FIELDS = {'id', 'name', 'description', 'size', 'status', 'backend', 'pool_name', 'bootable',
+                 'attach_status', 'source', 'metadata', 'extra_specs', 'qos_specs', 'snapshots',
+                 'created_at', 'updated_at'}
+SNAPSHOT_FIELDS = {'id', 'name', 'description', 'volume_id', 'volume_size', 'status', 'backend',
+                   'created_at', 'updated_at'}
+
+
+def vol(**params):
+    base = {'name': None, 'id': None, 'size': None, 'source_volume': None, 'source_snapshot': None,
+            'description': None, 'bootable': None, 'metadata': None, 'extra_specs': None,
+            'qos_specs': None, 'pool_name': None, 'cascade': False}
+    base.update(params)
+    return base
+
+
+def snap(**params):
+    base = {'volume': None, 'name': None, 'description': None}
+    base.update(params)
+    return base
+
+
+def vol_present(backend, check_mode=False, **params):
+    return ensure_volume_present(backend, vol(**params), check_mode)
+
+
+def vol_absent(backend, check_mode=False, **params):
+    return ensure_volume_absent(backend, vol(**params), check_mode)
+
+
+def snap_present(backend, check_mode=False, **params):
+    return ensure_snapshot_present(backend, snap(**params), check_mode)
+
+
+def snap_absent(backend, check_mode=False, **params):
+    return ensure_snapshot_absent(backend, snap(**params), check_mode)
+
+
+def records(backend, kind='volume'):
+    return type(backend).persistence.get(kind)
+
+
+# -- parse_size -----------------------------------------------------------------------------
+@pytest.mark.parametrize('value, gib, rounded', [
+    (10, 10, False),
+    ('10', 10, False),
+    ('10G', 10, False),
+    ('10GiB', 10, False),
+    ('10GB', 10, False),
+    ('10g', 10, False),
+    (' 3 G ', 3, False),
+    ('2048M', 2, False),
+    ('1T', 1024, False),
+    ('1073741824B', 1, False),
+    ('1073741825B', 2, True),
+    ('512M', 1, True),
+    ('1.5G', 2, True),
+    ('.5T', 512, False),
+    (1.5, 2, True),
+    ('1048576K', 1, False),
+])
+def test_parse_size(value, gib, rounded):
+    size, note = parse_size(value)
+    assert size == gib
+    assert (note is not None) == rounded
+    if rounded:
+        assert 'rounded up to %d GiB' % gib in note
+
+
+@pytest.mark.parametrize('value', [0, -1, '0G', '0.0', 'abc', '10X', '1.2.3G', '', '10iB', 'G', True, None, [10],
+                                   '-5G'])
+def test_parse_size_invalid(value):
+    with pytest.raises(InvalidRequest) as err:
+        parse_size(value)
+    message = str(err.value)
+    assert message.startswith('Invalid size')
+    assert '\n' not in message
+    assert ('10G' in message) or ('at least 1 GiB' in message)
+
+
+# -- volumes: create / re-run / extend / shrink ---------------------------------------------
+def test_create_check_mode_predicts_and_changes_nothing(fake_backend):
+    changed, before, after, messages = vol_present(fake_backend, name='v1', size='1.5G', check_mode=True)
+    assert changed and before is None
+    assert set(after) == VOLUME_FIELDS
+    assert (after['name'], after['size'], after['status'], after['backend']) == ('v1', 2, 'available', 'fake')
+    assert after['pool_name'] == 'pool1'
+    assert len(messages) == 1 and 'rounded up to 2 GiB' in messages[0]
+    assert records(fake_backend) == [] and fake_backend.driver.calls == []
+
+
+def test_create_then_idempotent(fake_backend):
+    params = dict(name='v1', size=1, description='d', metadata={'k': 'v'}, extra_specs={'thin': 'true'})
+    changed, before, after, _m = vol_present(fake_backend, **params)
+    assert changed and before is None
+    assert after['status'] == 'available' and after['metadata'] == {'k': 'v'}
+    assert after['extra_specs'] == {'thin': 'true'}
+    assert fake_backend.driver.volumes == {'volume-%s' % after['id']: 1}
+    for check_mode in (True, False):
+        changed, before2, after2, messages = vol_present(fake_backend, **params, check_mode=check_mode)
+        assert not changed and before2 == after2 == after and messages == []
+    # by id only
+    changed, _b, found, _m = vol_present(fake_backend, id=after['id'])
+    assert not changed and found['name'] == 'v1'
+
+
+def test_create_with_given_id(fake_backend):
+    volume_id = str(uuid.uuid4())
+    _c, _b, predicted, _m = vol_present(fake_backend, name='v1', id=volume_id, size=1, check_mode=True)
+    _c, _b, after, _m = vol_present(fake_backend, name='v1', id=volume_id, size=1)
+    assert predicted['id'] == after['id'] == volume_id
+
+
+def test_extend(fake_backend):
+    _c, _b, created, _m = vol_present(fake_backend, name='v1', size=1)
+    changed, before, after, _m = vol_present(fake_backend, name='v1', size='2G', check_mode=True)
+    assert changed and before['size'] == 1 and after['size'] == 2
+    assert records(fake_backend)[0]['size'] == 1 and 'extend_volume' not in fake_backend.driver.calls
+    changed, before, after, _m = vol_present(fake_backend, name='v1', size='2G')
+    assert changed and after['size'] == 2 and after['status'] == 'available'
+    assert fake_backend.driver.volumes['volume-%s' % created['id']] == 2
+    changed, _b, _a, _m = vol_present(fake_backend, name='v1', size=2)
+    assert not changed
+
+
+@pytest.mark.parametrize('check_mode', [True, False])
+def test_shrink_refused(fake_backend, check_mode):
+    vol_present(fake_backend, name='v1', size=2)
+    with pytest.raises(InvalidRequest, match=r"Volume 'v1' on backend 'fake' is 2 GiB; size=1G would shrink it"):
+        vol_present(fake_backend, name='v1', size='1G', check_mode=check_mode)
+    assert records(fake_backend)[0]['size'] == 2
+    assert fake_backend.driver.calls == ['create_volume']
+
+
+def test_size_required_to_create(fake_backend):
+    with pytest.raises(InvalidRequest, match="size is required"):
+        vol_present(fake_backend, name='v1')
+
+
+def test_record_only_updates(fake_backend):
+    vol_present(fake_backend, name='v1', size=1, metadata={'a': '1'})
+    params = dict(name='v1', description='new', bootable=True, metadata={'b': '2'})
+    changed, before, after, _m = vol_present(fake_backend, **params, check_mode=True)
+    assert changed and before['description'] == '' and after['description'] == 'new'
+    assert records(fake_backend)[0]['description'] == ''
+    changed, _b, after, _m = vol_present(fake_backend, **params)
+    assert changed and after['bootable'] is True and after['metadata'] == {'b': '2'}
+    assert not vol_present(fake_backend, **params)[0]
+
+
+def test_creation_only_options_warn(fake_backend):
+    vol_present(fake_backend, name='v1', size=1)
+    changed, _b, _a, messages = vol_present(fake_backend, name='v1', extra_specs={'x': 'y'})
+    assert not changed
+    assert len(messages) == 1 and 'extra_specs' in messages[0] and 'retype' in messages[0]
+
+
+def test_unknown_pool(fake_backend):
+    with pytest.raises(InvalidRequest, match="no pool 'nope'"):
+        vol_present(fake_backend, name='v1', size=1, pool_name='nope', check_mode=True)
+
+
+# -- volumes: failures and leftovers --------------------------------------------------------
+def test_driver_error_mid_create_leaves_error_and_is_reported(fake_backend):
+    fake_backend.driver.fail['create_volume'] = RuntimeError('array on fire')
+    with pytest.raises(DriverOperationError) as err:
+        vol_present(fake_backend, name='v1', size=1)
+    message = str(err.value)
+    assert message.startswith("Failed to create volume 'v1' on backend 'fake': array on fire")
+    assert "recorded with status 'error'; state=absent removes it" in message
+    assert [r['status'] for r in records(fake_backend)] == ['error']
+
+    del fake_backend.driver.fail['create_volume']
+    for check_mode in (True, False):
+        with pytest.raises(InvalidRequest, match="has status 'error' in the state store.*state=absent"):
+            vol_present(fake_backend, name='v1', size=1, check_mode=check_mode)
+    assert fake_backend.driver.calls == ['create_volume']
+    changed, before, after, _m = vol_absent(fake_backend, name='v1')
+    assert changed and before['status'] == 'error' and after is None
+    assert records(fake_backend) == []
+
+
+@pytest.mark.parametrize('status', ['creating', 'extending', 'error_deleting'])
+def test_leftover_status_refused(fake_backend, status):
+    vol_present(fake_backend, name='v1', size=1)
+    record = records(fake_backend)[0]
+    record['status'] = status
+    type(fake_backend).persistence.put('volume', record)
+    with pytest.raises(InvalidRequest, match="has status '%s'" % status):
+        vol_present(fake_backend, name='v1', size=2)
+    assert 'extend_volume' not in fake_backend.driver.calls
+
+
+def test_missing_on_backend_is_never_recreated(fake_backend):
+    _c, _b, created, _m = vol_present(fake_backend, name='v1', size=1)
+    fake_backend.driver.volumes.clear()  # removed behind the collection's back
+    for check_mode in (True, False):
+        with pytest.raises(InvalidRequest, match="in the state store but not on backend 'fake'"):
+            vol_present(fake_backend, name='v1', size=1, check_mode=check_mode)
+    assert fake_backend.driver.calls == ['create_volume']
+    assert records(fake_backend)[0]['id'] == created['id']
+    assert vol_absent(fake_backend, name='v1')[0]
+    assert records(fake_backend) == []
+
+
+def test_driver_that_cannot_tell(fake_backend):
+    vol_present(fake_backend, name='v1', size=1)
+    del fake_backend.driver.vg
+    fake_backend.driver.volumes.clear()
+    assert vol_present(fake_backend, name='v1', size=1)[0] is False
+
+
+# -- volumes: keys that clash ----------------------------------------------------------------
+def test_name_with_another_id(fake_backend):
+    vol_present(fake_backend, name='v1', size=1)
+    with pytest.raises(InvalidRequest, match="Volume 'v1' on backend 'fake' has id .*, not "):
+        vol_present(fake_backend, name='v1', id=str(uuid.uuid4()), size=1, check_mode=True)
+
+
+def test_id_of_another_name(fake_backend):
+    _c, _b, v1, _m = vol_present(fake_backend, name='v1', size=1)
+    with pytest.raises(InvalidRequest, match="already belongs to volume 'v1'"):
+        vol_present(fake_backend, name='v2', id=v1['id'], size=1)
+    with pytest.raises(InvalidRequest, match="already belongs to volume 'v1'"):
+        vol_absent(fake_backend, name='v2', id=v1['id'])
+    assert len(records(fake_backend)) == 1
+
+
+def test_id_on_another_backend(fake_backend, other_backend):
+    _c, _b, v1, _m = vol_present(other_backend, name='v1', size=1)
+    with pytest.raises(InvalidRequest, match="belongs to a volume on backend 'other'"):
+        vol_present(fake_backend, id=v1['id'], size=1)
+    # names are per backend
+    assert vol_present(fake_backend, name='v1', size=1)[0]
+
+
+def test_name_clash_in_the_store(fake_backend, monkeypatch):
+    """Another run created the name between our look-up and our create."""
+    vol_present(fake_backend, name='v1', size=1)
+    monkeypatch.setattr(volume_state, '_find_volume', lambda *args: None)
+    with pytest.raises(PersistenceError, match="Another volume named 'v1' already exists on backend 'fake'") as err:
+        vol_present(fake_backend, name='v1', size=1)
+    assert 'state=absent' not in str(err.value)
+    assert fake_backend.driver.calls == ['create_volume']
+    assert len(records(fake_backend)) == 1
+
+
+def test_non_uuid_id(fake_backend):
+    with pytest.raises(InvalidRequest, match="id 'abc' is not a UUID"):
+        vol_present(fake_backend, name='v1', id='abc', size=1, check_mode=True)
+
+
+# -- volumes: sources ------------------------------------------------------------------------
+@pytest.mark.parametrize('option, match', [
+    ('source_volume', "source_volume: volume 'nope' is not known on backend 'fake'"),
+    ('source_snapshot', "source_snapshot: snapshot 'nope' is not known on backend 'fake'"),
+])
+def test_missing_source(fake_backend, option, match):
+    for check_mode in (True, False):
+        with pytest.raises(NotFound, match=match):
+            vol_present(fake_backend, name='v2', **{option: 'nope'}, check_mode=check_mode)
+    assert records(fake_backend) == []
+
+
+def test_clone(fake_backend):
+    _c, _b, src, _m = vol_present(fake_backend, name='src', size=2, description='s')
+    with pytest.raises(InvalidRequest, match="can't be smaller than its 2 GiB"):
+        vol_present(fake_backend, name='c1', source_volume='src', size=1, check_mode=True)
+    changed, _b, predicted, _m = vol_present(fake_backend, name='c1', source_volume=src['id'], check_mode=True)
+    assert changed and predicted['size'] == 2 and predicted['source'] == {'type': 'volume', 'id': src['id']}
+    assert len(records(fake_backend)) == 1
+    changed, _b, after, _m = vol_present(fake_backend, name='c1', source_volume='src')
+    assert changed and after['size'] == 2 and after['source'] == predicted['source']
+    assert after['description'] == 's' and 'create_cloned_volume' in fake_backend.driver.calls
+    assert not vol_present(fake_backend, name='c1', source_volume='src')[0]
+
+
+def test_from_snapshot(fake_backend):
+    vol_present(fake_backend, name='src', size=1)
+    _c, _b, s1, _m = snap_present(fake_backend, volume='src', name='s1')
+    vol_present(fake_backend, name='src', size=3)  # the snapshot stays 1 GiB
+    changed, _b, predicted, _m = vol_present(fake_backend, name='r1', source_snapshot='s1', check_mode=True)
+    assert changed and predicted['size'] == 1 and predicted['source'] == {'type': 'snapshot', 'id': s1['id']}
+    changed, _b, after, _m = vol_present(fake_backend, name='r1', source_snapshot=s1['id'], size=2)
+    assert changed and after['size'] == 2 and 'create_volume_from_snapshot' in fake_backend.driver.calls
+
+
+# -- volumes: absent -------------------------------------------------------------------------
+def test_absent(fake_backend):
+    for check_mode in (True, False):
+        assert vol_absent(fake_backend, name='v1', check_mode=check_mode) == (False, None, None, [])
+    _c, _b, created, _m = vol_present(fake_backend, name='v1', size=1)
+    changed, before, after, _m = vol_absent(fake_backend, name='v1', check_mode=True)
+    assert changed and before == created and after is None and len(records(fake_backend)) == 1
+    changed, _b, _a, _m = vol_absent(fake_backend, name='v1')
+    assert changed and records(fake_backend) == [] and fake_backend.driver.volumes == {}
+    assert not vol_absent(fake_backend, name='v1')[0]
+
+
+def test_absent_with_snapshots(fake_backend):
+    vol_present(fake_backend, name='v1', size=1)
+    snap_present(fake_backend, volume='v1', name='s1')
+    for check_mode in (True, False):
+        with pytest.raises(InvalidRequest, match=r"has snapshots \(s1\). Delete them first or set cascade=true"):
+            vol_absent(fake_backend, name='v1', check_mode=check_mode)
+    assert vol_absent(fake_backend, name='v1', cascade=True, check_mode=True)[0]
+    assert len(records(fake_backend, 'snapshot')) == 1
+    assert vol_absent(fake_backend, name='v1', cascade=True)[0]
+    assert records(fake_backend) == [] and records(fake_backend, 'snapshot') == []
+    assert fake_backend.driver.snapshots == set() and fake_backend.driver.volumes == {}
+
+
+# -- snapshots ---------------------------------------------------------------------------------
+def test_snapshot_lifecycle(fake_backend):
+    _c, _b, v1, _m = vol_present(fake_backend, name='v1', size=1)
+    params = dict(volume='v1', name='s1', description='d')
+    changed, before, predicted, _m = snap_present(fake_backend, **params, check_mode=True)
+    assert changed and before is None and set(predicted) == SNAPSHOT_FIELDS
+    assert predicted['status'] == 'available' and records(fake_backend, 'snapshot') == []
+    changed, _b, after, _m = snap_present(fake_backend, **params)
+    assert changed and after['volume_id'] == v1['id'] and after['status'] == 'available'
+    assert snap_present(fake_backend, volume=v1['id'], name='s1', description='d', check_mode=True)[0] is False
+    assert snap_present(fake_backend, **params)[0] is False
+    changed, _b, updated, _m = snap_present(fake_backend, volume='v1', name='s1', description='e')
+    assert changed and updated['description'] == 'e'
+    _c, _b, listed, _m = vol_present(fake_backend, name='v1')
+    assert [s['id'] for s in listed['snapshots']] == [after['id']]
+    assert snap_absent(fake_backend, **params, check_mode=True)[0]
+    assert len(records(fake_backend, 'snapshot')) == 1
+    assert snap_absent(fake_backend, **params)[0]
+    assert records(fake_backend, 'snapshot') == [] and fake_backend.driver.snapshots == set()
+    assert not snap_absent(fake_backend, **params)[0]
+
+
+def test_snapshot_of_missing_volume(fake_backend):
+    with pytest.raises(NotFound, match="Can't snapshot volume 'nope': it is not known on backend 'fake'"):
+        snap_present(fake_backend, volume='nope', name='s1', check_mode=True)
+    assert snap_absent(fake_backend, volume='nope', name='s1') == (False, None, None, [])
+
+
+def test_snapshot_driver_error_leaves_nothing(fake_backend):
+    vol_present(fake_backend, name='v1', size=1)
+    fake_backend.driver.fail['create_snapshot'] = RuntimeError('no device-mapper')
+    with pytest.raises(DriverOperationError) as err:
+        snap_present(fake_backend, volume='v1', name='s1')
+    assert str(err.value) == ("Failed to create snapshot 's1' on backend 'fake': no device-mapper. "
+                              "Nothing was left behind.")
+    assert records(fake_backend, 'snapshot') == []
+    assert fake_backend.driver.calls[-2:] == ['create_snapshot', 'delete_snapshot']
+
+
+def test_snapshot_rollback_failure_is_reported(fake_backend):
+    vol_present(fake_backend, name='v1', size=1)
+    fake_backend.driver.fail['create_snapshot'] = RuntimeError('no device-mapper')
+    fake_backend.driver.fail['delete_snapshot'] = RuntimeError('busy')
+    with pytest.raises(DriverOperationError, match="Cleaning up failed too .*busy.*status 'error_deleting'"):
+        snap_present(fake_backend, volume='v1', name='s1')
+    assert [r['status'] for r in records(fake_backend, 'snapshot')] == ['error_deleting']
+    fake_backend.driver.fail.clear()
+    with pytest.raises(InvalidRequest, match="Snapshot 's1' on backend 'fake' has status 'error_deleting'"):
+        snap_present(fake_backend, volume='v1', name='s1')
+    assert snap_absent(fake_backend, volume='v1', name='s1')[0]
+    assert records(fake_backend, 'snapshot') == []
+
+
+def test_snapshot_of_volume_in_error(fake_backend):
+    fake_backend.driver.fail['create_volume'] = RuntimeError('boom')
+    with pytest.raises(DriverOperationError):
+        vol_present(fake_backend, name='v1', size=1)
+    with pytest.raises(InvalidRequest, match="Can't snapshot: volume 'v1' on backend 'fake' has status 'error'"):
+        snap_present(fake_backend, volume='v1', name='s1', check_mode=True)
