@@ -131,9 +131,16 @@ stage_integration() {
     [[ ${#targets[@]} -gt 0 ]] || { cl_note "SKIP: no tests/integration/targets yet"; return "${SKIP}"; }
     [[ ${EUID} -eq 0 ]] || { cl_note "integration targets need root (needs/root): sudo $0"; return 1; }
     collection_copy || return 1
+    local rc
     (cd "${SANITY_ROOT}" && ansible-test integration --local --python 3.11 \
         --allow-root --allow-destructive --continue-on-error --color no) 2>&1 | drop_pip_noise
-    return "${PIPESTATUS[0]}"
+    rc=${PIPESTATUS[0]}
+    # The setup_cinderlib_lvm target leaves its volume group for the targets
+    # that follow it; remove it once they all ran.
+    ansible-playbook -i localhost, tests/playbooks/lvm_vg.yml -e lvm_vg_state=absent \
+        -e lvm_loopback_vg=cinderlib-it-vg -e lvm_loopback_file=/var/tmp/cinderlib-it-vg/vg.img >/dev/null \
+        || { cl_note "could not remove the integration volume group cinderlib-it-vg"; rc=1; }
+    return "${rc}"
 }
 
 stage_build_install() {
