@@ -138,8 +138,8 @@ stage_integration() {
     # The setup_cinderlib_lvm target leaves its volume group for the targets
     # that follow it; remove it once they all ran.
     ansible-playbook -i localhost, tests/playbooks/lvm_vg.yml -e lvm_vg_state=absent \
-        -e lvm_loopback_vg=cinderlib-it-vg -e lvm_loopback_file=/var/tmp/cinderlib-it-vg/vg.img >/dev/null \
-        || { cl_note "could not remove the integration volume group cinderlib-it-vg"; rc=1; }
+        -e lvm_loopback_vg=cinderlib-modules-vg -e lvm_loopback_file=/var/tmp/cinderlib-modules-vg/vg.img >/dev/null \
+        || { cl_note "could not remove the integration volume group cinderlib-modules-vg"; rc=1; }
     return "${rc}"
 }
 
