@@ -23,6 +23,10 @@ description:
     C(creating) after an interrupted run...) makes the task fail and say so; O(state=absent)
     removes it. A volume that is in the state store but no longer on the array is reported,
     never silently recreated.
+  - The module's options are checked before the state store or the backend is opened (O(name),
+    O(id), O(size), the sources), then O(backend) is validated against its driver's options (see
+    O(backend)); a bad value, a missing source or an unknown backend fails with a message saying
+    what to change, and nothing is created or changed.
 author:
   - cinderlib.storage developers (@cinderlib)
 extends_documentation_fragment:
@@ -32,10 +36,11 @@ options:
     description:
       - Name of the volume, unique per backend; the key that makes the module idempotent.
       - One of O(name) and O(id) is required.
+      - Not empty, at most 255 characters, no control characters (newline, tab...).
     type: str
   id:
     description:
-      - Id (a UUID) of the volume.
+      - Id (a UUID) of the volume; other ids fail unless O(non_uuid_ids) is set.
       - Without O(name), the key that finds the volume. With O(name), the id given to the volume
         when it is created; an existing volume of that name with another id makes the task fail.
     type: str
@@ -49,7 +54,7 @@ options:
     description:
       - Size of the volume. An integer is GiB; a string may carry a binary unit (V(10G), V(10GiB),
         V(512M), V(1T), V(1.5G)) or be bytes (V(1073741824B)). Sizes are rounded up to whole GiB,
-        with a warning.
+        with a warning. Zero, negative sizes and other units fail.
       - Required to create a volume, except from O(source_volume) or O(source_snapshot), whose size
         is the default.
       - Larger than an existing volume's size grows it; smaller fails and changes nothing.
@@ -57,12 +62,14 @@ options:
   source_volume:
     description:
       - Name or id of a volume on the same backend to clone the new volume from.
-      - Only used when the volume is created.
+      - Only used when the volume is created; a volume that is not known on the backend fails.
+      - Mutually exclusive with O(source_snapshot).
     type: str
   source_snapshot:
     description:
       - Name or id of a snapshot on the same backend to create the new volume from.
-      - Only used when the volume is created.
+      - Only used when the volume is created; a snapshot that is not known on the backend fails.
+      - Mutually exclusive with O(source_volume).
     type: str
   description:
     description:
@@ -173,6 +180,8 @@ volume:
     extra_specs: {}
     qos_specs: {}
     snapshots: []
+    connections: []
+    attached_hosts: []
     created_at: '2025-01-01T12:00:00.000000'
     updated_at: '2025-01-01T12:00:00.000000'
   contains:
@@ -229,6 +238,14 @@ volume:
       description: The volume's snapshots (see M(cinderlib.storage.cinderlib_snapshot)).
       type: list
       elements: dict
+    connections:
+      description: The volume's exports to hosts known to the state store (empty until it is connected).
+      type: list
+      elements: dict
+    attached_hosts:
+      description: Host names of those connections.
+      type: list
+      elements: str
     created_at:
       description: When the record was created (UTC, ISO 8601); C(null) in check mode.
       type: str
@@ -243,6 +260,7 @@ diff:
 
 from ansible_collections.cinderlib.storage.plugins.module_utils.ansible_module import CinderlibModule
 from ansible_collections.cinderlib.storage.plugins.module_utils.volume_state import (
+    check_volume_params,
     ensure_volume_absent,
     ensure_volume_present,
 )
@@ -282,7 +300,7 @@ def main() -> None:
         required_one_of=[('name', 'id')],
         mutually_exclusive=[('source_volume', 'source_snapshot')],
     )
-    module.run(run)
+    module.run(run, check=check_volume_params)
 
 
 if __name__ == '__main__':

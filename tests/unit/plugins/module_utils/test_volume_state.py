@@ -27,7 +27,7 @@ from ansible_collections.cinderlib.storage.plugins.module_utils.volume_state imp
 
 VOLUME_FIELDS = {'id', 'name', 'description', 'size', 'status', 'backend', 'pool_name', 'bootable',
                  'attach_status', 'source', 'metadata', 'extra_specs', 'qos_specs', 'snapshots',
-                 'created_at', 'updated_at'}
+                 'connections', 'attached_hosts', 'created_at', 'updated_at'}
 SNAPSHOT_FIELDS = {'id', 'name', 'description', 'volume_id', 'volume_size', 'status', 'backend',
                    'created_at', 'updated_at'}
 
@@ -395,3 +395,49 @@ def test_snapshot_of_volume_in_error(fake_backend):
         vol_present(fake_backend, name='v1', size=1)
     with pytest.raises(InvalidRequest, match="Can't snapshot: volume 'v1' on backend 'fake' has status 'error'"):
         snap_present(fake_backend, volume='v1', name='s1', check_mode=True)
+
+
+# -- the modules' own options, checked before anything is opened ------------------------------
+VALID_ID = '0b5e8c7a-6e1e-4f7c-9d4e-4f3bd2a9b0c1'
+
+
+@pytest.mark.parametrize('params', [
+    {'name': 'data01'},
+    {'id': VALID_ID},
+    {'name': 'x' * 255, 'size': '10G', 'source_volume': 'src'},
+    {'name': 'données', 'source_snapshot': VALID_ID, 'pool_name': 'pool1'},
+    {'id': 'my-volume', 'non_uuid_ids': True},
+])
+def test_check_volume_params_accepts(params):
+    volume_state.check_volume_params(params)
+
+
+@pytest.mark.parametrize('params, message', [
+    ({'name': ''}, r'^name is empty; give a name such as data01, or leave name out\.$'),
+    ({'name': '   '}, r'^name is empty'),
+    ({'name': 'x' * 256}, r'^name is 256 characters long; use at most 255\.$'),
+    ({'name': 'data\n01'}, r"^name 'data\\n01' contains the control character '\\n' \(a newline, tab\.\.\.\); "
+                           r"remove it\.$"),
+    ({'name': 'a\tb'}, r"contains the control character '\\t'"),
+    ({'id': 'not-a-uuid'}, r"^id 'not-a-uuid' is not a UUID \(such as .*\); give a UUID, or set non_uuid_ids=true"),
+    ({'id': 'x\x00', 'non_uuid_ids': True}, r'control character'),
+    ({'name': 'v', 'source_volume': ''}, r'^source_volume is empty'),
+    ({'name': 'v', 'source_snapshot': 's' * 300}, r'^source_snapshot is 300 characters long'),
+    ({'name': 'v', 'source_volume': 'a', 'source_snapshot': 'b'}, r'^source_volume and source_snapshot are mutually'),
+    ({'name': 'v', 'size': 0}, r'^Invalid size 0: a volume needs at least 1 GiB\.$'),
+    ({'name': 'v', 'size': '-1G'}, r"^Invalid size '-1G'"),
+    ({'name': 'v', 'size': '10Q'}, r"^Invalid size '10Q': use a whole number of GiB"),
+])
+def test_check_volume_params_refuses(params, message):
+    with pytest.raises(InvalidRequest, match=message):
+        volume_state.check_volume_params(params)
+
+
+@pytest.mark.parametrize('params, message', [
+    ({'volume': '', 'name': 's'}, r'^volume is empty'),
+    ({'volume': 'v', 'name': 'x' * 256}, r'^name is 256 characters long'),
+    ({'volume': 'v', 'name': 'snap\r'}, r'control character'),
+])
+def test_check_snapshot_params_refuses(params, message):
+    with pytest.raises(InvalidRequest, match=message):
+        volume_state.check_snapshot_params(params)
