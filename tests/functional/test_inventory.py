@@ -66,3 +66,32 @@ def test_unreadable_store_is_a_clear_parse_error(tmp_path, run_env):
     assert proc.returncode != 0
     assert "cinderlib inventory: Can't open the state store postgresql+psycopg2://u:***@127.0.0.1:1/db" in proc.stderr
     assert 'pw-secret' not in proc.stderr + proc.stdout
+
+
+def test_status_filter_compose_groups_and_cache(tmp_path, run_env):
+    # Records as the modules leave them, one of them failed.
+    db = tmp_path / 'state.db'
+    code = ('from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.persistence import open_store\n'
+            'store = open_store({"connection": "sqlite:///%s"})\n'
+            'store.put("volume", {"id": "v1", "backend": "lvm", "name": "ok1", "size": 1, "status": "available"})\n'
+            'store.put("volume", {"id": "v2", "backend": "lvm", "name": "big", "size": 200, "status": "available"})\n'
+            'store.put("volume", {"id": "v3", "backend": "lvm", "name": "bad", "size": 1, "status": "error"})\n'
+            % db)
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=run_env, check=False)
+    assert proc.returncode == 0, proc.stderr
+    cache_dir = tmp_path / 'cache'
+    config = tmp_path / 'filtered.cinderlib.yml'
+    config.write_text('plugin: cinderlib.storage.cinderlib\npersistence:\n  connection: sqlite:///%s\n'
+                      'statuses: [available]\ncompose:\n  size_bytes: size * 1073741824\n'
+                      'groups:\n  large: size >= 100\n'
+                      'cache: true\ncache_plugin: ansible.builtin.jsonfile\ncache_connection: %s\n'
+                      % (db, cache_dir))
+    listing = plain(json.loads(ansible_inventory(config, run_env, '--list').stdout))
+    assert sorted(listing['_meta']['hostvars']) == ['big', 'ok1']
+    assert listing['_meta']['hostvars']['ok1']['size_bytes'] == 1073741824
+    assert listing['large']['hosts'] == ['big']
+    assert any(cache_dir.iterdir()), 'the inventory was not cached'
+    # A cached listing is served from the cache, not from the store.
+    db.unlink()
+    cached = plain(json.loads(ansible_inventory(config, run_env, '--list').stdout))
+    assert sorted(cached['_meta']['hostvars']) == ['big', 'ok1']
