@@ -15,10 +15,18 @@ options:
       - Either a dict of Cinder driver options, which must include C(volume_backend_name) and
         C(volume_driver) (the Python path of the Cinder driver class), or the name of a backend
         defined in O(config_file).
-      - Option names and values are validated against the driver's own options before the
-        driver is touched; see O(unknown_options).
-      - Options that hold credentials (C(san_password) and anything named like a password,
-        token, secret or key) are kept out of results, logs and the state store.
+      - Option names and values are validated before the driver is instantiated, against the JSON
+        Schema of the driver's own oslo.config options (its options and the options common to
+        every Cinder backend, as M(cinderlib.storage.cinderlib_drivers_info) shows them) for
+        types, choices, minimum and maximum. Values are read as Cinder reads C(cinder.conf), so strings
+        such as V('5'), V('true') or V('a,b') are valid for integer, boolean and list options.
+        Every problem is reported at once, each naming the option, what is wrong with its value
+        and, for an unknown option, the closest known names; nothing is changed. See
+        O(unknown_options).
+      - Options that hold credentials (those the driver's oslo.config options mark secret, such as
+        C(san_password) or C(replication_device), and anything named like a password, token,
+        secret or key) are kept out of results, warnings, error messages, C(-vvv) output, diffs,
+        facts and the state store; a message about such an option never shows its value.
       - Usually set once per play with C(module_defaults) for C(group/cinderlib.storage.cinderlib).
     type: raw
     required: true
@@ -56,7 +64,8 @@ options:
     description:
       - What to do with an O(backend) option the driver does not know.
       - V(error) fails before anything is changed, naming the closest known options, so that a
-        typo never silently falls back to a default on a production array; V(warn) only warns.
+        typo never silently falls back to a default on a production array; V(warn) only warns
+        (other problems still fail).
     type: str
     choices: [error, warn]
     default: error
@@ -66,6 +75,24 @@ options:
       - It is never written to the state store.
     type: bool
     default: false
+  non_uuid_ids:
+    description:
+      - Allow volume ids that are not UUIDs (O(cinderlib.storage.cinderlib_volume#module:id)).
+      - By default an id that is not a UUID fails before anything is opened; Cinder drivers name
+        storage after ids, and some expect UUIDs.
+    type: bool
+    default: false
+  coordination_url:
+    description:
+      - A tooz coordination URL, such as C(redis://HOST:6379), for the locks that keep concurrent
+        runs from stepping on each other (Cinder's own driver locks and the collection's lock of
+        each volume). Every host that manages the same backends with a shared O(persistence) store
+        must use the same URL.
+      - By default the locks are files on the managed node (C(/var/lib/cinderlib/locks) for root),
+        which only serialize the runs of that host.
+      - The Python package the URL needs (C(redis) for C(redis://)) must be installed for the
+        module's interpreter. Treated as a secret, since it may hold a password.
+    type: str
 requirements:
   - Python 3.11 on the managed node, with C(cinder) 29.x and C(os-brick) 7.x (the
     M(cinderlib.storage.cinderlib_backend_facts) docs say how to get them).
@@ -73,4 +100,8 @@ requirements:
 notes:
   - Each task is a separate process, so state lives in O(persistence) and the driver is
     initialised by every task that needs it.
+  - Foreseeable errors (a bad option, a missing volume, a state store that can't be opened, a
+    backend name not in O(config_file)...) fail the task with a one-line message saying what to
+    change, and change nothing; the Python traceback is only in the result's C(exception), shown
+    with C(-vvv).
 '''

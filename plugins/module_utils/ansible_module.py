@@ -10,20 +10,29 @@ import importlib.util
 import json
 import sys
 import traceback
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend import backend_secrets
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend_config import resolve_backend
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import CinderlibError
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.loader import looks_secret
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.schema import looks_secret
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.schema import (
+    secret_values as _secret_values,
+)
 
 
-def cinderlib_argument_spec() -> dict:
-    """Options every module of the collection takes (doc fragment: cinderlib)."""
+def cinderlib_argument_spec(needs_backend: bool = True) -> dict:
+    """Options every module of the collection takes (doc fragment: cinderlib).
+
+    A module that works on no backend still takes them, not required, so that
+    ``module_defaults`` for the action group apply to it too.
+    """
     return dict(
-        backend=dict(type='raw', required=True),
+        backend=dict(type='raw', required=needs_backend),
         config_file=dict(type='path'),
         persistence=dict(
             type='dict',
@@ -35,7 +44,22 @@ def cinderlib_argument_spec() -> dict:
         ),
         unknown_options=dict(type='str', default='error', choices=['error', 'warn']),
         output_all_backend_info=dict(type='bool', default=False),
+        non_uuid_ids=dict(type='bool', default=False),
+        # Shown in messages; a password in it is registered as no_log (CinderlibModule).
+        coordination_url=dict(type='str', no_log=False),
     )
+
+
+def url_secrets(url: str | None) -> list[str]:
+    """Passwords in a URL: redis://:PASSWORD@host:6379 or ...?password=PASSWORD."""
+    if not url:
+        return []
+    try:
+        parts = urllib.parse.urlsplit(url)
+        found = [parts.password] + urllib.parse.parse_qs(parts.query).get('password', [])
+    except ValueError:
+        return []
+    return [secret for secret in found if secret]
 
 
 def _parse_backend(value: Any) -> Any:
@@ -50,21 +74,37 @@ def _parse_backend(value: Any) -> Any:
 
 def secret_values(config: dict) -> list[str]:
     """Values of options that may hold credentials, for no_log."""
-    return [str(v) for k, v in config.items() if looks_secret(k) and v not in (None, '', [], {})]
+    return _secret_values(config, [k for k in config if looks_secret(k)])
+
+
+class _AnsibleModule(AnsibleModule):
+    def _log_invocation(self) -> None:
+        # The invocation goes to the node's journal before CinderlibModule
+        # can register the backend's secrets: register them first.
+        backend = _parse_backend(self.params.get('backend'))
+        if isinstance(backend, dict):
+            self.no_log_values.update(secret_values(backend))
+        super()._log_invocation()
 
 
 class CinderlibModule:
-    """An AnsibleModule with the collection's shared options and behaviour."""
+    """An AnsibleModule with the collection's shared options and behaviour.
 
-    def __init__(self, argument_spec: dict | None = None, needs_cinder: bool = True, **kwargs: Any) -> None:
-        spec = cinderlib_argument_spec()
+    ``needs_backend=False``: a module that works on no backend (it still
+    accepts the shared options, see ``cinderlib_argument_spec``).
+    """
+
+    def __init__(self, argument_spec: dict | None = None, needs_cinder: bool = True, needs_backend: bool = True,
+                 **kwargs: Any) -> None:
+        spec = cinderlib_argument_spec(needs_backend)
         spec.update(argument_spec or {})
         kwargs.setdefault('supports_check_mode', True)
-        self.module = AnsibleModule(argument_spec=spec, **kwargs)
+        self.module = _AnsibleModule(argument_spec=spec, **kwargs)
         self.params = self.module.params
         self.params['backend'] = _parse_backend(self.params['backend'])
         if isinstance(self.params['backend'], dict):
             self.module.no_log_values.update(secret_values(self.params['backend']))
+        self.module.no_log_values.update(url_secrets(self.params.get('coordination_url')))
         if needs_cinder and importlib.util.find_spec('cinder') is None:
             self.module.fail_json(msg=missing_required_lib(
                 'cinder and os-brick',
@@ -83,6 +123,8 @@ class CinderlibModule:
                 persistence_config=self.params['persistence'],
                 unknown_options=self.params['unknown_options'],
                 output_all_backend_info=self.params['output_all_backend_info'],
+                non_uuid_ids=self.params['non_uuid_ids'],
+                coordination_url=self.params['coordination_url'],
             )
             self._library = cinderlib
         return self._library
@@ -97,17 +139,27 @@ class CinderlibModule:
         """The initialised Backend (driver set up, stats read)."""
         if self._backend is None:
             config = self.backend_config()
+            library = self.library
+            # What oslo marks secret for this driver, before any driver call.
+            self.module.no_log_values.update(backend_secrets(config))
             name = config.pop('volume_backend_name')
-            self._backend = self.library.Backend(name, **config)
+            self._backend = library.Backend(name, **config)
             for warning in self._backend.warnings:
                 self.module.warn('Backend %r: %s' % (name, warning))
         return self._backend
 
     # -- running ------------------------------------------------------------------------
-    def run(self, func: Callable[[CinderlibModule], dict]) -> None:
+    def run(self, func: Callable[[CinderlibModule], dict],
+            check: Callable[[dict], None] | None = None) -> None:
         """Call ``func(self)`` and exit with its result; library errors fail
-        the task with their message (the traceback goes in ``exception``)."""
+        the task with their message (the traceback goes in ``exception``).
+
+        ``check(params)`` validates the module's own options first, before the
+        state store or the backend is opened.
+        """
         try:
+            if check is not None:
+                check(self.params)
             result = func(self)
         except CinderlibError as exc:
             cause = exc.cause or exc

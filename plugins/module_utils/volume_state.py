@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import copy
 import decimal
+import functools
 import re
+import uuid
 from typing import Any
 
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import locks
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import (
     CinderlibError,
     InvalidRequest,
@@ -63,6 +66,58 @@ def parse_size(value: Any) -> tuple[int, str | None]:
     if gib * GIB != size_bytes:
         return gib, 'size %r rounded up to %d GiB: volumes are sized in whole GiB.' % (value, gib)
     return gib, None
+
+
+# -- the modules' own options ----------------------------------------------------------
+MAX_NAME_LENGTH = 255
+_CONTROL_RE = re.compile(r'[\x00-\x1f\x7f-\x9f]')
+
+
+def check_name(value: Any, option: str) -> None:
+    """A name (or a name-or-id reference): non-empty, at most 255
+    characters, no control characters. None is an unset option."""
+    if value is None:
+        return
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidRequest('%s is empty; give a name such as data01, or leave %s out.' % (option, option))
+    if len(value) > MAX_NAME_LENGTH:
+        raise InvalidRequest('%s is %d characters long; use at most %d.' % (option, len(value), MAX_NAME_LENGTH))
+    control = _CONTROL_RE.search(value)
+    if control:
+        raise InvalidRequest('%s %r contains the control character %r (a newline, tab...); remove it.'
+                             % (option, value, control.group()))
+
+
+def check_id(value: Any, option: str, non_uuid_ids: bool = False) -> None:
+    """An id: a UUID, or with non_uuid_ids any valid name."""
+    if value is None:
+        return
+    check_name(value, option)
+    if non_uuid_ids:
+        return
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        raise InvalidRequest('%s %r is not a UUID (such as 0b5e8c7a-6e1e-4f7c-9d4e-4f3bd2a9b0c1); give a UUID, '
+                             'or set non_uuid_ids=true to allow other ids.' % (option, value)) from None
+
+
+def check_volume_params(params: dict) -> None:
+    """cinderlib_volume's options, checked before anything is opened."""
+    check_name(params.get('name'), 'name')
+    check_id(params.get('id'), 'id', bool(params.get('non_uuid_ids')))
+    for option in ('source_volume', 'source_snapshot', 'pool_name'):
+        check_name(params.get(option), option)
+    if params.get('source_volume') is not None and params.get('source_snapshot') is not None:
+        raise InvalidRequest('source_volume and source_snapshot are mutually exclusive; give only one.')
+    if params.get('size') is not None:
+        parse_size(params['size'])
+
+
+def check_snapshot_params(params: dict) -> None:
+    """cinderlib_snapshot's options, checked before anything is opened."""
+    check_name(params.get('volume'), 'volume')
+    check_name(params.get('name'), 'name')
 
 
 # -- look-ups ---------------------------------------------------------------------------
@@ -119,11 +174,29 @@ def _find_source_snapshot(backend, ref: str) -> Snapshot:
     return Snapshot.get_by_id(backend, records[0]['id'])
 
 
+# Statuses an operation writes before calling the driver (objects.py).
+TRANSITIONAL = ('creating', 'deleting', 'extending')
+
+
 def _check_usable(resource, what: str = '') -> None:
     """Refuse a record that a failed or interrupted operation left behind."""
     usable = _USABLE if isinstance(resource, Volume) else ('available',)
     if resource.status in usable:
         return
+    described = what + resource.describe() if what else resource.describe().capitalize()
+    if resource.status in TRANSITIONAL:
+        volume_id = resource.id if isinstance(resource, Volume) else resource.record['volume_id']
+        with locks.try_locked(locks.volume_lock_name(volume_id)) as free:
+            if not free:
+                raise InvalidRequest(
+                    "%s on backend '%s' is being %s by another run right now (status '%s'); nothing was "
+                    "changed. Run again when that run is over." % (
+                        described, resource.backend_name, resource.status[:-3] + 'ed', resource.status))
+        raise InvalidRequest(
+            "%s on backend '%s' has status '%s' in the state store: the run that was %s it ended before "
+            "it finished (killed, or the host went down). Run cinderlib.storage.cinderlib_backend_facts "
+            "with reconcile=resolve to settle it from what the backend has (reconcile=report shows what it "
+            "would do), then run again." % (described, resource.backend_name, resource.status, resource.status))
     raise InvalidRequest(
         "%s on backend '%s' has status '%s' in the state store (a failed or interrupted operation "
         "left it so), not %s. Remove it with state=absent%s, then run again."
@@ -174,6 +247,46 @@ def _create_kwargs(params: dict) -> dict:
     return kwargs
 
 
+# -- one run at a time per volume ----------------------------------------------------------
+def _lock_key(backend, ref: str | None, volume_id: str | None = None) -> str:
+    """What a run locks for a volume: its name, or its id when it has none.
+
+    ``ref`` is a name (or, for snapshots, a name or an id); ``volume_id`` an id.
+    """
+    for candidate in (volume_id, ref):
+        if candidate:
+            records = [r for r in _store(backend).get_volumes(volume_id=candidate) if r.get('backend') == backend.id]
+            if records:
+                return ref if ref and ref == records[0].get('name') else (records[0].get('name') or candidate)
+    return ref or volume_id or ''
+
+
+def _one_run_per_volume(key_of):
+    """Run an ``ensure_*(backend, params, check_mode)`` holding the lock of the
+    volume it is about (locks.py), from the first look-up to the last change,
+    so that concurrent runs on one volume take turns and each sees what the
+    other did. Check mode changes nothing and takes no lock."""
+    def decorate(func):
+        @functools.wraps(func)
+        def wrapper(backend, params: dict, check_mode: bool):
+            if check_mode:
+                return func(backend, params, check_mode)
+            key = key_of(backend, params)
+            with locks.locked(locks.name_lock_name(backend.id, key), "Volume '%s' on backend '%s'" % (key, backend.id)):
+                return func(backend, params, check_mode)
+        return wrapper
+    return decorate
+
+
+def _volume_key(backend, params: dict) -> str:
+    return _lock_key(backend, params.get('name'), params.get('id'))
+
+
+def _snapshot_key(backend, params: dict) -> str:
+    return _lock_key(backend, params.get('volume'))
+
+
+@_one_run_per_volume(_volume_key)
 def ensure_volume_present(backend, params: dict, check_mode: bool) -> tuple[bool, dict | None, dict, list[str]]:
     messages: list[str] = []
     size = None
@@ -260,6 +373,7 @@ def _create_volume(backend, params: dict, size: int | None, check_mode: bool, me
     return True, None, volume.to_dict(), messages
 
 
+@_one_run_per_volume(_volume_key)
 def ensure_volume_absent(backend, params: dict, check_mode: bool) -> tuple[bool, dict | None, None, list[str]]:
     volume = _find_volume(backend, params.get('name'), params.get('id'))
     if volume is None:
@@ -299,6 +413,7 @@ def _find_snapshot(volume: Volume, name: str) -> Snapshot | None:
     return found[0] if found else None
 
 
+@_one_run_per_volume(_snapshot_key)
 def ensure_snapshot_present(backend, params: dict, check_mode: bool) -> tuple[bool, dict | None, dict, list[str]]:
     volume = _snapshot_volume(backend, params, must_exist=True)
     snapshot = _find_snapshot(volume, params['name'])
@@ -342,6 +457,7 @@ def _roll_back_snapshot(snapshot: Snapshot) -> str:
     return 'Nothing was left behind.'
 
 
+@_one_run_per_volume(_snapshot_key)
 def ensure_snapshot_absent(backend, params: dict, check_mode: bool) -> tuple[bool, dict | None, None, list[str]]:
     volume = _snapshot_volume(backend, params, must_exist=False)
     snapshot = _find_snapshot(volume, params['name']) if volume is not None else None

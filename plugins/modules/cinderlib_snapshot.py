@@ -17,6 +17,10 @@ description:
     reason.
   - A snapshot whose record is not C(available) (left by an interrupted run) makes the task
     fail and say so; O(state=absent) removes it.
+  - O(volume) and O(name) are checked before the state store or the backend is opened (not
+    empty, at most 255 characters, no control characters), then O(backend) is validated against
+    its driver's options; a bad value or a volume that does not exist fails with a message saying
+    what to change, and nothing is created or changed.
   - To create a volume from a snapshot, use M(cinderlib.storage.cinderlib_volume) with
     O(cinderlib.storage.cinderlib_volume#module:source_snapshot).
 author:
@@ -126,6 +130,7 @@ diff:
 
 from ansible_collections.cinderlib.storage.plugins.module_utils.ansible_module import CinderlibModule
 from ansible_collections.cinderlib.storage.plugins.module_utils.volume_state import (
+    check_snapshot_params,
     ensure_snapshot_absent,
     ensure_snapshot_present,
 )
@@ -152,7 +157,7 @@ def main() -> None:
         state=dict(type='str', default='present', choices=['present', 'absent']),
         description=dict(type='str'),
     ))
-    module.run(run)
+    module.run(run, check=check_snapshot_params)
 
 
 if __name__ == '__main__':

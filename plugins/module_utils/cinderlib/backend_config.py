@@ -9,6 +9,7 @@ import configparser
 import os
 
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import BackendConfigError
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.schema import did_you_mean
 
 # Keys of cinderlib's functional-test YAML that are not backends.
 _LIBRARY_KEYS = ('logs', 'venv_sudo', 'size_precision', 'debug')
@@ -113,6 +114,7 @@ def resolve_backend(backend, config_file: str | None) -> dict:
             % (backend, DEFAULT_CONFIG_FILES[0]))
     backends = load_backends(path)
     if backend not in backends:
-        raise BackendConfigError('Backend %r is not defined in %s; it defines: %s.'
-                                 % (backend, path, ', '.join(sorted(backends)) or 'none'))
+        raise BackendConfigError('Backend %r is not defined in %s%s; it defines: %s.'
+                                 % (backend, path, did_you_mean(backend, sorted(backends)),
+                                    ', '.join(sorted(backends)) or 'none'))
     return backends[backend]
