@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # Prepare this machine for the collection's tests and jobs (idempotent):
-#   - OS packages (Debian/Ubuntu): lvm2, sudo, shellcheck, postgresql; python3-venv
-#     only if needed. PostgreSQL is installed without its "main" cluster: tests
-#     start a private server of their own (tests/conftest.py), none is enabled.
+#   - OS packages (Debian/Ubuntu): lvm2, sudo, shellcheck, postgresql, redis-server;
+#     python3-venv only if needed. PostgreSQL is installed without its "main"
+#     cluster and redis-server without starting or enabling its service: tests
+#     start private servers of their own (tests/conftest.py), none is enabled.
 #   - the venv at ${CINDERLIB_VENV:-/opt/cinderlib-storage/venv} with the pinned
-#     requirements; pip is skipped while the requirement files are unchanged
+#     requirements; pip is skipped while the requirement files are unchanged.
+#     It is also the managed node's venv of the runtime role (roles/runtime,
+#     same default path): the role's pins come from requirements/constraints.txt
+#     (scripts/runtime_pins.py), so it finds everything here and keeps this
+#     venv; it adds the drivers' OS packages (lvm2, targetcli-fb, ...) itself.
 #   - ${CINDERLIB_BUILD:-<repo>/.build}/collections/ansible_collections/cinderlib/storage
 #     -> <repo>, so ansible and pytest find cinderlib.storage
 set -euo pipefail
@@ -14,7 +19,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "${CINDERLIB_REPO}"
 
 # --- OS packages -----------------------------------------------------------
-os_packages=(lvm2 sudo shellcheck postgresql)
+os_packages=(lvm2 sudo shellcheck postgresql redis-server)
 
 missing_packages() {
     local pkg
@@ -56,9 +61,25 @@ remove_no_main_cluster() {
         rmdir --ignore-fail-on-non-empty "${NO_MAIN_CLUSTER_DIR}" 2>/dev/null || true
     fi
 }
+# redis-server's package starts and enables its system service; the tests run
+# their own server. Debian's policy-rc.d (exit 101: "action forbidden") keeps
+# the service from starting during the install; it is disabled afterwards. An
+# existing policy-rc.d (containers have one) is left as it is.
+POLICY_RC_D=/usr/sbin/policy-rc.d
+made_policy_rc_d=0
+remove_policy_rc_d() {
+    if [[ ${made_policy_rc_d} -eq 1 ]]; then
+        rm -f "${POLICY_RC_D}"
+        made_policy_rc_d=0
+    fi
+}
+install_cleanup() {
+    remove_no_main_cluster
+    remove_policy_rc_d
+}
 install_os_packages() {
+    trap install_cleanup EXIT
     if [[ ${EUID} -eq 0 ]] && printf '%s\n' "$@" | grep -qx postgresql; then
-        trap remove_no_main_cluster EXIT
         if [[ ! -d ${NO_MAIN_CLUSTER_DIR} ]]; then
             mkdir -p "${NO_MAIN_CLUSTER_DIR}"
             made_cluster_dir=1
@@ -66,9 +87,22 @@ install_os_packages() {
         printf '# Written by cinderlib.storage scripts/bootstrap.sh during apt-get install.\n%s\n' \
             'create_main_cluster = false' >"${NO_MAIN_CLUSTER_CONF}"
     fi
+    local redis=0
+    if [[ ${EUID} -eq 0 ]] && printf '%s\n' "$@" | grep -qx redis-server; then
+        redis=1
+        if [[ ! -e ${POLICY_RC_D} ]]; then
+            printf '#!/bin/sh\n# Written by cinderlib.storage scripts/bootstrap.sh during apt-get install.\nexit 101\n' \
+                >"${POLICY_RC_D}"
+            chmod 0755 "${POLICY_RC_D}"
+            made_policy_rc_d=1
+        fi
+    fi
     apt_install "$@"
-    remove_no_main_cluster
+    install_cleanup
     trap - EXIT
+    if [[ ${redis} -eq 1 ]] && command -v systemctl >/dev/null; then
+        systemctl disable redis-server.service >/dev/null 2>&1 || true
+    fi
 }
 
 if command -v dpkg-query >/dev/null && command -v apt-get >/dev/null; then

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Runs the runtime role into a throwaway virtual environment: check, real,
+# check, real, asserting what each run reports as changed and (playbook.yml)
+# that cinderlib_python imports cinder and os_brick; then a wrong driver name
+# must fail, and the throwaway directory is removed. pip keeps its cache, so
+# only the first run on a machine downloads.
+set -euo pipefail
+
+root=/var/tmp/cinderlib-it-runtime
+log="${OUTPUT_DIR:-/tmp}/runtime-runme.log"
+
+play() {
+    ansible-playbook -i "${INVENTORY_PATH}" playbook.yml "$@" >"${log}" 2>&1
+}
+
+# expect CHANGED(yes|no) ARGS...: run the playbook and check its recap.
+expect() {
+    local want=$1 changed start=${SECONDS}
+    shift
+    if ! play "$@"; then
+        cat "${log}"
+        echo "FAIL: ansible-playbook $* failed" >&2
+        exit 1
+    fi
+    changed="$(sed -n 's/^localhost .* changed=\([0-9]*\) .*/\1/p' "${log}")"
+    if [[ ${want} == yes && ${changed} -eq 0 ]] || [[ ${want} == no && ${changed} -ne 0 ]]; then
+        cat "${log}"
+        echo "FAIL: ansible-playbook $*: changed=${changed}, expected changes: ${want}" >&2
+        exit 1
+    fi
+    echo "ok: ${*:-(real)} -> changed=${changed} ($((SECONDS - start))s)"
+}
+
+cleanup() {
+    rm -rf "${root}"
+}
+trap cleanup EXIT
+cleanup
+
+expect yes --check
+[[ ! -e ${root} ]] || { echo "FAIL: check mode created ${root}" >&2; exit 1; }
+expect yes
+expect no --check
+expect no
+
+if play -e '{"cinderlib_runtime_drivers": ["lvm", "no-such-driver"]}'; then
+    cat "${log}"
+    echo "FAIL: the role accepted an unknown driver name" >&2
+    exit 1
+fi
+grep -q 'unknown driver names: no-such-driver' "${log}" || { cat "${log}"; exit 1; }
+echo "ok: unknown driver name refused"
