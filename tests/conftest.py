@@ -5,6 +5,8 @@
 - ``requires_device_mapper``: a marker (``@pytest.mark.requires_device_mapper``)
   and a fixture of the same name; both skip when the kernel has no device-mapper,
   where LVM runs metadata-only (no snapshots, clones or attach).
+- ``redis_url`` (session): a private Redis server (Debian's redis-server) on 127.0.0.1 for
+  the coordination_url tests, stopped at the end of the session.
 - ``postgresql_url`` (session): a private PostgreSQL server (Debian's package) on
   127.0.0.1, started and removed by the fixture; ``postgresql_store_url`` gives each
   test an empty database of its own on it.
@@ -383,3 +385,76 @@ def postgresql_store_url(postgresql_server: PostgreSQLServer) -> Iterator[str]:
         yield postgresql_server.url(name)
     finally:
         postgresql_server.drop_database(name)
+
+
+# --- Redis --------------------------------------------------------------------------
+# A private redis-server (Debian's redis-server package; its system service is never
+# used) for the coordination_url tests: 127.0.0.1 only, a free port, no persistence,
+# run as the redis system user when there is one, stopped after the session.
+
+REDIS_MISSING = "redis-server not found: install Debian's redis-server package (scripts/bootstrap.sh does)"
+REDIS_START_TIMEOUT = 30
+
+
+def _redis_ping(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """``redis://127.0.0.1:<port>``: a private Redis server for the session."""
+    server = _which("redis-server")
+    if server is None:
+        pytest.skip(REDIS_MISSING)
+    try:
+        import redis  # noqa: F401 - tooz's redis driver needs it
+    except ImportError:
+        pytest.skip("the redis Python package is missing: install requirements/test.txt (scripts/bootstrap.sh does)")
+    base = Path(tempfile.mkdtemp(prefix="cinderlib-redis.", dir="/var/tmp"))
+    user = None
+    if os.geteuid() == 0:
+        try:
+            user = pwd.getpwnam("redis")
+            os.chown(base, user.pw_uid, user.pw_gid)
+        except KeyError:
+            user = None
+    os.chmod(base, 0o700)
+    proc = None
+    try:
+        for _attempt in range(3):
+            port = _free_port()
+            log = (base / "server.log").open("ab")
+            proc = subprocess.Popen(
+                [server, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+                 "--dir", str(base), "--daemonize", "no", "--protected-mode", "yes"],
+                stdout=log, stderr=subprocess.STDOUT, cwd=base,
+                user=user.pw_uid if user else None, group=user.pw_gid if user else None,
+                extra_groups=[] if user else None,
+            )
+            log.close()
+            deadline = time.monotonic() + REDIS_START_TIMEOUT
+            while proc.poll() is None and not _redis_ping(port) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if proc.poll() is None and _redis_ping(port):
+                break
+            proc.kill()
+            proc.wait()
+            proc = None
+        if proc is None:
+            output = (base / "server.log").read_text(errors="replace")[-3000:]
+            pytest.fail(f"redis-server did not start on 127.0.0.1:\n{output}", pytrace=False)
+        yield f"redis://127.0.0.1:{port}"
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(base, ignore_errors=True)

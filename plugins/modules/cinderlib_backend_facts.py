@@ -12,7 +12,11 @@ description:
   - Loads the Cinder volume driver named by O(backend) on the managed node (no Cinder services,
     database server or OpenStack needed), runs the driver's start-up checks against the array,
     and returns the backend's capacity stats, pools and the volumes the collection knows on it.
-  - Read-only; safe in check mode.
+  - Read-only, unless O(reconcile=resolve); safe in check mode.
+  - With O(reconcile), also compares the state store with what the backend has and returns the
+    result as RV(reconcile), listing the records that an interrupted run left in a transitional
+    state (C(creating), C(deleting), C(extending)) and the drift (volumes the backend has that the
+    store does not know, records whose volume the backend no longer has).
   - The facts are set under C(ansible_facts.cinderlib_backends), keyed by backend name. Each
     call sets the backends of that call only.
   - Cinder and os-brick must be importable by the module's Python interpreter. The
@@ -31,10 +35,26 @@ options:
         cache stale values.
     type: bool
     default: false
+  reconcile:
+    description:
+      - V(none) compares nothing.
+      - V(report) lists the records left in a transitional state and the drift between the state
+        store and the backend, and changes nothing.
+      - V(resolve) also settles the transitional records whose run is over (a run still in
+        progress holds the volume's lock, and its records are skipped). A volume or snapshot the
+        backend has is adopted (status C(available), for volumes the size the backend reports); a
+        record of a creation or deletion the backend does not have is removed; when the driver
+        can't tell, the record is marked C(error) (C(error_deleting), C(error_extending)), which
+        O(cinderlib.storage.cinderlib_volume#module:state=absent) removes.
+      - Drift is never resolved, only reported; it is checked for LVM-based drivers only, others
+        report it as C(unsupported).
+    type: str
+    choices: [none, report, resolve]
+    default: none
 attributes:
   check_mode:
     support: full
-    description: The module changes nothing.
+    description: Changes nothing; with O(reconcile=resolve), RV(reconcile.actions) says what would be done.
   diff_mode:
     support: none
     description: The module changes nothing.
@@ -58,6 +78,16 @@ EXAMPLES = r'''
 - name: Show the free space of its first pool
   ansible.builtin.debug:
     msg: "{{ ansible_facts.cinderlib_backends.lvm.stats.pools[0].free_capacity_gb }} GiB free"
+
+- name: Settle what interrupted runs left, and show the drift
+  cinderlib.storage.cinderlib_backend_facts:
+    backend: lvm
+    reconcile: resolve
+  register: lvm_facts
+
+- name: Fail on volumes the store does not know
+  ansible.builtin.assert:
+    that: lvm_facts.reconcile.drift.unknown_on_backend | length == 0
 
 # Ad-hoc, with the backend in /etc/cinderlib/backends.yml:
 #   ansible HOST -b -m cinderlib.storage.cinderlib_backend_facts -a backend=lvm
@@ -97,6 +127,7 @@ ansible_facts:
               size: 1
               status: available
               backend: lvm
+          serialized: '{"format":"cinderlib.storage/1","class":"Backend","backend":{"volume_backend_name":"lvm"},...}'
       contains:
         id:
           description: The backend's name (its C(volume_backend_name)).
@@ -117,13 +148,91 @@ ansible_facts:
           description: The volumes the collection knows on this backend, from the state store.
           type: list
           elements: dict
+        serialized:
+          description:
+            - The backend and its volumes, with their snapshots and connections, as a JSON string in
+              format C(cinderlib.storage/1) (the library's C(Backend.dumps), as cinderlib's C(dumps)).
+            - Load it on another node or into another state store with the library's
+              C(cinderlib.load(serialized, save=True)).
+            - Holds no credentials unless O(output_all_backend_info) is set.
+          type: str
+          sample: '{"format":"cinderlib.storage/1","class":"Backend","volumes":[],...}'
+reconcile:
+  description: The state store compared with the backend (volumes and facts are read after resolving).
+  returned: when O(reconcile) is not V(none)
+  type: dict
+  sample:
+    mode: resolve
+    transitional:
+      - {kind: volume, id: 0b5e8c7a-6e1e-4f7c-9d4e-4f3bd2a9b0c1, name: data01, status: creating, size: 1,
+         on_backend: true, in_progress: false}
+    actions:
+      - {kind: volume, id: 0b5e8c7a-6e1e-4f7c-9d4e-4f3bd2a9b0c1, name: data01, status: creating, size: 1,
+         action: adopted, new_status: available, reason: the backend has it}
+    drift:
+      status: checked
+      reason: ''
+      unknown_on_backend:
+        - kind: volume
+          id: 5f0d2b8e-2c1f-4a7e-8f53-7d1b0e6c9a41
+          backend_name: volume-5f0d2b8e-2c1f-4a7e-8f53-7d1b0e6c9a41
+          size: 1
+      missing_on_backend: []
+  contains:
+    mode:
+      description: V(report) or V(resolve).
+      type: str
+    transitional:
+      description:
+        - Records in a transitional state, as found (volumes C(creating), C(deleting), C(extending);
+          snapshots C(creating), C(deleting)), with C(kind), C(id), C(name), C(status), C(size) (for
+          snapshots C(volume_id) and their volume's size).
+        - C(on_backend) says whether the backend has it (C(null) when the driver can't tell, or the
+          run is still in progress); C(in_progress) that a run holds its volume's lock.
+      type: list
+      elements: dict
+    actions:
+      description:
+        - With V(resolve), what was done to each transitional record (in check mode, what would be
+          done), with the fields of RV(reconcile.transitional), C(action) (C(adopted), C(removed),
+          C(marked_error) or C(skipped)), C(new_status) and C(reason).
+        - An adopted volume's C(size) is the size the backend reports.
+      type: list
+      elements: dict
+    drift:
+      description: The difference between the store and the backend, after resolving. Never changed by this module.
+      type: dict
+      contains:
+        status:
+          description: C(checked), or C(unsupported) for drivers that can't list their volumes.
+          type: str
+        reason:
+          description: Why drift is C(unsupported); empty otherwise.
+          type: str
+        unknown_on_backend:
+          description:
+            - Volumes and snapshots the backend has, named as this collection names them
+              (C(volume-<id>) on LVM), that the state store does not know; C(null) when unsupported.
+            - Each with C(kind), C(id), C(backend_name) (the name on the backend) and C(size) in GiB.
+          type: list
+          elements: dict
+        missing_on_backend:
+          description:
+            - Records (not in a transitional state) whose volume or snapshot the backend no longer has;
+              C(null) when unsupported. Each with the fields of RV(reconcile.transitional) and
+              C(backend_name).
+          type: list
+          elements: dict
 '''
 
 from ansible_collections.cinderlib.storage.plugins.module_utils.ansible_module import CinderlibModule
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.reconcile import reconcile
 
 
 def gather_facts(module: CinderlibModule) -> dict:
     backend = module.backend
+    mode = module.params['reconcile'] or 'none'
+    report = reconcile(backend, mode, module.module.check_mode) if mode != 'none' else None
     stats = backend.stats(refresh=module.params['refresh_stats'])
     facts = {
         'id': backend.id,
@@ -131,12 +240,20 @@ def gather_facts(module: CinderlibModule) -> dict:
         'stats': stats,
         'pool_names': list(backend.pool_names),
         'volumes': [volume.to_dict() for volume in backend.volumes],
+        'serialized': backend.dumps,
     }
-    return {'changed': False, 'ansible_facts': {'cinderlib_backends': {backend.id: facts}}}
+    acted = [a for a in (report or {}).get('actions', []) if a['action'] != 'skipped']
+    result = {'changed': bool(acted), 'ansible_facts': {'cinderlib_backends': {backend.id: facts}}}
+    if report is not None:
+        result['reconcile'] = report
+    return result
 
 
 def main() -> None:
-    module = CinderlibModule(argument_spec=dict(refresh_stats=dict(type='bool', default=False)))
+    module = CinderlibModule(argument_spec=dict(
+        refresh_stats=dict(type='bool', default=False),
+        reconcile=dict(type='str', default='none', choices=['none', 'report', 'resolve']),
+    ))
     module.run(gather_facts)
 
 

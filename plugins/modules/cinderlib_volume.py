@@ -23,6 +23,12 @@ description:
     C(creating) after an interrupted run...) makes the task fail and say so; O(state=absent)
     removes it. A volume that is in the state store but no longer on the array is reported,
     never silently recreated.
+  - A record that an interrupted run left in a transitional state (C(creating), C(extending),
+    C(deleting)) is settled by M(cinderlib.storage.cinderlib_backend_facts) with
+    O(cinderlib.storage.cinderlib_backend_facts#module:reconcile=resolve), as the failure message
+    says; while another run is still working on the volume, the task fails and says so.
+  - Runs on the same volume take turns (a lock per volume name, see O(coordination_url)), so a
+    second run sees what the first one did.
   - The module's options are checked before the state store or the backend is opened (O(name),
     O(id), O(size), the sources), then O(backend) is validated against its driver's options (see
     O(backend)); a bad value, a missing source or an unknown backend fails with a message saying

@@ -122,3 +122,10 @@ def fake_backend(request, monkeypatch):
 def other_backend(fake_backend):
     """A second fake backend ('other') sharing the store of ``fake_backend``."""
     return make_fake_backend('other', FakeDriver())
+
+
+@pytest.fixture
+def add_fake_backend(fake_backend):
+    """Make more fake backends sharing the store of ``fake_backend``:
+    ``add_fake_backend('lvm', pools=('lvm',))``."""
+    return lambda name, pools=('pool1',): make_fake_backend(name, FakeDriver(), pools)

@@ -32,6 +32,13 @@ from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.object
     Snapshot,
     Volume,
 )
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.serialization import (  # noqa: F401
+    dump,
+    dumps,
+    json,
+    jsons,
+    load,
+)
 
 __version__ = '0.1.0'
 

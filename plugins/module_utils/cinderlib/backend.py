@@ -6,17 +6,30 @@ Backend (see the collection's docs and the seed ``backends.rst``)."""
 from __future__ import annotations
 
 import copy
-import json
 from typing import Any
 
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import loader
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import loader, serialization
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.dbapi import DriverDB
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import (
     BackendConfigError,
     CinderlibError,
+    NotFound,
     SetupError,
 )
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.persistence import open_store
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.schema import secret_values
+
+
+def backend_secrets(driver_cfg: dict) -> list[str]:
+    """The values of a backend's options that hold credentials: the options
+    oslo marks secret for its driver and those named like one. Imports the
+    driver's module (which registers its options) and calls nothing of it."""
+    if not Backend.global_initialization:
+        Backend.global_setup()
+    # Cinder is configured before any driver module is imported.
+    loader.CinderRuntime.get(Backend.settings)
+    name = driver_cfg.get('volume_backend_name')
+    return secret_values(driver_cfg, loader.secret_options(driver_cfg, 'Backend %r' % (name,)))
 
 
 def scrub(text: str, secrets: list[str]) -> str:
@@ -60,9 +73,10 @@ class Backend:
         self.warnings: list[str] = cfg.pop('__warnings__')
         cfg['volume_backend_name'] = volume_backend_name
         self._driver_cfg = cfg
-        self._secrets = [str(v) for k, v in cfg.items() if loader.looks_secret(k) and v]
+        self._secrets = secret_values(cfg, [k for k in cfg if loader.looks_secret(k)])
         runtime = loader.CinderRuntime.get(Backend.settings)
         try:
+            self._secrets = backend_secrets(cfg)
             configuration = runtime.backend_configuration(
                 volume_backend_name, cfg, Backend.settings.unknown_options)
             self.warnings.extend(getattr(configuration, 'unknown_option_warnings', []))
@@ -89,8 +103,10 @@ class Backend:
         Options: file_locks_path, root_helper, suppress_requests_ssl_warnings,
         disable_logs, non_uuid_ids, output_all_backend_info, project_id,
         user_id, persistence_config, fail_on_missing_backend, host,
-        unknown_options ('error' or 'warn'); any other key is a Cinder global
-        option. Cinder itself is only imported by the first Backend.
+        unknown_options ('error' or 'warn'), coordination_url (a tooz URL for
+        locks shared by several hosts; default: file locks in the locks
+        directory); any other key is a Cinder global option. Cinder itself is
+        only imported by the first Backend.
         """
         if cls.global_initialization:
             raise SetupError('Already setup')
@@ -176,37 +192,44 @@ class Backend:
         if self._volumes is not None:
             self._volumes = [v for v in self._volumes if v.id != volume.id]
 
-    # -- serialization --------------------------------------------------------------
-    def _serialize(self, attr: str) -> dict:
-        return {'class': type(self).__name__, 'backend': self.config,
-                'volumes': [getattr(v, attr) for v in self.volumes]}
-
+    # -- serialization (see serialization.py) ----------------------------------------
     @property
     def json(self) -> dict:
-        return self._serialize('json')
+        return serialization.backend_data(self, full=False)
 
     @property
     def jsons(self) -> str:
-        return json.dumps(self.json)
+        return serialization.to_string(self.json)
 
     @property
     def dump(self) -> dict:
-        return self._serialize('dump')
+        """Like ``json``, with every volume fully (snapshots, connections)."""
+        return serialization.backend_data(self, full=True)
 
     @property
     def dumps(self) -> str:
-        return json.dumps(self.dump)
+        return serialization.to_string(self.dump)
+
+    @classmethod
+    def load(cls, data, save: bool = False):
+        """Objects from serialized data (see ``serialization.load``)."""
+        return serialization.load(data, save)
 
     @classmethod
     def load_backend(cls, backend_data: dict):
+        """The backend serialized data names: initialised here, or initialised
+        from the whole configuration the data carries, or (with
+        ``fail_on_missing_backend=False``) just its name."""
         name = backend_data['volume_backend_name']
         if name in cls.backends:
             return cls.backends[name]
         if len(backend_data) > 1:
             return cls(**backend_data)
         if Backend.settings is None or Backend.settings.fail_on_missing_backend:
-            raise CinderlibError('Backend %r is not initialised here and the data has no configuration '
-                                 'for it.' % name)
+            raise NotFound("The data to load is of backend '%s', which is not initialised in this process, and "
+                           'the data has only its name (serialized without output_all_backend_info). Initialise '
+                           "it first (cinderlib.Backend('%s', ...)), or set up the library with "
+                           'fail_on_missing_backend=False to load the objects bound to the name only.' % (name, name))
         return name
 
     @staticmethod

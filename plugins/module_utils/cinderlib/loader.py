@@ -19,8 +19,8 @@ initialised, so that read-only users of the library never pay for them.
 
 from __future__ import annotations
 
-import difflib
 import importlib
+import importlib.util
 import logging
 import os
 import re
@@ -36,6 +36,15 @@ from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.except
     MissingDependencyError,
     SetupError,
     describe_cause,
+)
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.persistence import redact_url
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.schema import (
+    REDACTED,
+    backend_schema,
+    did_you_mean,
+    looks_secret,
+    unknown_option,
+    validate_config,
 )
 
 # Options renamed in Cinder since cinderlib's documentation was written; the
@@ -74,7 +83,14 @@ DEFAULT_SETTINGS = dict(
     fail_on_missing_backend=True,
     host=None,
     unknown_options='error',
+    coordination_url=None,
 )
+
+# Python modules (and their PyPI names) that tooz needs for a coordination URL scheme.
+_TOOZ_MODULES = {'redis': ('redis', 'redis'), 'rediss': ('redis', 'redis'), 'zookeeper': ('kazoo', 'kazoo'),
+                 'kazoo': ('kazoo', 'kazoo'), 'memcached': ('pymemcache', 'pymemcache'),
+                 'etcd3+http': ('etcd3gw', 'etcd3gw'), 'etcd3+https': ('etcd3gw', 'etcd3gw'),
+                 'mysql': ('pymysql', 'PyMySQL'), 'postgresql': ('psycopg2', 'psycopg2')}
 
 
 def make_settings(options: dict) -> Settings:
@@ -163,7 +179,9 @@ class CinderRuntime:
         locks_path = settings.file_locks_path or os.path.join(state_dir, 'locks')
         os.makedirs(locks_path, mode=0o700, exist_ok=True)
         conf.set_override('lock_path', locks_path, 'oslo_concurrency')
-        conf.set_override('backend_url', 'file://' + locks_path, 'coordination')
+        # Cinder's locks: file locks in the locks directory (one host), or a
+        # tooz backend shared by several hosts (coordination_url).
+        conf.set_override('backend_url', settings.coordination_url or 'file://' + locks_path, 'coordination')
         conf.set_override('host', settings.host)
         problems = []
         for key, value in settings.cinder_options.items():
@@ -178,11 +196,37 @@ class CinderRuntime:
         self._configure_logging()
         self._complete_path()
         self._configure_privileges()
-        coordination = import_or_explain('cinder.coordination', 'Cinder locks')
-        coordination.COORDINATOR.start()
+        self._start_coordination()
         if settings.suppress_requests_ssl_warnings:
             urllib3 = import_or_explain('urllib3', 'The cinderlib.storage library')
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+
+    def _start_coordination(self) -> None:
+        self.coordination = import_or_explain('cinder.coordination', 'Cinder locks')
+        url = self.settings.coordination_url
+        if not url:
+            self.coordination.COORDINATOR.start()
+            return
+        shown = re.sub(r'(?i)(password=)[^&]*', r'\1***', redact_url(url))
+        scheme = url.partition('://')[0].lower()
+        module, package = _TOOZ_MODULES.get(scheme, (None, None))
+        if module and importlib.util.find_spec(module) is None:
+            raise MissingDependencyError(
+                'coordination_url %s needs the Python package %r, which is not installed for %s; install it '
+                "in that interpreter's environment." % (shown, package, sys.executable), package)
+        try:
+            self.coordination.COORDINATOR.start()
+        except Exception as exc:  # noqa: BLE001 - tooz and its drivers raise anything
+            raise SetupError(
+                "Can't start Cinder's lock coordination at coordination_url %s: %s. Check that the URL is a tooz "
+                'URL (such as redis://HOST:6379) and that the server is reachable from this host.'
+                % (shown, _first_line(exc)), exc) from exc
+
+    def lock(self, name: str):
+        """Cinder's inter-process lock ``name`` (a tooz lock: ``acquire``,
+        ``release``, a context manager): a file lock in the locks directory, or
+        a lock of the ``coordination_url`` backend, shared by every host using it."""
+        return self.coordination.COORDINATOR.get_lock(name)
 
     @staticmethod
     def _complete_path() -> None:
@@ -243,36 +287,16 @@ class CinderRuntime:
         cfg = self.cfg
         conf = cfg.CONF
         driver_path = driver_cfg.get('volume_driver')
-        if not driver_path or not isinstance(driver_path, str) or '.' not in driver_path:
-            raise BackendConfigError(
-                "Backend %r needs 'volume_driver': the Python path of a Cinder driver class, such as "
-                "'cinder.volume.drivers.lvm.LVMVolumeDriver'." % name)
-        module_path, class_name = driver_path.rsplit('.', 1)
-        try:
-            module = import_or_explain(module_path, 'The driver %s of backend %r' % (driver_path, name))
-        except MissingDependencyError as exc:
-            missing = getattr(exc.cause, 'name', None) or ''
-            if missing and module_path.startswith(missing):
-                raise BackendConfigError(
-                    "Backend %r: volume_driver %r names no existing module (no module %r); "
-                    "list_supported_drivers() gives the class paths of Cinder's drivers."
-                    % (name, driver_path, missing), cause=exc) from exc
-            raise
-        driver_class = getattr(module, class_name, None)
-        if driver_class is None:
-            known = [n for n in dir(module) if n.endswith('Driver')]
-            raise BackendConfigError(
-                'Backend %r: module %s has no class %r%s.' % (
-                    name, module_path, class_name, _did_you_mean(class_name, known)))
-        # Options the driver declares, when it declares them (drivers add
-        # theirs to the shared group at import time too).
-        get_options = getattr(driver_class, 'get_driver_options', None)
-        if callable(get_options):
-            try:
-                get_options()
-            except Exception:  # noqa: BLE001 - only a hint; the shared group below is authoritative
-                pass
+        options = driver_options(driver_path, 'Backend %r' % name)
         shared_group = self.configuration.SHARED_CONF_GROUP
+        # The JSON Schema of the driver's options first: every problem at
+        # once, before the driver is touched; oslo has the last word below.
+        problems = validate_config(dict({'volume_backend_name': name}, **driver_cfg), options,
+                                   backend_schema(options, driver_path))
+        if problems and (unknown_options == 'error' or not all(p.unknown for p in problems)):
+            raise BackendConfigError('Invalid configuration for backend %r: %s'
+                                     % (name, '; '.join(p.message for p in problems)),
+                                     [p.message for p in problems])
         if name in self._backend_groups:
             for opt in _group_options(conf, name):
                 conf.clear_override(opt.dest, group=name)
@@ -281,18 +305,20 @@ class CinderRuntime:
                 'Backend name %r clashes with a Cinder configuration section; choose another '
                 'volume_backend_name.' % name)
         self._backend_groups.add(name)
-        options = _group_options(conf, shared_group)
         # Registers every option in a group named after the backend, with no
         # default of its own, so unset options fall back to backend_defaults.
         configuration = self.configuration.Configuration(options, config_group=name)
+        configuration_opts = {opt.dest: opt for opt in options}
         problems = []
         for key, value in driver_cfg.items():
             try:
                 conf.set_override(key, value, group=name)
             except cfg.NoSuchOptError:
                 problems.append(_unknown_option(key, [o.dest for o in options]))
-            except (ValueError, TypeError) as exc:
-                problems.append('%s=%r: %s' % (key, _redacted(key, value), _first_line(exc)))
+            except (ValueError, TypeError, AttributeError) as exc:
+                secret = getattr(configuration_opts.get(key), 'secret', False)
+                problems.append('%s=%r: %s' % (key, _redacted(key, value, secret),
+                                               'not valid' if secret else _first_line(exc)))
         unknown = [p for p in problems if p.startswith('unknown option')]
         if problems and (unknown_options == 'error' or len(unknown) != len(problems)):
             raise BackendConfigError(
@@ -333,6 +359,62 @@ class CinderRuntime:
                 % (name, type(driver).__name__, describe_cause(exc)), exc) from exc
 
 
+def import_driver(driver_path: Any, who: str) -> type:
+    """The driver class at ``driver_path``, imported (which registers its
+    options) but not instantiated. ``who`` starts messages ("Backend 'lvm'")."""
+    if not driver_path or not isinstance(driver_path, str) or '.' not in driver_path:
+        raise BackendConfigError(
+            "%s needs 'volume_driver': the Python path of a Cinder driver class, such as "
+            "'cinder.volume.drivers.lvm.LVMVolumeDriver'." % who)
+    module_path, class_name = driver_path.rsplit('.', 1)
+    try:
+        module = import_or_explain(module_path, 'The driver %s of %s' % (driver_path, who[:1].lower() + who[1:]))
+    except MissingDependencyError as exc:
+        missing = getattr(exc.cause, 'name', None) or ''
+        if missing and module_path.startswith(missing):
+            raise BackendConfigError(
+                "%s: volume_driver %r names no existing module (no module %r); "
+                "list_supported_drivers() gives the class paths of Cinder's drivers."
+                % (who, driver_path, missing), cause=exc) from exc
+        raise
+    driver_class = getattr(module, class_name, None)
+    if driver_class is None:
+        known = [n for n in dir(module) if n.endswith('Driver')]
+        raise BackendConfigError(
+            '%s: module %s has no class %r%s.' % (who, module_path, class_name, _did_you_mean(class_name, known)))
+    # Options the driver declares, when it declares them (drivers add
+    # theirs to the shared group at import time too).
+    get_options = getattr(driver_class, 'get_driver_options', None)
+    if callable(get_options):
+        try:
+            get_options()
+        except Exception:  # noqa: BLE001 - only a hint; the shared group is authoritative
+            pass
+    return driver_class
+
+
+def driver_options(driver_path: Any, who: str) -> list:
+    """The oslo options a backend of this driver may set: the shared
+    ``backend_defaults`` group once the driver is imported (its own options
+    and the common backend options). Configures nothing."""
+    what = 'The cinderlib.storage library'
+    cfg = import_or_explain('oslo_config.cfg', what)
+    # Registering the versioned objects must precede any driver import; the
+    # manager and the base driver register the common backend options.
+    import_or_explain('cinder.objects', what).register_all()
+    configuration = import_or_explain('cinder.volume.configuration', what)
+    import_or_explain('cinder.volume.manager', what)
+    import_driver(driver_path, who)
+    return _group_options(cfg.CONF, configuration.SHARED_CONF_GROUP)
+
+
+def secret_options(driver_cfg: dict, who: str) -> set[str]:
+    """Names of the options of ``driver_cfg`` that hold credentials: those
+    oslo marks secret for its driver and those named like one."""
+    options = {opt.dest: opt for opt in driver_options(driver_cfg.get('volume_driver'), who)}
+    return {key for key in driver_cfg if looks_secret(key) or getattr(options.get(key), 'secret', False)}
+
+
 def _group_options(conf: Any, group: str) -> list:
     # oslo.config has no public listing of a group's Opt objects; Cinder's
     # own BaseVD._get_oslo_driver_opts reads the same attribute.
@@ -351,26 +433,12 @@ def _import_error_for(name: str, where: str, exc: ImportError) -> MissingDepende
         % (name, where, package, sys.executable), package, exc)
 
 
-_SECRET_WORDS = ('password', 'passwd', 'secret', 'token', 'key', 'credential', 'auth')
+def _redacted(key: str, value: Any, secret: bool = False) -> Any:
+    return REDACTED if secret or looks_secret(key) else value
 
 
-def looks_secret(option: str) -> bool:
-    """Option names that may hold a credential, whatever oslo says."""
-    lowered = option.lower()
-    return any(word in lowered for word in _SECRET_WORDS)
-
-
-def _redacted(key: str, value: Any) -> Any:
-    return '********' if looks_secret(key) else value
-
-
-def _unknown_option(key: str, known: list[str]) -> str:
-    return 'unknown option %r%s' % (key, _did_you_mean(key, known))
-
-
-def _did_you_mean(word: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(word, known, n=3, cutoff=0.6)
-    return ' (did you mean %s?)' % ', '.join(repr(c) for c in close) if close else ''
+_unknown_option = unknown_option
+_did_you_mean = did_you_mean
 
 
 def _first_line(exc: BaseException) -> str:

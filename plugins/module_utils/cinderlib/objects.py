@@ -6,15 +6,21 @@ Cinder's versioned objects.
 Status follows Cinder's state machine, and every transition is written to
 the store *before* the driver is called: a process killed half-way leaves a
 ``creating``/``deleting``/``extending`` record that a later run can see.
+Each operation holds the volume's inter-process lock (``locks.py``) from the
+first record to the last, so a later run can also tell a leftover from an
+operation still in progress; ``reconcile.py`` resolves leftovers.
 """
 
 from __future__ import annotations
 
 import copy
-import json
+import functools
+import os
+import signal
 import uuid
 from typing import Any
 
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import locks, serialization, views
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import (
     CinderlibError,
     DriverOperationError,
@@ -51,6 +57,35 @@ def _driver_call(resource: Resource, action: str, func, *args: Any):
         raise DriverOperationError(
             "Failed to %s %s on backend '%s': %s" % (
                 action, resource.describe(), resource.backend_name, describe_cause(exc)), exc) from exc
+
+
+TEST_KILL_AT_ENV = 'CINDERLIB_TEST_KILL_AT'
+"""Names the crash point of the test-only hook ``_test_kill_point``."""
+
+
+def _test_kill_point(point: str) -> None:
+    """A test-only crash hook, inert unless the environment variable
+    ``CINDERLIB_TEST_KILL_AT`` equals ``point``: then this process kills
+    itself with SIGKILL (no clean-up runs, as in a power cut or an OOM kill),
+    so tests can show what a crash there leaves and how reconcile resolves it.
+
+    Points: ``<volume|snapshot>.<create|delete>.<before|after>_driver`` and
+    ``volume.extend.<before|after>_driver``: after the transitional record is
+    written and before the driver is called, or after the driver returned and
+    before the final record is written.
+    """
+    if os.environ.get(TEST_KILL_AT_ENV) == point:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _locked(method):
+    """Run a volume or snapshot operation holding its volume's lock."""
+    @functools.wraps(method)
+    def wrapper(self, *args: Any, **kwargs: Any):
+        volume_id = self._record['volume_id'] if self.kind == 'snapshot' else self.id
+        with locks.locked(locks.volume_lock_name(volume_id), self.describe().capitalize()):
+            return method(self, *args, **kwargs)
+    return wrapper
 
 
 class Resource:
@@ -120,22 +155,36 @@ class Resource:
     def record(self) -> dict:
         return copy.deepcopy(self._record)
 
+    # -- serialization (see serialization.py) ----------------------------------------
     @property
     def json(self) -> dict:
-        return {'class': type(self).__name__, 'backend': {'volume_backend_name': self.backend_name},
-                'record': self.record}
+        return serialization.resource_data(self, full=False)
 
     @property
     def jsons(self) -> str:
-        return json.dumps(self.json, default=str)
+        return serialization.to_string(self.json)
 
-    dump = json
-    dumps = jsons
+    @property
+    def dump(self) -> dict:
+        """Like ``json``, fully loaded: a volume's snapshots and connections."""
+        return serialization.resource_data(self, full=True)
+
+    @property
+    def dumps(self) -> str:
+        return serialization.to_string(self.dump)
+
+    @classmethod
+    def load(cls, data, save: bool = False):
+        """Objects from serialized data (see ``serialization.load``)."""
+        return serialization.load(data, save)
 
 
 class Volume(Resource):
     kind = 'volume'
     _updatable = ('description', 'bootable', 'metadata')
+    # Snapshots that loading serialized data gave without saving them;
+    # None: the state store knows them.
+    _snapshots: list | None = None
 
     def __init__(self, backend_or_vol, **kwargs: Any) -> None:
         source = None
@@ -205,6 +254,8 @@ class Volume(Resource):
 
     @property
     def snapshots(self) -> list:
+        if self._snapshots is not None:
+            return list(self._snapshots)
         return [Snapshot.from_record(self, r) for r in self._store.get('snapshot', volume_id=self.id)]
 
     def exists_on_backend(self) -> bool | None:
@@ -262,9 +313,11 @@ class Volume(Resource):
         return updates
 
     # -- operations ---------------------------------------------------------------------
+    @_locked
     def create(self) -> None:
         """Create the volume on the array (cinderlib's Volume.create)."""
         self._save(status='creating')
+        _test_kill_point('volume.create.before_driver')
         try:
             source = None
             if self._record.get('source_volid'):
@@ -283,35 +336,43 @@ class Volume(Resource):
         except CinderlibError:
             self._save(status='error')
             raise
+        _test_kill_point('volume.create.after_driver')
         self._save(status='available', **self._apply_model_update(update))
 
+    @_locked
     def delete(self) -> None:
         if self.snapshots:
             raise InvalidRequest("Can't delete %s on backend '%s': it has snapshots (%s); delete them first."
                                  % (self.describe(), self.backend_name,
                                     ', '.join(s.name or s.id for s in self.snapshots)))
         self._save(status='deleting')
+        _test_kill_point('volume.delete.before_driver')
         try:
             _driver_call(self, 'delete', self.backend.driver.delete_volume, self._ovo())
         except CinderlibError:
             self._save(status='error_deleting')
             raise
+        _test_kill_point('volume.delete.after_driver')
         self._store.remove('volume', self.id)
         self._record['status'] = 'deleted'
+        locks.forget(locks.volume_lock_name(self.id))  # ids are never reused
         if hasattr(self.backend, '_volume_removed'):
             self.backend._volume_removed(self)
 
+    @_locked
     def extend(self, new_size: int) -> None:
         if not isinstance(new_size, int) or isinstance(new_size, bool) or new_size <= self.size:
             raise InvalidRequest('New size of %s must be a whole number of GiB larger than its current %s GiB, '
                                  'not %r.' % (self.describe(), self.size, new_size))
         previous = self._record['status']
         self._save(status='extending')
+        _test_kill_point('volume.extend.before_driver')
         try:
             _driver_call(self, 'extend', self.backend.driver.extend_volume, self._ovo(), new_size)
         except CinderlibError:
             self._save(status='error_extending')
             raise
+        _test_kill_point('volume.extend.after_driver')
         self._save(status=previous if previous in ('available', 'in-use') else 'available', size=new_size)
 
     def clone(self, **new_fields: Any) -> Volume:
@@ -327,28 +388,14 @@ class Volume(Resource):
     def create_snapshot(self, name: str = '', description: str = '', **kwargs: Any) -> Snapshot:
         snapshot = Snapshot(self, name=name, description=description, **kwargs)
         snapshot.create()
+        if self._snapshots is not None:
+            self._snapshots.append(snapshot)
         return snapshot
 
     def to_dict(self) -> dict:
-        record = self._record
-        return {
-            'id': self.id,
-            'name': self.name,
-            'description': record.get('description', ''),
-            'size': record.get('size'),
-            'status': record.get('status'),
-            'backend': self.backend_name,
-            'pool_name': record.get('pool_name'),
-            'bootable': record.get('bootable', False),
-            'attach_status': record.get('attach_status'),
-            'source': _source_of(record),
-            'metadata': dict(record.get('metadata') or {}),
-            'extra_specs': dict((record.get('volume_type') or {}).get('extra_specs') or {}),
-            'qos_specs': dict(((record.get('volume_type') or {}).get('qos_specs') or {}).get('specs') or {}),
-            'snapshots': [s.to_dict() for s in self.snapshots],
-            'created_at': record.get('created_at'),
-            'updated_at': record.get('updated_at'),
-        }
+        # self.snapshots: the store's, or those loaded data gave (serialization).
+        return views.volume_view(self._record, [s.record for s in self.snapshots],
+                                 self._store.get_connections(volume_id=self.id))
 
 
 class Snapshot(Resource):
@@ -407,24 +454,32 @@ class Snapshot(Resource):
         ovo.obj_reset_changes()
         return ovo
 
+    @_locked
     def create(self) -> None:
         self._save(status='creating')
+        _test_kill_point('snapshot.create.before_driver')
         try:
             update = _driver_call(self, 'create', self.backend.driver.create_snapshot, self._ovo())
         except CinderlibError:
             self._save(status='error')
             raise
+        _test_kill_point('snapshot.create.after_driver')
         self._save(status='available', progress='100%', **Volume._apply_model_update(self, update))
 
+    @_locked
     def delete(self) -> None:
         self._save(status='deleting')
+        _test_kill_point('snapshot.delete.before_driver')
         try:
             _driver_call(self, 'delete', self.backend.driver.delete_snapshot, self._ovo())
         except CinderlibError:
             self._save(status='error_deleting')
             raise
+        _test_kill_point('snapshot.delete.after_driver')
         self._store.remove('snapshot', self.id)
         self._record['status'] = 'deleted'
+        if self.volume._snapshots is not None:
+            self.volume._snapshots = [s for s in self.volume._snapshots if s.id != self.id]
 
     def create_volume(self, **new_fields: Any) -> Volume:
         new_fields['snapshot_id'] = self.id
@@ -434,19 +489,7 @@ class Snapshot(Resource):
         return volume
 
     def to_dict(self) -> dict:
-        record = self._record
-        return {'id': self.id, 'name': self.name, 'description': record.get('description', ''),
-                'volume_id': record.get('volume_id'), 'volume_size': record.get('volume_size'),
-                'status': record.get('status'), 'backend': self.backend_name,
-                'created_at': record.get('created_at'), 'updated_at': record.get('updated_at')}
-
-
-def _source_of(record: dict) -> dict | None:
-    if record.get('source_volid'):
-        return {'type': 'volume', 'id': record['source_volid']}
-    if record.get('snapshot_id'):
-        return {'type': 'snapshot', 'id': record['snapshot_id']}
-    return None
+        return views.snapshot_view(self._record)
 
 
 def _fill_unset_fields(ovo) -> None:

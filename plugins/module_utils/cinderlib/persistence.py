@@ -31,10 +31,21 @@ from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.except
     PersistenceError,
 )
 
-SCHEMA_VERSION = 1
-"""Version of the SQL schema this code writes (see ``SQLStore._migrate``)."""
+SCHEMA_VERSION = 2
+"""Version of the SQL schema this code writes (see ``SQLStore._migrate``).
+
+1: the first schema. 2: an index on volumes (backend, status), for finding the
+records an interrupted operation left (reconcile). ``_UPGRADES`` turns a store
+of any older version into this one, in place.
+"""
 
 RESOURCES = ('volume', 'snapshot', 'connection')
+
+SQLITE_BUSY_TIMEOUT = 60
+"""Seconds a SQLite writer waits for another process's write to finish."""
+
+_BACKEND_STATUS_INDEX = 'ix_cinderlib_volumes_backend_status'
+_PG_MIGRATION_LOCK = 0x636C6962  # 'clib': the advisory lock of schema changes
 
 
 def default_db_path(uid: int | None = None, environ: dict | None = None) -> str:
@@ -208,6 +219,7 @@ class SQLStore(StateStore):
         self._tables = self._define_tables(sa)
         try:
             self._engine = self._make_engine(sa, connection)
+            self._writer = self._engine.execution_options(cinderlib_write=True)
             self._migrate()
         except PersistenceError:
             raise
@@ -235,7 +247,8 @@ class SQLStore(StateStore):
             sa.Column('data', sa.Text, nullable=False),
             sa.Column('created_at', sa.String(32)),
             sa.Column('updated_at', sa.String(32)),
-            sa.UniqueConstraint('backend', 'name', name='uq_volume_backend_name'))
+            sa.UniqueConstraint('backend', 'name', name='uq_volume_backend_name'),
+            sa.Index(_BACKEND_STATUS_INDEX, 'backend', 'status'))
         tables['snapshot'] = sa.Table(
             'cinderlib_snapshots', metadata,
             sa.Column('id', sa.String(255), primary_key=True),
@@ -270,7 +283,7 @@ class SQLStore(StateStore):
             # credentials in provider_auth): readable by the owner only.
             # SQLite gives its -wal and -shm files the same mode.
             os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
-        kwargs: dict = {'connect_args': {'timeout': 30}}
+        kwargs: dict = {'connect_args': {'timeout': SQLITE_BUSY_TIMEOUT}}
         if not path or path == ':memory:':
             # One shared connection, or every checkout would see an empty DB.
             kwargs['poolclass'] = sa.pool.StaticPool
@@ -279,31 +292,76 @@ class SQLStore(StateStore):
 
         @sa.event.listens_for(engine, 'connect')
         def _sqlite_pragmas(dbapi_connection, _record):
+            # Transactions are begun below, not by the sqlite3 module (which
+            # begins only before writes, so a read-then-write wasn't atomic).
+            dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
-            # WAL lets readers and one writer work at once (Ansible forks);
-            # the busy timeout makes writers wait instead of failing.
+            # The busy timeout makes writers wait for each other instead of
+            # failing; WAL lets readers work while one process writes.
+            cursor.execute('PRAGMA busy_timeout=%d' % (SQLITE_BUSY_TIMEOUT * 1000))
             if path and path != ':memory:':
                 cursor.execute('PRAGMA journal_mode=WAL')
-            cursor.execute('PRAGMA busy_timeout=30000')
             cursor.close()
+
+        @sa.event.listens_for(engine, 'begin')
+        def _sqlite_begin(conn):
+            # A write transaction takes SQLite's write lock at once (waiting
+            # up to the busy timeout): a deferred one that reads first and
+            # writes later fails with "database is locked" when another
+            # process wrote in between, whatever the timeout.
+            conn.exec_driver_sql('BEGIN IMMEDIATE' if conn.get_execution_options().get('cinderlib_write')
+                                 else 'BEGIN')
 
         return engine
 
+    def _write(self):
+        """A write transaction: ``with self._write() as conn:``."""
+        return self._writer.begin()
+
     def _migrate(self) -> None:
+        """Create the schema, or upgrade an older one in place, in one transaction.
+
+        Processes opening the store at once take turns: SQLite's write lock
+        (BEGIN IMMEDIATE), a transaction-scoped advisory lock on PostgreSQL.
+        """
         sa = self._sa
         meta = self._tables['meta']
-        with self._engine.begin() as conn:
+        # Usually the store is current: find out without taking a write lock.
+        with self._engine.connect() as conn:
+            if self._found_version(conn) == SCHEMA_VERSION:
+                return
+        with self._write() as conn:
+            if conn.dialect.name == 'postgresql':
+                conn.execute(sa.text('SELECT pg_advisory_xact_lock(:key)'), {'key': _PG_MIGRATION_LOCK})
+            found = self._found_version(conn)
+            if found == SCHEMA_VERSION:
+                return  # another process got here first
+            # A new store gets every table at the current version; an older
+            # one keeps its tables and gets the upgrade steps after its version.
             self._tables['metadata'].create_all(conn)
-            row = conn.execute(sa.select(meta.c.value).where(meta.c.key == 'schema_version')).first()
-            if row is None:
+            if found is None:
                 conn.execute(meta.insert().values(key='schema_version', value=str(SCHEMA_VERSION)))
                 return
-            found = int(row[0])
+            for version in range(found + 1, SCHEMA_VERSION + 1):
+                _UPGRADES[version](sa, conn, self._tables)
+                conn.execute(meta.update().where(meta.c.key == 'schema_version').values(value=str(version)))
+
+    def _found_version(self, conn) -> int | None:
+        """The store's schema version (None for a new store); refuses a newer one."""
+        sa = self._sa
+        meta = self._tables['meta']
+        if not sa.inspect(conn).has_table(meta.name):
+            return None
+        row = conn.execute(sa.select(meta.c.value).where(meta.c.key == 'schema_version')).first()
+        if row is None:
+            return None
+        found = int(row[0])
         if found > SCHEMA_VERSION:
             raise PersistenceError(
                 'The state store %s has schema version %d, newer than the %d this collection '
                 'knows; upgrade the cinderlib.storage collection on this host.'
                 % (self.connection, found, SCHEMA_VERSION))
+        return found
 
     @property
     def schema_version(self) -> int:
@@ -339,8 +397,9 @@ class SQLStore(StateStore):
         sa = self._sa
         table = self._tables[kind]
         try:
-            with self._engine.begin() as conn:
-                row = conn.execute(sa.select(table.c.data).where(table.c.id == record.get('id'))).first()
+            with self._write() as conn:
+                row = conn.execute(sa.select(table.c.data).where(table.c.id == record.get('id'))
+                                   .with_for_update()).first()
                 previous = json.loads(row[0]) if row else None
                 stored = self._stamped(record, previous)
                 values = {'data': json.dumps(stored, default=str, sort_keys=True),
@@ -358,7 +417,7 @@ class SQLStore(StateStore):
     def remove(self, kind, record_id):
         self._check_kind(kind)
         table = self._tables[kind]
-        with self._engine.begin() as conn:
+        with self._write() as conn:
             return conn.execute(table.delete().where(table.c.id == record_id)).rowcount > 0
 
     # -- key/values -------------------------------------------------------------
@@ -373,14 +432,35 @@ class SQLStore(StateStore):
 
     def set_key_value(self, key, value):
         table = self._tables['key_value']
-        with self._engine.begin() as conn:
-            if conn.execute(table.update().where(table.c.key == key).values(value=value)).rowcount == 0:
-                conn.execute(table.insert().values(key=key, value=value))
+        for attempt in (1, 2):
+            try:
+                with self._write() as conn:
+                    if conn.execute(table.update().where(table.c.key == key).values(value=value)).rowcount == 0:
+                        conn.execute(table.insert().values(key=key, value=value))
+                return
+            except self._sa.exc.IntegrityError:
+                # Another process inserted the key since our update: update it now.
+                if attempt == 2:
+                    raise
 
     def delete_key_value(self, key):
         table = self._tables['key_value']
-        with self._engine.begin() as conn:
+        with self._write() as conn:
             conn.execute(table.delete().where(table.c.key == key))
+
+
+# -- schema upgrades -------------------------------------------------------------
+# _UPGRADES[n] turns a store of version n - 1 into version n, inside the
+# transaction of SQLStore._migrate (which then records version n). Steps are
+# plain SQLAlchemy on the tables of _define_tables, with no Alembic, and must
+# be safe to re-run.
+def _upgrade_to_2(sa, conn, tables) -> None:
+    """Version 2: index volumes by (backend, status), for reconcile."""
+    index = next(i for i in tables['volume'].indexes if i.name == _BACKEND_STATUS_INDEX)
+    index.create(conn, checkfirst=True)
+
+
+_UPGRADES = {2: _upgrade_to_2}
 
 
 def _first_line(exc: BaseException) -> str:

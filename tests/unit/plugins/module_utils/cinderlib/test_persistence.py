@@ -123,7 +123,7 @@ class TestSQLStore:
         conn.execute("UPDATE cinderlib_meta SET value='99' WHERE key='schema_version'")
         conn.commit()
         conn.close()
-        with pytest.raises(PersistenceError, match='schema version 99, newer than the 1 this collection knows'):
+        with pytest.raises(PersistenceError, match='schema version 99, newer than the 2 this collection knows'):
             persistence.SQLStore('sqlite:///%s' % path)
 
     def test_records_are_readable_without_the_library(self, tmp_path):

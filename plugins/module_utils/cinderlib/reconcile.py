@@ -1,0 +1,212 @@
+# Copyright: contributors to the cinderlib.storage collection
+# Apache License 2.0 (see LICENSE)
+"""The state store against the backend: what interrupted runs and changes made
+outside the collection left, reported and, on request, settled.
+
+- Transitional records: volumes ``creating``/``deleting``/``extending`` and
+  snapshots ``creating``/``deleting``. Every operation holds its volume's
+  lock (``locks.py``) from that record to the final one, so a transitional
+  record whose lock is free was left by a run that died; one whose lock is
+  held belongs to a run in progress and is left alone.
+- Drift: volumes (and snapshots) the backend has but the store does not know
+  (``unknown_on_backend``), and records whose volume the backend no longer has
+  (``missing_on_backend``). Drift is only reported, never deleted or recorded:
+  a volume made by hand may hold someone's data.
+
+Only drivers that can list their volumes can tell what the backend has:
+LVM-based drivers (a ``vg`` with ``get_volumes``/``get_volume``). For the
+others drift is ``unsupported`` and transitional records can only be marked
+as errors.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import locks
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import CinderlibError
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.objects import Snapshot, Volume
+
+MODES = ('none', 'report', 'resolve')
+TRANSITIONAL = {'volume': ('creating', 'deleting', 'extending'), 'snapshot': ('creating', 'deleting')}
+
+# (kind, status) -> what resolve does when the backend has the resource / lacks
+# it / can't tell: ('adopt', status) keeps it with that status, ('remove',) forgets
+# the record, ('error', status) marks it.
+_RESOLUTION = {
+    ('volume', 'creating'): (('adopt', 'available'), ('remove',), ('error', 'error')),
+    ('volume', 'extending'): (('adopt', 'available'), ('error', 'error'), ('error', 'error_extending')),
+    ('volume', 'deleting'): (('adopt', 'available'), ('remove',), ('error', 'error_deleting')),
+    ('snapshot', 'creating'): (('adopt', 'available'), ('remove',), ('error', 'error')),
+    ('snapshot', 'deleting'): (('adopt', 'available'), ('remove',), ('error', 'error_deleting')),
+}
+_ACTION_NAMES = {'adopt': 'adopted', 'remove': 'removed', 'error': 'marked_error'}
+_WHY = {True: 'the backend has it', False: 'the backend does not have it',
+        None: "the driver can't tell whether the backend has it"}
+
+
+def _store():
+    from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend import Backend
+    return Backend.persistence
+
+
+def _vg(backend):
+    """The driver's LVM volume group helper, when it can list volumes."""
+    vg = getattr(backend.driver, 'vg', None)
+    if vg is None or not callable(getattr(vg, 'get_volumes', None)) or not callable(getattr(vg, 'get_volume', None)):
+        return None
+    return vg
+
+
+def _gib(size: Any) -> int | None:
+    try:
+        return math.ceil(round(float(size), 2))
+    except (TypeError, ValueError):
+        return None
+
+
+def _snapshot_lv_name(backend, snapshot: Snapshot) -> str:
+    name = snapshot._ovo().name
+    # LVM drivers keep snapshots as LVs named with a leading '_' (their own
+    # _escape_snapshot), so that a snapshot name can't clash with a volume's.
+    escape = getattr(backend.driver, '_escape_snapshot', None)
+    return escape(name) if callable(escape) else name
+
+
+def _on_backend(backend, kind: str, resource) -> tuple[bool | None, int | None]:
+    """Whether the backend has the resource, and its size in GiB when known."""
+    if kind == 'volume':
+        exists = resource.exists_on_backend()
+        if not exists:
+            return exists, None
+        found = resource.backend.driver.vg.get_volume(resource._ovo().name)
+        return True, _gib((found or {}).get('size'))
+    vg = getattr(backend.driver, 'vg', None)
+    if vg is None or not callable(getattr(vg, 'get_volume', None)):
+        return None, None
+    return vg.get_volume(_snapshot_lv_name(backend, resource)) is not None, None
+
+
+def _describe(kind: str, record: dict) -> dict:
+    entry = {'kind': kind, 'id': record['id'], 'name': record.get('name') or '', 'status': record.get('status'),
+             'size': record.get('size') if kind == 'volume' else record.get('volume_size')}
+    if kind == 'snapshot':
+        entry['volume_id'] = record.get('volume_id')
+    return entry
+
+
+def _resources(backend) -> list[tuple[str, Any]]:
+    """Every volume of the backend and every snapshot of those, as objects."""
+    found = []
+    for record in _store().get_volumes(backend=backend.id):
+        volume = Volume.from_record(backend, record)
+        found.append(('volume', volume))
+        found.extend(('snapshot', Snapshot.from_record(volume, s)) for s in _store().get_snapshots(volume_id=volume.id))
+    return found
+
+
+def _id_pattern(template: str) -> re.Pattern:
+    head, tail = template.split('\0', 1)
+    return re.compile('^%s(?P<id>.+)%s$' % (re.escape(head), re.escape(tail)))
+
+
+def _drift(backend, resources: list) -> dict:
+    vg = _vg(backend)
+    if vg is None:
+        return {'status': 'unsupported', 'unknown_on_backend': None, 'missing_on_backend': None,
+                'reason': "The driver %s can't list the volumes it has (only LVM-based drivers can); drift "
+                          'is not checked.' % type(backend.driver).__name__}
+    from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend import Backend
+    from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.loader import CinderRuntime
+    conf = CinderRuntime.get(Backend.settings).cfg.CONF
+    escape = getattr(backend.driver, '_escape_snapshot', None)
+    snapshot_template = conf.snapshot_name_template % '\0'
+    patterns = {'volume': _id_pattern(conf.volume_name_template % '\0'),
+                'snapshot': _id_pattern(escape(snapshot_template) if callable(escape) else snapshot_template)}
+    lvs = {lv['name']: lv for lv in vg.get_volumes()}
+    known = {(kind, resource.id) for kind, resource in resources}
+    unknown = []
+    for name, lv in sorted(lvs.items()):
+        for kind, pattern in patterns.items():
+            match = pattern.match(name)
+            if match and (kind, match.group('id')) not in known:
+                unknown.append({'kind': kind, 'id': match.group('id'), 'backend_name': name, 'size': _gib(lv['size'])})
+                break
+    missing = []
+    for kind, resource in resources:
+        if resource.status in TRANSITIONAL[kind]:
+            continue  # reported (and resolved) as transitional
+        name = resource._ovo().name if kind == 'volume' else _snapshot_lv_name(backend, resource)
+        if name not in lvs:
+            missing.append(dict(_describe(kind, resource.record), backend_name=name))
+    return {'status': 'checked', 'unknown_on_backend': unknown, 'missing_on_backend': missing, 'reason': ''}
+
+
+def _lock_id(kind: str, resource) -> str:
+    return resource.id if kind == 'volume' else resource.record['volume_id']
+
+
+def _settle(kind: str, resource, on_backend: bool | None, size: int | None, check_mode: bool) -> dict:
+    """Resolve one transitional record (its volume's lock is held)."""
+    before = resource.status
+    outcome = _RESOLUTION[(kind, before)][{True: 0, False: 1, None: 2}[on_backend]]
+    action = dict(_describe(kind, resource.record), action=_ACTION_NAMES[outcome[0]],
+                  new_status=outcome[1] if len(outcome) > 1 else None, reason=_WHY[on_backend])
+    if outcome[0] == 'adopt' and kind == 'volume' and size:
+        action['size'] = size
+    if check_mode:
+        return action
+    if outcome[0] == 'remove':
+        _store().remove(kind, resource.id)
+    else:
+        changes = {'status': outcome[1]}
+        if outcome[0] == 'adopt' and kind == 'volume' and size:
+            changes['size'] = size
+        if outcome[0] == 'adopt' and kind == 'snapshot':
+            changes['progress'] = '100%'
+        resource._save(**changes)
+    return action
+
+
+def reconcile(backend, mode: str, check_mode: bool = False) -> dict | None:
+    """Compare the store with the backend; with ``mode='resolve'`` settle the
+    transitional records left by runs that died (not in check mode).
+
+    Returns None for ``mode='none'``, else ``{mode, transitional, actions,
+    drift}`` (see the ``reconcile`` result of cinderlib_backend_facts).
+    """
+    if mode not in MODES:
+        raise ValueError('reconcile mode must be one of %s, not %r' % (', '.join(MODES), mode))
+    if mode == 'none':
+        return None
+    resources = _resources(backend)
+    transitional, actions = [], []
+    for kind, resource in resources:
+        if resource.status not in TRANSITIONAL[kind]:
+            continue
+        with locks.try_locked(locks.volume_lock_name(_lock_id(kind, resource))) as free:
+            entry = _describe(kind, resource.record)
+            entry['in_progress'] = not free
+            if not free:
+                entry['on_backend'] = None
+                transitional.append(entry)
+                if mode == 'resolve':
+                    actions.append(dict(entry, action='skipped', new_status=None,
+                                        reason='another run holds its lock: it is still in progress'))
+                continue
+            try:
+                resource.refresh()  # the run may have finished since it was read
+            except CinderlibError:
+                continue
+            if resource.status not in TRANSITIONAL[kind]:
+                continue
+            on_backend, size = _on_backend(backend, kind, resource)
+            entry.update(status=resource.status, on_backend=on_backend)
+            transitional.append(entry)
+            if mode == 'resolve':
+                actions.append(_settle(kind, resource, on_backend, size, check_mode))
+    # Drift after resolving, so that it describes what is left.
+    remaining = _resources(backend) if actions and not check_mode else resources
+    return {'mode': mode, 'transitional': transitional, 'actions': actions, 'drift': _drift(backend, remaining)}
