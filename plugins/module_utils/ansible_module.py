@@ -149,6 +149,23 @@ class CinderlibModule:
         return self._backend
 
     # -- running ------------------------------------------------------------------------
+    def ensure_state(self, present: Callable, absent: Callable, result_key: str) -> dict:
+        """Run ``present`` or ``absent`` (volume_state's ensure_* functions)
+        for the ``state`` option and shape the result: ``changed``, the
+        resource under ``result_key`` when present, ``diff`` in diff mode;
+        their messages become warnings."""
+        state = self.params['state']
+        ensure = present if state == 'present' else absent
+        changed, before, after, messages = ensure(self.backend, self.params, self.module.check_mode)
+        for message in messages:
+            self.module.warn(message)
+        result = {'changed': changed}
+        if state == 'present':
+            result[result_key] = after
+        if self.module._diff:
+            result['diff'] = {'before': before or {}, 'after': after or {}}
+        return result
+
     def run(self, func: Callable[[CinderlibModule], dict],
             check: Callable[[dict], None] | None = None) -> None:
         """Call ``func(self)`` and exit with its result; library errors fail

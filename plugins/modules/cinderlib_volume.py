@@ -273,17 +273,7 @@ from ansible_collections.cinderlib.storage.plugins.module_utils.volume_state imp
 
 
 def run(module: CinderlibModule) -> dict:
-    params = module.params
-    ensure = ensure_volume_present if params['state'] == 'present' else ensure_volume_absent
-    changed, before, after, messages = ensure(module.backend, params, module.module.check_mode)
-    for message in messages:
-        module.module.warn(message)
-    result = {'changed': changed}
-    if params['state'] == 'present':
-        result['volume'] = after
-    if module.module._diff:
-        result['diff'] = {'before': before or {}, 'after': after or {}}
-    return result
+    return module.ensure_state(ensure_volume_present, ensure_volume_absent, 'volume')
 
 
 def main() -> None:

@@ -39,7 +39,7 @@ def scrub(text: str, secrets: list[str]) -> str:
     return text
 
 
-class Backend:
+class Backend(serialization.Serializable):
     """A storage backend driven by a Cinder volume driver.
 
     ``Backend(volume_backend_name, **driver_cfg)``: same name and same
@@ -192,28 +192,9 @@ class Backend:
         if self._volumes is not None:
             self._volumes = [v for v in self._volumes if v.id != volume.id]
 
-    # -- serialization (see serialization.py) ----------------------------------------
-    @property
-    def json(self) -> dict:
-        return serialization.backend_data(self, full=False)
-
-    @property
-    def jsons(self) -> str:
-        return serialization.to_string(self.json)
-
-    @property
-    def dump(self) -> dict:
-        """Like ``json``, with every volume fully (snapshots, connections)."""
-        return serialization.backend_data(self, full=True)
-
-    @property
-    def dumps(self) -> str:
-        return serialization.to_string(self.dump)
-
-    @classmethod
-    def load(cls, data, save: bool = False):
-        """Objects from serialized data (see ``serialization.load``)."""
-        return serialization.load(data, save)
+    # -- serialization (properties from serialization.Serializable) -------------------
+    def _serialized(self, full: bool) -> dict:
+        return serialization.backend_data(self, full=full)
 
     @classmethod
     def load_backend(cls, backend_data: dict):

@@ -88,7 +88,7 @@ def _locked(method):
     return wrapper
 
 
-class Resource:
+class Resource(serialization.Serializable):
     """What volumes and snapshots share: a record and its store."""
 
     kind = 'resource'
@@ -155,28 +155,9 @@ class Resource:
     def record(self) -> dict:
         return copy.deepcopy(self._record)
 
-    # -- serialization (see serialization.py) ----------------------------------------
-    @property
-    def json(self) -> dict:
-        return serialization.resource_data(self, full=False)
-
-    @property
-    def jsons(self) -> str:
-        return serialization.to_string(self.json)
-
-    @property
-    def dump(self) -> dict:
-        """Like ``json``, fully loaded: a volume's snapshots and connections."""
-        return serialization.resource_data(self, full=True)
-
-    @property
-    def dumps(self) -> str:
-        return serialization.to_string(self.dump)
-
-    @classmethod
-    def load(cls, data, save: bool = False):
-        """Objects from serialized data (see ``serialization.load``)."""
-        return serialization.load(data, save)
+    # -- serialization (properties from serialization.Serializable) -------------------
+    def _serialized(self, full: bool) -> dict:
+        return serialization.resource_data(self, full=full)
 
 
 class Volume(Resource):

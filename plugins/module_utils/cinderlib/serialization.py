@@ -133,6 +133,36 @@ def to_string(data: Any) -> str:
     return jsonlib.dumps(data, default=str, separators=(',', ':'))
 
 
+class Serializable:
+    """cinderlib's serialization properties, for Backend and every resource:
+    ``json``/``jsons`` (light) and ``dump``/``dumps`` (fully loaded)."""
+
+    def _serialized(self, full: bool) -> dict:
+        raise NotImplementedError
+
+    @property
+    def json(self) -> dict:
+        return self._serialized(full=False)
+
+    @property
+    def jsons(self) -> str:
+        return to_string(self.json)
+
+    @property
+    def dump(self) -> dict:
+        """Like ``json``, fully loaded (a volume's snapshots and connections)."""
+        return self._serialized(full=True)
+
+    @property
+    def dumps(self) -> str:
+        return to_string(self.dump)
+
+    @classmethod
+    def load(cls, data, save: bool = False):
+        """Objects from serialized data (see ``serialization.load``)."""
+        return load(data, save)
+
+
 def json() -> list:
     """``json`` of every backend of this process."""
     return [backend_data(b, full=False) for b in _library().backends.values()]
