@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one test command (as root: loop devices, LVM):  sudo ./scripts/test.sh
 # Stages: bootstrap, ruff, ansible-lint, runtime-pins, pytest, ansible-test
-# sanity, ansible-test integration, molecule, collection build + offline
+# sanity, ansible-test integration, molecule, bench-smoke, collection build + offline
 # install. All stages run; the exit code is non-zero when any failed.
 set -euo pipefail
 
@@ -158,6 +158,14 @@ stage_molecule() {
     NO_COLOR=1 ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0 molecule test -s default
 }
 
+# The benchmarks' smoke mode: correctness only (changed counts, volumes gone,
+# inventory host count), no timings checked; its own VG, removed on exit.
+stage_bench_smoke() {
+    [[ -x bench/run.sh ]] || { cl_note "SKIP: no bench/run.sh"; return "${SKIP}"; }
+    [[ ${EUID} -eq 0 ]] || { cl_note "bench/run.sh needs root (loop devices, LVM): sudo $0"; return 1; }
+    bench/run.sh --smoke
+}
+
 stage_build_install() {
     local tmp tarball module rc=0
     tmp="$(mktemp -d /tmp/cinderlib-build.XXXXXX)"
@@ -196,6 +204,7 @@ run_stage pytest stage_pytest
 run_stage sanity stage_sanity
 run_stage integration stage_integration
 run_stage molecule stage_molecule
+run_stage bench-smoke stage_bench_smoke
 run_stage build+install stage_build_install
 
 cl_step "Summary"

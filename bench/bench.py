@@ -1,0 +1,417 @@
+# Copyright: contributors to the cinderlib.storage collection
+# Apache License 2.0 (see LICENSE)
+"""The benchmarks behind bench/run.sh (which makes the volume group and the
+environment; run that, not this). Prints a table of ratios, each against a
+baseline measured in the same run, and writes raw data and a Markdown report
+to --out. With --smoke: tiny sizes, correctness checks only, no lvol."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+PYTHON = sys.executable
+BIN = Path(PYTHON).parent
+
+
+class BenchFailure(Exception):
+    pass
+
+
+def check(condition: bool, message: str) -> None:
+    if not condition:
+        raise BenchFailure(message)
+
+
+def median(values):
+    return statistics.median(values) if values else float('nan')
+
+
+class Bench:
+    def __init__(self, args) -> None:
+        self.smoke = args.smoke
+        self.out = Path(args.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.vg_info = json.loads(Path(args.vg_json).read_text(encoding='utf-8'))
+        self.vg = self.vg_info['vg']
+        self.lvm_env = self.vg_info['environment']
+        self.lvol_collections = args.lvol_collections
+        self.repeat = args.repeat
+        self.work = Path(tempfile.mkdtemp(prefix='cinderlib-bench.', dir='/var/tmp'))
+        self.db = self.work / 'state.db'
+        self.persistence = {'storage': 'db', 'connection': 'sqlite:///%s' % self.db}
+        self.backend = dict(volume_backend_name='bench', volume_driver='cinder.volume.drivers.lvm.LVMVolumeDriver',
+                            volume_group=self.vg, target_protocol='iscsi', target_helper='lioadm',
+                            lvm_type='default', volume_clear='none')
+        self.env = dict(os.environ, **self.lvm_env)
+        self.env.update(ANSIBLE_NOCOLOR='1', ANSIBLE_LOCALHOST_WARNING='false',
+                        ANSIBLE_INVENTORY_UNPARSED_WARNING='false',
+                        ANSIBLE_CALLBACK_PLUGINS=str(BENCH / 'callback_plugins'),
+                        ANSIBLE_CALLBACKS_ENABLED='bench_timer', LVM_SUPPRESS_FD_WARNINGS='1')
+        self.rows: list[dict] = []
+        self.raw: dict = {}
+        self.notes: list[str] = []
+
+    # -- helpers -------------------------------------------------------------------
+    def log(self, message: str) -> None:
+        print('    %s' % message, flush=True)
+
+    def playbook(self, playbook: Path, extra: dict, env: dict | None = None) -> tuple[float, list[dict]]:
+        timer = self.work / 'timer.jsonl'
+        timer.unlink(missing_ok=True)
+        extra_file = self.work / 'extra.json'
+        extra_file.write_text(json.dumps(extra), encoding='utf-8')
+        run_env = dict(env or self.env, BENCH_TIMER_FILE=str(timer))
+        start = time.perf_counter()
+        proc = subprocess.run([str(BIN / 'ansible-playbook'), '-i', 'localhost,', str(playbook),
+                               '-e', '@%s' % extra_file], env=run_env, capture_output=True, text=True, check=False)
+        wall = time.perf_counter() - start
+        if proc.returncode != 0:
+            tail = '\n'.join(line[:300] for line in (proc.stdout + proc.stderr).splitlines()[-30:])
+            raise BenchFailure('%s failed (rc=%d):\n%s' % (playbook.name, proc.returncode, tail))
+        records = [json.loads(line) for line in timer.read_text(encoding='utf-8').splitlines()]
+        return wall, records
+
+    @staticmethod
+    def items(records: list[dict], task: str) -> list[dict]:
+        return [r for r in records if r['task'] == task and not r.get('skipped')]
+
+    def lvs(self, prefix: str = '') -> list[str]:
+        proc = subprocess.run(['lvs', '--noheadings', '-o', 'lv_name', self.vg], env=self.env,
+                              capture_output=True, text=True, check=True)
+        return [n.strip() for n in proc.stdout.split() if n.strip().startswith(prefix)]
+
+    def store_volumes(self) -> list[dict]:
+        from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.persistence import open_store
+        store = open_store(self.persistence)
+        try:
+            return store.get_volumes()
+        finally:
+            store.close()
+
+    def row(self, name: str, ours: float, base: float, unit: str, target: str | None, limit: float | None,
+            lower_is_better: bool = True, ratio: float | None = None, note: str = '') -> None:
+        if ratio is None:
+            ratio = ours / base if base else float('nan')
+        met = None
+        if limit is not None and not self.smoke:
+            met = ratio <= limit if lower_is_better else ratio >= limit
+        self.rows.append(dict(name=name, ours=ours, base=base, unit=unit, ratio=ratio, target=target, met=met,
+                              note=note))
+
+    # -- 1 + 2: lifecycle vs lvol ----------------------------------------------------
+    def lifecycle(self) -> None:
+        count = 2 if self.smoke else 10
+        extra = {'bench_backend': self.backend, 'bench_persistence': self.persistence,
+                 'bench_environment': self.lvm_env, 'bench_count': count}
+        walls, unchanged = [], []
+        for _repeat in range(self.repeat):
+            wall, records = self.playbook(BENCH / 'playbooks' / 'lifecycle_cinderlib.yml', extra)
+            for task, changed in (('Create', count), ('Unchanged re-run', 0), ('Delete', count)):
+                got = sum(r['changed'] for r in self.items(records, task))
+                check(got == changed and len(self.items(records, task)) == count,
+                      'cinderlib_volume lifecycle: %s changed %d of %d, expected %d' % (task, got, count, changed))
+            check(not self.lvs('volume-'), 'volumes left on %s after the deletes: %s' % (self.vg, self.lvs('volume-')))
+            check(not self.store_volumes(), 'volumes left in the state store after the deletes')
+            walls.append(wall)
+            unchanged += [r['seconds'] for r in self.items(records, 'Unchanged re-run')]
+        self.log('cinderlib_volume lifecycle (%d tasks): %s s; correct'
+                 % (3 * count, ' '.join('%.1f' % w for w in walls)))
+        self.raw['lifecycle_cinderlib'] = {'walls': walls, 'unchanged': unchanged}
+        if self.smoke:
+            return
+        env = dict(self.env)
+        env['ANSIBLE_COLLECTIONS_PATH'] = os.pathsep.join([env.get('ANSIBLE_COLLECTIONS_PATH', ''),
+                                                          self.lvol_collections])
+        lextra = {'bench_vg': self.vg, 'bench_environment': self.lvm_env, 'bench_count': count}
+        lwalls, lunchanged = [], []
+        for _repeat in range(self.repeat):
+            wall, records = self.playbook(BENCH / 'playbooks' / 'lifecycle_lvol.yml', lextra, env)
+            for task, changed in (('Create', count), ('Unchanged re-run', 0), ('Delete', count)):
+                got = sum(r['changed'] for r in self.items(records, task))
+                check(got == changed, 'lvol lifecycle: %s changed %d, expected %d' % (task, got, changed))
+            check(not self.lvs('bench-lvol'), 'lvol volumes left')
+            lwalls.append(wall)
+            lunchanged += [r['seconds'] for r in self.items(records, 'Unchanged re-run')]
+        self.log('lvol lifecycle: %s s' % ' '.join('%.1f' % w for w in lwalls))
+        self.raw['lifecycle_lvol'] = {'walls': lwalls, 'unchanged': lunchanged}
+        self.row('1. lifecycle, %d tasks (playbook wall)' % (3 * count), median(walls), median(lwalls), 's',
+                 '<= 2.0 x lvol', 2.0)
+        self.row('2. unchanged re-run, one task (median of %d)' % len(unchanged), median(unchanged),
+                 median(lunchanged), 's', '<= 1.2 x lvol', 1.2)
+
+    # -- 3: 100 volumes through provision_volumes.yml ---------------------------------
+    def provision(self) -> None:
+        count = 100
+        volumes = [{'name': 'bench-prov-%03d' % i, 'size': 1} for i in range(count)]
+        extra = {'cinderlib_backend': self.backend, 'cinderlib_persistence': self.persistence,
+                 'cinderlib_environment': self.lvm_env, 'cinderlib_volumes': volumes,
+                 'ansible_python_interpreter': PYTHON, 'ansible_connection': 'local'}
+        wall, records = self.playbook(REPO / 'playbooks' / 'provision_volumes.yml', extra)
+        items = list(self.items(records, 'Volumes that must exist, with their sources'))
+        check(sum(r['changed'] for r in items) == count, 'provision_volumes.yml did not create %d volumes' % count)
+        check(len(self.lvs('volume-')) == count, 'expected %d LVs after provision_volumes.yml' % count)
+        per_item = median([r['seconds'] for r in items])
+        self.raw['provision'] = {'wall': wall, 'items': [r['seconds'] for r in items]}
+        self.log('provision_volumes.yml, %d volumes: %.1f s (%.2f s per volume)' % (count, wall, wall / count))
+        # Clean up in one library process (not measured).
+        self.library_run(0, delete_all=True)
+        check(not self.lvs('volume-') and not self.store_volumes(), 'provisioned volumes not removed')
+        self.raw['provision']['per_volume_library'] = None
+        self.row('3. 100 volumes: looped task, per volume', wall / count, per_item, 's', '>= 5 x (batch)', None,
+                 ratio=float('nan'),
+                 note='no batch option exists yet: both sides are the same loop (baseline column: median per item)')
+
+    # -- 4: library vs raw LVM ----------------------------------------------------------
+    LIBRARY_CODE = r'''
+import json, sys, time
+from ansible_collections.cinderlib.storage.plugins.module_utils import cinderlib
+persistence, backend, count, delete_all = json.loads(sys.argv[1])
+cinderlib.setup(persistence_config=persistence)
+t0 = time.perf_counter()
+cfg = dict(backend)
+lvm = cinderlib.Backend(cfg.pop('volume_backend_name'), **cfg)
+init = time.perf_counter() - t0
+times = []
+for i in range(count):
+    start = time.perf_counter()
+    volume = lvm.create_volume(1, name='bench-lib-%d' % i)
+    volume.delete()
+    times.append(time.perf_counter() - start)
+if delete_all:
+    for volume in lvm.volumes:
+        volume.delete()
+print(json.dumps({'init': init, 'times': times}))
+'''
+
+    def library_run(self, count: int, delete_all: bool = False) -> dict:
+        proc = subprocess.run([PYTHON, '-c', self.LIBRARY_CODE,
+                               json.dumps([self.persistence, self.backend, count, delete_all])],
+                              env=self.env, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise BenchFailure('library run failed:\n%s' % proc.stderr[-3000:])
+        return json.loads(proc.stdout.splitlines()[-1])
+
+    def library(self) -> None:
+        count = 2 if self.smoke else 20
+        result = self.library_run(count)
+        check(len(result['times']) == count, 'library: not all volumes created')
+        check(not self.lvs('volume-') and not self.store_volumes(), 'library: volumes left after delete')
+        self.log('library create+delete x%d: median %.3f s (backend init %.2f s); correct'
+                 % (count, median(result['times']), result['init']))
+        raw = []
+        for i in range(count):
+            name = 'bench-raw-%d' % i
+            start = time.perf_counter()
+            subprocess.run(['lvcreate', '-q', '-n', name, '-L', '1g', self.vg], env=self.env,
+                           capture_output=True, check=True)
+            subprocess.run(['lvremove', '-q', '-f', '%s/%s' % (self.vg, name)], env=self.env,
+                           capture_output=True, check=True)
+            raw.append(time.perf_counter() - start)
+        check(not self.lvs('bench-raw'), 'raw LVs left')
+        self.raw['library'] = {'library': result, 'raw': raw}
+        self.row('4. library create+delete vs lvcreate+lvremove (median of %d)' % count, median(result['times']),
+                 median(raw), 's', '<= 1.5 x raw', 1.5)
+
+    # -- 5: inventory ---------------------------------------------------------------------
+    def inventory(self) -> None:
+        import yaml
+
+        from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.persistence import open_store
+        count = 100 if self.smoke else 10000
+        backends = 10
+        db = self.work / 'inventory.db'
+        store = open_store({'storage': 'db', 'connection': 'sqlite:///%s' % db})
+        start = time.perf_counter()
+        try:
+            for i in range(count):
+                store.put('volume', {'id': '00000000-0000-4000-8000-%012d' % i,
+                                     'backend': 'backend%02d' % (i % backends), 'name': 'vol%05d' % i,
+                                     'size': 1 + i % 50, 'status': 'available'})
+        finally:
+            store.close()
+        self.log('wrote %d volume records in %.1f s' % (count, time.perf_counter() - start))
+        config = self.work / 'bench.cinderlib.yml'
+        config.write_text('plugin: cinderlib.storage.cinderlib\npersistence:\n  connection: sqlite:///%s\n' % db,
+                          encoding='utf-8')
+
+        def listing(source: Path) -> tuple[float, dict]:
+            out = self.work / 'listing.json'
+            start = time.perf_counter()
+            with out.open('w', encoding='utf-8') as stream:
+                proc = subprocess.run([str(BIN / 'ansible-inventory'), '-i', str(source), '--list'], env=self.env,
+                                      stdout=stream, stderr=subprocess.PIPE, text=True, check=False)
+            wall = time.perf_counter() - start
+            if proc.returncode != 0:
+                raise BenchFailure('ansible-inventory -i %s failed: %s' % (source, proc.stderr[-2000:]))
+            return wall, json.loads(out.read_text(encoding='utf-8'))
+
+        wall, data = listing(config)
+        hosts = data['_meta']['hostvars']
+        check(len(hosts) == count, 'inventory lists %d hosts, expected %d' % (len(hosts), count))
+        groups = [g for g in data['all']['children'] if g.startswith('backend')]
+        check(len(groups) == backends, 'inventory has %d backend groups, expected %d' % (len(groups), backends))
+        self.log('inventory of %d volumes: %d hosts in %d groups; correct' % (count, len(hosts), len(groups)))
+        if self.smoke:
+            return
+        static = {'all': {'children': {g: {'hosts': {h: hosts[h] for h in data[g]['hosts']}} for g in groups}}}
+        static_file = self.work / 'static.yml'
+        static_file.write_text(yaml.dump(static, Dumper=getattr(yaml, 'CSafeDumper', yaml.SafeDumper)),
+                               encoding='utf-8')
+        plugin_walls, static_walls = [wall], []
+        for _repeat in range(2):
+            plugin_walls.append(listing(config)[0])
+        for _repeat in range(3):
+            swall, sdata = listing(static_file)
+            check(len(sdata['_meta']['hostvars']) == count, 'static inventory host count')
+            static_walls.append(swall)
+        self.raw['inventory'] = {'plugin': plugin_walls, 'static': static_walls}
+        self.row('5. ansible-inventory --list, 10k volumes / 10 backends (median of 3)', median(plugin_walls),
+                 median(static_walls), 's', '<= 1.5 x static YAML', 1.5)
+
+    # -- 6: cold start ------------------------------------------------------------------
+    def coldstart(self) -> None:
+        runs = 1 if self.smoke else 5
+        marks_file = self.work / 'coldstart.jsonl'
+        args_file = self.work / 'args.json'
+        args = {'backend': self.backend, 'persistence': self.persistence, 'name': 'bench-cold', 'size': 1}
+        marks = []
+        for state in ['present'] * (runs + 1) + ['absent']:
+            args_file.write_text(json.dumps({'ANSIBLE_MODULE_ARGS': dict(args, state=state)}), encoding='utf-8')
+            marks_file.unlink(missing_ok=True)
+            env = dict(self.env, BENCH_T0=repr(time.time()), BENCH_COLDSTART_FILE=str(marks_file))
+            proc = subprocess.run([PYTHON, str(BENCH / 'coldstart.py'), str(args_file)], env=env,
+                                  capture_output=True, text=True, check=False)
+            if proc.returncode != 0 or not marks_file.exists():
+                raise BenchFailure('cold start run failed: %s' % proc.stderr[-2000:])
+            marks.append(json.loads(marks_file.read_text(encoding='utf-8')))
+        check(not any(m['failed'] for m in marks), 'cold start: a module run failed')
+        check(marks[0]['changed'] and not any(m['changed'] for m in marks[1:-1]) and marks[-1]['changed'],
+              'cold start: expected create, unchanged re-runs, delete')
+        unchanged = marks[1:-1]
+        keys = ['interpreter_up', 'module_utils_imported', 'options_parsed', 'backend_ready', 'first_line_of_work',
+                'exit']
+        summary = {k: median([m[k] for m in unchanged]) for k in keys}
+        self.raw['coldstart'] = {'runs': marks, 'median_unchanged': summary}
+        self.log('cold start (unchanged run, median of %d): %s' % (
+            len(unchanged), ', '.join('%s %.2f s' % (k, v) for k, v in summary.items())))
+        probe = subprocess.run([PYTHON, '-c', 'import sys\nfrom ansible_collections.cinderlib.storage.plugins.'
+                                'module_utils import cinderlib\nprint("cinder" in sys.modules)'],
+                               env=self.env, capture_output=True, text=True, check=True)
+        imports_cinder = probe.stdout.strip() == 'True'
+        self.raw['module_utils_imports_cinder'] = imports_cinder
+        check(not imports_cinder, 'importing the module_utils cinderlib package imported cinder')
+        if self.smoke:
+            return
+        self.raw['importtime'] = {
+            # The driver module needs cinder's objects registered first (the loader does the same).
+            'cinder.volume.drivers.lvm': self.importtime(
+                'import cinder.objects\ncinder.objects.register_all()\nimport cinder.volume.drivers.lvm'),
+            'module_utils cinderlib': self.importtime(
+                'from ansible_collections.cinderlib.storage.plugins.module_utils import cinderlib'),
+        }
+
+    def importtime(self, code: str, top: int = 15) -> dict:
+        proc = subprocess.run([PYTHON, '-X', 'importtime', '-c', code], env=self.env, capture_output=True, text=True,
+                              check=True)
+        rows = []
+        for line in proc.stderr.splitlines():
+            if not line.startswith('import time:') or 'cumulative' in line:
+                continue
+            self_us, cumulative, name = line[len('import time:'):].split('|')
+            name = name[1:]  # one space after the bar, then two per nesting level
+            rows.append({'module': name.strip(), 'self_ms': int(self_us) / 1000,
+                         'cumulative_ms': int(cumulative) / 1000, 'depth': (len(name) - len(name.lstrip())) // 2})
+        total = sum(r['cumulative_ms'] for r in rows if r['depth'] == 0)
+        rows.sort(key=lambda r: r['cumulative_ms'], reverse=True)
+        return {'total_ms': total, 'count': len(rows), 'top': rows[:top]}
+
+    # -- report ---------------------------------------------------------------------------
+    def table(self) -> str:
+        lines = ['| benchmark | cinderlib.storage | baseline | ratio | target | result |',
+                 '|---|---|---|---|---|---|']
+        for r in self.rows:
+            result = 'n/a' if r['met'] is None else ('met' if r['met'] else 'MISSED')
+            ratio = 'n/a' if r['ratio'] != r['ratio'] else '%.2f' % r['ratio']
+            lines.append('| %s | %.3f %s | %.3f %s | %s | %s | %s%s |' % (
+                r['name'], r['ours'], r['unit'], r['base'], r['unit'], ratio, r['target'] or '', result,
+                ' (%s)' % r['note'] if r['note'] else ''))
+        return '\n'.join(lines)
+
+    def report(self, command: str) -> str:
+        mem = next(line.split()[1] for line in Path('/proc/meminfo').read_text().splitlines()
+                   if line.startswith('MemTotal'))
+        cs = self.raw.get('coldstart', {}).get('median_unchanged', {})
+        parts = ['- date: %s' % datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC'),
+                 '- machine: %d CPUs (nproc), %.1f GiB memory, kernel %s, Python %s' % (
+                     os.cpu_count(), int(mem) / 1048576, platform.release(), platform.python_version()),
+                 '- LVM: metadata-only=%s on a %s loop device' % (
+                     self.vg_info['metadata_only'], self.vg_info['device']),
+                 '- command: `%s`' % command, '', self.table(), '']
+        if cs:
+            parts += ['Cold start of a cinderlib_volume process, unchanged run (seconds after the parent spawned it,'
+                      ' median of %d):' % (len(self.raw['coldstart']['runs']) - 2), '',
+                      '| interpreter up | module_utils imported | options parsed | backend ready (cinder + driver) '
+                      '| first line of work | exit |', '|---|---|---|---|---|---|',
+                      '| %s |' % ' | '.join('%.3f' % cs[k] for k in (
+                          'interpreter_up', 'module_utils_imported', 'options_parsed', 'backend_ready',
+                          'first_line_of_work', 'exit')), '']
+        for label, data in self.raw.get('importtime', {}).items():
+            parts += ['`python -X importtime` of %s: %d modules, %.0f ms in total; top 15 by cumulative time:' % (
+                label, data['count'], data['total_ms']), '', '| module | cumulative ms | self ms |', '|---|---|---|']
+            parts += ['| %s | %.1f | %.1f |' % (r['module'], r['cumulative_ms'], r['self_ms']) for r in data['top']]
+            parts.append('')
+        if 'module_utils_imports_cinder' in self.raw:
+            parts.append('Importing the module_utils cinderlib package imports cinder: %s.' %
+                         self.raw['module_utils_imports_cinder'])
+        return '\n'.join(parts) + '\n'
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument('--smoke', action='store_true')
+    parser.add_argument('--vg-json', required=True)
+    parser.add_argument('--out', required=True)
+    parser.add_argument('--lvol-collections', default='')
+    parser.add_argument('--repeat', type=int, default=1)
+    parser.add_argument('--command', default='sudo ./bench/run.sh')
+    args = parser.parse_args()
+    bench = Bench(args)
+    steps = [('lifecycle (creates, unchanged re-runs, deletes)', bench.lifecycle)]
+    if not args.smoke:
+        steps.append(('100 volumes through provision_volumes.yml', bench.provision))
+    steps += [('library create+delete vs raw LVM', bench.library), ('inventory', bench.inventory),
+              ('cold start and import times', bench.coldstart)]
+    try:
+        for title, step in steps:
+            print('==> bench: %s' % title, flush=True)
+            step()
+    except BenchFailure as exc:
+        print('BENCH FAILED: %s' % exc, file=sys.stderr)
+        return 1
+    finally:
+        shutil.rmtree(bench.work, ignore_errors=True)
+        (bench.out / 'raw.json').write_text(json.dumps(bench.raw, indent=2), encoding='utf-8')
+    if args.smoke:
+        print('bench smoke: all correctness checks passed')
+        return 0
+    report = bench.report(args.command)
+    (bench.out / 'report.md').write_text(report, encoding='utf-8')
+    print(report)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
