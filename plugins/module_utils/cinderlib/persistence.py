@@ -69,6 +69,14 @@ def redact_url(url: str) -> str:
     return '%s://%s:***@%s' % (scheme, user, host) if ':' in creds else url
 
 
+def _record_columns(sa) -> list:
+    """Columns every resource table ends with: the record as JSON and its
+    timestamps (new Column objects each time: a column has one table)."""
+    return [sa.Column('data', sa.Text, nullable=False),
+            sa.Column('created_at', sa.String(32)),
+            sa.Column('updated_at', sa.String(32))]
+
+
 _NAME_CLASH = 'Another %s named %r already exists on backend %r; names are unique per backend.'
 
 
@@ -244,9 +252,7 @@ class SQLStore(StateStore):
             sa.Column('name', sa.String(255), nullable=True),
             sa.Column('status', sa.String(32)),
             sa.Column('size', sa.Integer),
-            sa.Column('data', sa.Text, nullable=False),
-            sa.Column('created_at', sa.String(32)),
-            sa.Column('updated_at', sa.String(32)),
+            *_record_columns(sa),
             sa.UniqueConstraint('backend', 'name', name='uq_volume_backend_name'),
             sa.Index(_BACKEND_STATUS_INDEX, 'backend', 'status'))
         tables['snapshot'] = sa.Table(
@@ -255,17 +261,13 @@ class SQLStore(StateStore):
             sa.Column('volume_id', sa.String(255), nullable=False, index=True),
             sa.Column('name', sa.String(255)),
             sa.Column('status', sa.String(32)),
-            sa.Column('data', sa.Text, nullable=False),
-            sa.Column('created_at', sa.String(32)),
-            sa.Column('updated_at', sa.String(32)))
+            *_record_columns(sa))
         tables['connection'] = sa.Table(
             'cinderlib_connections', metadata,
             sa.Column('id', sa.String(255), primary_key=True),
             sa.Column('volume_id', sa.String(255), nullable=False, index=True),
             sa.Column('status', sa.String(32)),
-            sa.Column('data', sa.Text, nullable=False),
-            sa.Column('created_at', sa.String(32)),
-            sa.Column('updated_at', sa.String(32)))
+            *_record_columns(sa))
         tables['key_value'] = sa.Table(
             'cinderlib_key_values', metadata,
             sa.Column('key', sa.String(255), primary_key=True),
