@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one test command (as root: loop devices, LVM):  sudo ./scripts/test.sh
 # Stages: bootstrap, ruff, ansible-lint, runtime-pins, pytest, ansible-test
-# sanity, ansible-test integration, molecule, bench-smoke, collection build + offline
+# sanity, ansible-test integration, molecule (default, vm), bench-smoke, collection build + offline
 # install. All stages run; the exit code is non-zero when any failed.
 set -euo pipefail
 
@@ -158,6 +158,20 @@ stage_molecule() {
     NO_COLOR=1 ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0 molecule test -s default
 }
 
+# Molecule's vm scenario: a Debian VM with a full kernel (scripts/vm.sh, qemu
+# with CPU emulation) runs what this kernel can't: LVM snapshots and clones,
+# LIO exports and iSCSI attach. The first run builds the VM image (cached in
+# /var/cache/cinderlib-storage/vm). CINDERLIB_SKIP_VM=1 skips it, saying so.
+stage_molecule_vm() {
+    [[ -f extensions/molecule/vm/molecule.yml ]] || { cl_note "SKIP: no vm scenario"; return "${SKIP}"; }
+    if [[ ${CINDERLIB_SKIP_VM:-0} == 1 ]]; then
+        cl_note "SKIP: CINDERLIB_SKIP_VM=1 (run: source scripts/env.sh && molecule test -s vm)"
+        return "${SKIP}"
+    fi
+    [[ ${EUID} -eq 0 ]] || { cl_note "the vm scenario needs root (debootstrap, qemu): sudo $0"; return 1; }
+    NO_COLOR=1 ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0 molecule test -s vm
+}
+
 # The benchmarks' smoke mode: correctness only (changed counts, volumes gone,
 # inventory host count), no timings checked; its own VG, removed on exit.
 stage_bench_smoke() {
@@ -204,6 +218,7 @@ run_stage pytest stage_pytest
 run_stage sanity stage_sanity
 run_stage integration stage_integration
 run_stage molecule stage_molecule
+run_stage molecule-vm stage_molecule_vm
 run_stage bench-smoke stage_bench_smoke
 run_stage build+install stage_build_install
 

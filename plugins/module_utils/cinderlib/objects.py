@@ -306,7 +306,7 @@ class Volume(Resource):
                 if not source:
                     raise NotFound("Source volume %s is not known on backend '%s'."
                                    % (self._record['source_volid'], self.backend_name))
-                update = _driver_call(self, 'clone volume %s into' % source[0].describe(),
+                update = _driver_call(self, 'clone %s into' % source[0].describe(),
                                       self.backend.driver.create_cloned_volume, self._ovo(), source[0]._ovo())
             elif self._record.get('snapshot_id'):
                 snapshot = Snapshot.get_by_id(self.backend, self._record['snapshot_id'])
