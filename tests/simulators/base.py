@@ -119,6 +119,7 @@ class SimulatorServer(ThreadingHTTPServer):
             raise ValueError('simulators listen on loopback addresses only, not %s' % host)
         super().__init__((host, port), _Handler)
         self.api = api
+        self.certfile = certfile
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(certfile, keyfile)
         self.socket = context.wrap_socket(self.socket, server_side=True)
