@@ -2,8 +2,9 @@
 ``/api/json/v2/types``), in memory, for tests only.
 
 Built from the calls of Cinder's XtremIO driver
-(``cinder/volume/drivers/dell_emc/xtremio.py``, Cinder 29) and the XMS REST
-API's documented shapes: objects are listed as ``{"<type>": [{"href", "name"}]}``
+(``cinder/volume/drivers/dell_emc/xtremio.py``, Cinder 29) and the shapes of
+Cinder's own fake of the API (``cinder/tests/unit/volume/drivers/dell_emc/
+test_xtremio.py``): objects are listed as ``{"<type>": [{"href", "name"}]}``
 or, with ``full=1``, as whole objects; one object is ``{"content": {...}}``;
 a POST answers ``201 {"links": [{"href", "rel": "self"}]}``; object ids are
 ``[guid, name, index]`` triples; ``filter=prop:eq:value`` narrows a listing
