@@ -8,8 +8,18 @@ set -euo pipefail
 
 array=$1
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# tests/integration/array_simulator -> the directory holding ansible_collections/
-collections="$(cd "${here}/../../../../../.." && pwd)"
+# The simulators are Python modules of the collection: find the directory holding
+# ansible_collections/ (ansible-test runs a copy of the targets elsewhere, with
+# ANSIBLE_COLLECTIONS_PATH naming the collection's tree).
+collections=
+IFS=: read -r -a paths <<<"${ANSIBLE_COLLECTIONS_PATH:-}"
+for path in "${paths[@]}" "${here}/../../../../../../.."; do
+    if [[ -n ${path} && -d ${path}/ansible_collections/cinderlib/storage/tests/simulators ]]; then
+        collections="$(cd "${path}" && pwd)"
+        break
+    fi
+done
+[[ -n ${collections} ]] || { echo "FAIL: cinderlib.storage's tests/simulators not found" >&2; exit 1; }
 work="$(mktemp -d "/tmp/cinderlib-it-${array}.XXXXXX")"
 log="${OUTPUT_DIR:-${work}}/${array}-simulator.log"
 password="sim-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
