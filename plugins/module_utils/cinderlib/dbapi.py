@@ -139,6 +139,11 @@ class DriverDB:
                 return Record(qos)
         raise self._not_found('qos_specs', specs_id=qos_specs_id)
 
+    # -- image cache ------------------------------------------------------------------
+    def image_volume_cache_get_by_volume_id(self, context, volume_id: str) -> None:
+        """No volume is a Glance image cache entry: there is no Glance here."""
+        return None
+
     # -- attachments --------------------------------------------------------------------
     def volume_attachment_get_all_by_volume_id(self, context, volume_id: str) -> list:
         return [Record(c) for c in self.store.get('connection', volume_id=volume_id)]

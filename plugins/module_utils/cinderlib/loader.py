@@ -328,9 +328,17 @@ class CinderRuntime:
 
     def create_driver(self, name: str, configuration: Any, db: Any) -> Any:
         try:
-            return self.importutils.import_object(
+            driver = self.importutils.import_object(
                 configuration.volume_driver, configuration=configuration, db=db,
                 host='%s@%s' % (self.cfg.CONF.host, name), cluster_name=None, active_backend_id=None)
+            # Cinder's BaseVD ignores its db argument and takes Cinder's own
+            # DB API module, whose database does not exist here: give the
+            # driver (and its private-data helper) the state store's DB API.
+            driver.db = db
+            utils_class = getattr(getattr(driver, 'driver_utils', None), '__class__', None)
+            if utils_class is not None and hasattr(driver, '_driver_data_namespace'):
+                driver.driver_utils = utils_class(driver._driver_data_namespace(), db)
+            return driver
         except ImportError as exc:
             raise _import_error_for(name, configuration.volume_driver, exc) from exc
         except Exception as exc:

@@ -43,6 +43,11 @@ expect yes
 expect no --check
 expect no
 
+# A Kaminario backend needs krest: check mode says it would be installed.
+expect yes --check -e '{"cinderlib_runtime_drivers": ["lvm", "kaminario"]}'
+grep -q '"msg": "Would install: krest==1.3.7"' "${log}" || { cat "${log}"; echo "FAIL: krest not planned" >&2; exit 1; }
+echo "ok: kaminario -> Would install: krest==1.3.7"
+
 if play -e '{"cinderlib_runtime_drivers": ["lvm", "no-such-driver"]}'; then
     cat "${log}"
     echo "FAIL: the role accepted an unknown driver name" >&2

@@ -1,0 +1,1 @@
+"""Test-only simulators of storage arrays' management APIs (not shipped in the collection build)."""
