@@ -38,7 +38,7 @@ volume_backend_name = lvm
 
 [xtremio]
 volume_driver = cinder.volume.drivers.dell_emc.xtremio.XtremIOISCSIDriver
-san_ip = 10.10.10.1
+san_ip = 127.0.10.1
 san_password = secret
 """
 

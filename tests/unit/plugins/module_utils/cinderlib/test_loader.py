@@ -22,10 +22,10 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec('cinder') is None,
 
 LVM = 'cinder.volume.drivers.lvm.LVMVolumeDriver'
 XTREMIO = dict(volume_driver='cinder.volume.drivers.dell_emc.xtremio.XtremIOISCSIDriver',
-               san_ip='10.10.10.1', xtremio_cluster_name='xtremio_cluster', san_login='xtremio_user',
+               san_ip='127.0.10.1', xtremio_cluster_name='xtremio_cluster', san_login='xtremio_user',
                san_password='xtremio_password')
 KAMINARIO = dict(volume_driver='cinder.volume.drivers.kaminario.kaminario_iscsi.KaminarioISCSIDriver',
-                 san_ip='10.10.10.2', san_login='kaminario_user', san_password='kaminario_password')
+                 san_ip='127.0.10.2', san_login='kaminario_user', san_password='kaminario_password')
 
 
 def runtime():
@@ -67,9 +67,9 @@ def test_seed_array_config_reaches_the_driver(library, name, cfg):
 
 def test_options_of_one_backend_do_not_leak_into_another(library):
     first = driver_for('xio_a', XTREMIO)
-    second = driver_for('xio_b', dict(XTREMIO, san_ip='10.0.0.9'))
-    assert first.configuration.san_ip == '10.10.10.1'
-    assert second.configuration.san_ip == '10.0.0.9'
+    second = driver_for('xio_b', dict(XTREMIO, san_ip='127.0.0.9'))
+    assert first.configuration.san_ip == '127.0.10.1'
+    assert second.configuration.san_ip == '127.0.0.9'
 
 
 def test_unset_options_fall_back_to_cinder_defaults(library):
