@@ -23,11 +23,10 @@ import copy
 import os
 from typing import Any
 
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import brick, views
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import brick, connections, views
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.connections import (
     CONNECTED,
     conn_info_with_chap,
-    local_host,
 )
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import (
     InvalidRequest,
@@ -113,7 +112,7 @@ def _result_view(connection, output_all: bool) -> dict:
 def _predicted(volume, host: str, node_id: str | None, attach_mode: str, attached: bool) -> dict:
     return {'id': None, 'volume_id': volume.id, 'status': CONNECTED, 'host': host, 'node_id': node_id,
             'protocol': None, 'attach_mode': attach_mode, 'attached': attached,
-            'attached_host': local_host() if attached else None, 'path': None, 'conn_info': None,
+            'attached_host': connections.local_host() if attached else None, 'path': None, 'conn_info': None,
             'connector': {}, 'device': None, 'created_at': None, 'updated_at': None}
 
 
@@ -172,14 +171,15 @@ def ensure_export_absent(backend, params: dict, check_mode: bool):
 # -- attach on this host, with a backend -----------------------------------------------------
 def ensure_local_present(backend, params: dict, check_mode: bool):
     volume = _volume(backend, params, must_exist=True)
-    existing = volume.connection_for(local_host())
+    existing = volume.connection_for(connections.local_host())
     if existing is not None and existing.attached_here():
         view = _result_view(existing, bool(params.get('output_all_backend_info')))
         return False, view, view, []
     _check_usable(volume)
     before = existing.to_dict() if existing is not None else None
     if check_mode:
-        return True, before, _predicted(volume, local_host(), None, params.get('attach_mode') or 'rw', True), []
+        here = connections.local_host()
+        return True, before, _predicted(volume, here, None, params.get('attach_mode') or 'rw', True), []
     connection = volume.attach(
         bool(params.get('multipath')), bool(params.get('enforce_multipath')),
         device_scan_attempts=params.get('device_scan_attempts') or brick.DEVICE_SCAN_ATTEMPTS,
@@ -189,7 +189,7 @@ def ensure_local_present(backend, params: dict, check_mode: bool):
 
 def ensure_local_absent(backend, params: dict, check_mode: bool):
     volume = _volume(backend, params, must_exist=False)
-    connection = volume.connection_for(local_host()) if volume else None
+    connection = volume.connection_for(connections.local_host()) if volume else None
     if connection is None:
         return False, None, None, []
     before = connection.to_dict()
@@ -238,12 +238,12 @@ def _consumer_view(conn_info: dict, record: dict | None, device: dict | None, pa
         view = views.connection_view(record, full=True)
     else:
         data = conn_info.get('data') or {}
-        view = {'id': None, 'volume_id': data.get('volume_id'), 'status': CONNECTED, 'host': local_host(),
+        view = {'id': None, 'volume_id': data.get('volume_id'), 'status': CONNECTED, 'host': connections.local_host(),
                 'node_id': None, 'protocol': conn_info.get('driver_volume_type'),
                 'attach_mode': data.get('access_mode'), 'attached': False, 'attached_host': None, 'path': None,
                 'conn_info': None, 'connector': {}, 'device': None, 'created_at': None, 'updated_at': None}
         view['conn_info'] = without_secrets(conn_info)
-    view.update(attached=bool(path), attached_host=local_host() if path else None, path=path,
+    view.update(attached=bool(path), attached_host=connections.local_host() if path else None, path=path,
                 device=copy.deepcopy(device))
     return view
 
@@ -266,24 +266,25 @@ def ensure_consumer_present(library, params: dict, check_mode: bool):
         path = (record or {}).get('path') if (record or {}).get('path') in found else found[0]
         device = (record or {}).get('device') or {'path': path}
         view = _consumer_view(conn_info, record, device, path)
-        if record is not None and not (record.get('attached') and record.get('attached_host') == local_host()):
+        here = connections.local_host()
+        if record is not None and not (record.get('attached') and record.get('attached_host') == here):
             # Attached, but the store did not know it (the attach ran without connection_id).
             if check_mode:
                 return True, _consumer_view(conn_info, record, None, None), view, []
             _record_attach(library, record, attached=True, attach_status='attached',
-                           attached_host=local_host(), device=device, path=path)
+                           attached_host=connections.local_host(), device=device, path=path)
             return True, _consumer_view(conn_info, record, None, None), view, []
         return False, view, view, []
     before = _consumer_view(conn_info, record, None, None)
     if check_mode:
         after = copy.deepcopy(before)
-        after.update(attached=True, attached_host=local_host())
+        after.update(attached=True, attached_host=connections.local_host())
         return True, before, after, []
     device = brick.attach(runtime, conn_info, use_multipath,
                           params.get('device_scan_attempts') or brick.DEVICE_SCAN_ATTEMPTS,
                           what='the volume of %s' % ('connection %s' % record['id'] if record else 'conn_info'))
-    stored = _record_attach(library, record, attached=True, attach_status='attached', attached_host=local_host(),
-                            device=device, path=device['path'])
+    stored = _record_attach(library, record, attached=True, attach_status='attached',
+                            attached_host=connections.local_host(), device=device, path=device['path'])
     return True, before, _consumer_view(conn_info, stored, device, device['path']), []
 
 
@@ -292,7 +293,7 @@ def ensure_consumer_absent(library, params: dict, check_mode: bool):
     runtime = brick.get(library.Backend.settings)
     use_multipath = bool(params.get('multipath')) or bool((record or {}).get('use_multipath'))
     found = brick.existing_paths(runtime, conn_info, use_multipath)
-    recorded_here = bool(record and record.get('attached') and record.get('attached_host') == local_host())
+    recorded_here = bool(record and record.get('attached') and record.get('attached_host') == connections.local_host())
     if not found and not recorded_here:
         return False, None, None, []
     path = (record or {}).get('path') if recorded_here else (found[0] if found else None)
