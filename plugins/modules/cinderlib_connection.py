@@ -18,12 +18,12 @@ description:
     third way.
   - B(Attach an export on the managed node) (O(connection_id) or O(conn_info), no backend) attaches
     with os-brick alone what another host exported; Cinder is not needed, nor imported, on the node.
-  - One connection per volume and host, kept in the state store (O(persistence)): a volume already
+  - One connection per volume and host, kept in the state store (O(persistence)). A volume already
     connected (attached) to that host is left as it is and the task reports no change.
   - O(state=absent) undoes it the same three ways, detaching the device (attach ways) and ending
     the export (the first two ways). A volume with connections can't be deleted.
   - Connection info may hold CHAP credentials. They are never stored in the connection's record
-    nor returned (unless O(output_all_backend_info)): the returned RV(conn_info) lacks
+    nor returned (unless O(output_all_backend_info)); the returned RV(conn_info) lacks
     C(auth_password). A host given O(connection_id) and the shared store gets the password from the
     volume's C(provider_auth) in the store (where drivers keep it); O(conn_info) is for exports
     without CHAP, or results of O(output_all_backend_info).
@@ -62,7 +62,7 @@ options:
     description:
       - Attach on the managed node with this connection info (RV(conn_info) of the exporting task);
         nothing is read from or written to the state store.
-      - Connection info asking for CHAP without C(auth_password) fails: use O(connection_id).
+      - Connection info asking for CHAP without C(auth_password) fails; use O(connection_id).
     type: dict
   multipath:
     description:

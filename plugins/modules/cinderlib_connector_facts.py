@@ -49,7 +49,7 @@ options:
   host:
     description:
       - The host name to give as the connector's C(host). By default the node's host name.
-      - One connection per volume and host: exports to the same host name are one connection.
+      - One connection per volume and host; exports to the same host name are one connection.
     type: str
   backend:
     description:
