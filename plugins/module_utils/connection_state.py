@@ -229,8 +229,8 @@ def _check_chap(conn_info: dict) -> None:
         raise InvalidRequest(
             "conn_info asks for %s authentication (user '%s') but holds no auth_password: results never carry "
             'it. Give connection_id (connection.id of the storage host\'s result) with the shared persistence '
-            'instead, so that the password is read from the state store.' % (data['auth_method'],
-                                                                              data.get('auth_username')))
+            'instead, so that the password is read from the state store.'
+            % (data['auth_method'], data.get('auth_username')))
 
 
 def _consumer_view(conn_info: dict, record: dict | None, device: dict | None, path: str | None) -> dict:

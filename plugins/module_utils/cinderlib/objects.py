@@ -69,8 +69,9 @@ def _test_kill_point(point: str) -> None:
     itself with SIGKILL (no clean-up runs, as in a power cut or an OOM kill),
     so tests can show what a crash there leaves and how reconcile resolves it.
 
-    Points: ``<volume|snapshot>.<create|delete>.<before|after>_driver`` and
-    ``volume.extend.<before|after>_driver``: after the transitional record is
+    Points: ``<volume|snapshot>.<create|delete>.<before|after>_driver``,
+    ``volume.extend.<before|after>_driver`` and
+    ``connection.<connect|disconnect>.<before|after>_driver``: after the transitional record is
     written and before the driver is called, or after the driver returned and
     before the final record is written.
     """
