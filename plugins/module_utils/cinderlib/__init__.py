@@ -17,6 +17,9 @@ from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backen
     Backend,
     setup,
 )
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.connections import (  # noqa: F401
+    Connection,
+)
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import (  # noqa: F401
     BackendConfigError,
     BackendInitError,

@@ -14,7 +14,12 @@ from typing import Any
 
 
 class Record(dict):
-    """A stored record that reads like a DB row: ``r['x']`` and ``r.x``."""
+    """A stored record that reads like a DB row: ``r['x']`` and ``r.x``; a
+    column the record lacks reads as NULL (None), as in a row
+    (``r['provider_auth']`` of a volume never exported)."""
+
+    def __missing__(self, key: str) -> None:
+        return None
 
     def __getattr__(self, name: str) -> Any:
         try:

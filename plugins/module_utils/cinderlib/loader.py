@@ -134,6 +134,57 @@ def import_or_explain(module: str, what: str):
             package, exc) from exc
 
 
+def brick_privsep_contexts() -> list:
+    """os-brick's privsep contexts (its privileged calls run through them)."""
+    brick_privileged = import_or_explain('os_brick.privileged', 'os-brick privileges')
+    contexts = [brick_privileged.default]
+    hidden = getattr(brick_privileged, 'brick_privsep_hide_output', None)
+    if hidden is not None:
+        contexts.append(hidden)
+    return contexts
+
+
+def configure_privsep(cfg: Any, settings: Settings, contexts: list) -> None:
+    """Privileges for privsep ``contexts``: in this process as root, else a
+    privsep daemon started through ``root_helper``. Cinder-free (os-brick
+    alone uses it on hosts that only attach volumes)."""
+    if settings.im_root:
+        # Already root: privileged functions run in this process, and
+        # processutils skips the root helper for uid 0.
+        for ctx in contexts:
+            ctx.set_client_mode(False)
+        return
+    helper = shlex.split(settings.root_helper)
+    if not helper:
+        raise SetupError('Running as an unprivileged user needs a root_helper (such as sudo).')
+    # privsep starts its daemon through the helper; use the privsep-helper
+    # of this interpreter's environment, not whatever sudo's PATH finds.
+    privsep_helper = os.path.join(os.path.dirname(sys.executable), 'privsep-helper')
+    for ctx in contexts:
+        ctx.set_client_mode(True)
+        cfg.CONF.set_override('helper_command', ' '.join(helper + [privsep_helper]), group=ctx.cfg_section)
+
+
+def quiet_logging() -> None:
+    """Keep drivers' and libraries' log records from reaching stderr: an
+    Ansible module must not print."""
+    for name in _QUIET_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.CRITICAL + 1)
+        logger.propagate = False
+
+
+def complete_path() -> None:
+    """Tools run by name: Cinder's own (cinder-rtstool, privsep-helper) sit
+    beside the interpreter in a virtual environment, which Ansible runs
+    without activating it; storage tools (lvm, iscsiadm) are in sbin, which
+    users' PATHs often lack."""
+    path = [p for p in os.environ.get('PATH', '').split(os.pathsep) if p]
+    first = [os.path.dirname(sys.executable)]
+    last = [d for d in ('/usr/local/sbin', '/usr/sbin', '/sbin') if d not in path]
+    os.environ['PATH'] = os.pathsep.join(first + [p for p in path if p not in first] + last)
+
+
 class CinderRuntime:
     """Cinder configured for this process. Made once, on the first backend."""
 
@@ -194,8 +245,10 @@ class CinderRuntime:
         if problems:
             raise BackendConfigError('Invalid Cinder global option(s): ' + '; '.join(problems), problems)
         self._configure_logging()
-        self._complete_path()
+        complete_path()
         self._configure_privileges()
+        # os-brick's lock directory defaults to oslo's, once that is set.
+        import_or_explain('os_brick', 'os-brick').setup(conf)
         self._start_coordination()
         if settings.suppress_requests_ssl_warnings:
             urllib3 = import_or_explain('urllib3', 'The cinderlib.storage library')
@@ -228,58 +281,22 @@ class CinderRuntime:
         a lock of the ``coordination_url`` backend, shared by every host using it."""
         return self.coordination.COORDINATOR.get_lock(name)
 
-    @staticmethod
-    def _complete_path() -> None:
-        # Drivers run tools by name. Cinder's own (cinder-rtstool,
-        # privsep-helper) sit beside the interpreter in a virtual
-        # environment, which Ansible runs without activating it; storage
-        # tools (lvm, iscsiadm) are in sbin, which users' PATHs often lack.
-        path = [p for p in os.environ.get('PATH', '').split(os.pathsep) if p]
-        first = [os.path.dirname(sys.executable)]
-        last = [d for d in ('/usr/local/sbin', '/usr/sbin', '/sbin') if d not in path]
-        os.environ['PATH'] = os.pathsep.join(first + [p for p in path if p not in first] + last)
-
     def _configure_logging(self) -> None:
         if self.settings.disable_logs:
-            # Drivers log freely, and an Ansible module must not print; keep
-            # their records from reaching Python's last-resort stderr handler.
-            for name in _QUIET_LOGGERS:
-                logger = logging.getLogger(name)
-                logger.setLevel(logging.CRITICAL + 1)
-                logger.propagate = False
+            quiet_logging()
             return
         oslo_log = import_or_explain('oslo_log.log', 'Cinder logging')
         oslo_log.setup(self.cfg.CONF, 'cinder')
         logging.captureWarnings(True)
 
     def _configure_privileges(self) -> None:
-        settings = self.settings
         privsep = import_or_explain('cinder.privsep', 'Cinder privileges')
-        brick_privileged = import_or_explain('os_brick.privileged', 'os-brick privileges')
-        contexts = [privsep.sys_admin_pctxt, brick_privileged.default]
-        hidden = getattr(brick_privileged, 'brick_privsep_hide_output', None)
-        if hidden is not None:
-            contexts.append(hidden)
-        if settings.im_root:
-            # Already root: privileged functions run in this process, and
-            # processutils skips the root helper for uid 0.
-            for ctx in contexts:
-                ctx.set_client_mode(False)
-            return
-        helper = shlex.split(settings.root_helper)
-        if not helper:
-            raise SetupError('Running as an unprivileged user needs a root_helper (such as sudo).')
-        # privsep starts its daemon through the helper; use the privsep-helper
-        # of this interpreter's environment, not whatever sudo's PATH finds.
-        privsep_helper = os.path.join(os.path.dirname(sys.executable), 'privsep-helper')
-        for ctx in contexts:
-            ctx.set_client_mode(True)
-            self.cfg.CONF.set_override(
-                'helper_command', ' '.join(helper + [privsep_helper]), group=ctx.cfg_section)
-        # Cinder builds commands with utils.get_root_helper(), which hard-codes
-        # 'sudo cinder-rootwrap'; there is no option for it, so replace it.
-        root_helper = settings.root_helper
-        self.utils.get_root_helper = lambda: root_helper
+        configure_privsep(self.cfg, self.settings, [privsep.sys_admin_pctxt, *brick_privsep_contexts()])
+        if not self.settings.im_root:
+            # Cinder builds commands with utils.get_root_helper(), which hard-codes
+            # 'sudo cinder-rootwrap'; there is no option for it, so replace it.
+            root_helper = self.settings.root_helper
+            self.utils.get_root_helper = lambda: root_helper
 
     # -- per backend --------------------------------------------------------------
     def backend_configuration(self, name: str, driver_cfg: dict, unknown_options: str = 'error') -> Any:
@@ -338,6 +355,11 @@ class CinderRuntime:
             utils_class = getattr(getattr(driver, 'driver_utils', None), '__class__', None)
             if utils_class is not None and hasattr(driver, '_driver_data_namespace'):
                 driver.driver_utils = utils_class(driver._driver_data_namespace(), db)
+            # Target helpers (LVM's iSCSI/NVMe targets) read Cinder's global DB
+            # module, not the driver's db: give them the state store too.
+            target = getattr(driver, 'target_driver', None)
+            if target is not None and hasattr(target, 'db'):
+                target.db = db
             return driver
         except ImportError as exc:
             raise _import_error_for(name, configuration.volume_driver, exc) from exc

@@ -69,8 +69,9 @@ def _test_kill_point(point: str) -> None:
     itself with SIGKILL (no clean-up runs, as in a power cut or an OOM kill),
     so tests can show what a crash there leaves and how reconcile resolves it.
 
-    Points: ``<volume|snapshot>.<create|delete>.<before|after>_driver`` and
-    ``volume.extend.<before|after>_driver``: after the transitional record is
+    Points: ``<volume|snapshot>.<create|delete>.<before|after>_driver``,
+    ``volume.extend.<before|after>_driver`` and
+    ``connection.<connect|disconnect>.<before|after>_driver``: after the transitional record is
     written and before the driver is called, or after the driver returned and
     before the final record is written.
     """
@@ -79,10 +80,10 @@ def _test_kill_point(point: str) -> None:
 
 
 def _locked(method):
-    """Run a volume or snapshot operation holding its volume's lock."""
+    """Run an operation on a volume, snapshot or connection holding its volume's lock."""
     @functools.wraps(method)
     def wrapper(self, *args: Any, **kwargs: Any):
-        volume_id = self._record['volume_id'] if self.kind == 'snapshot' else self.id
+        volume_id = self.id if self.kind == 'volume' else self._record['volume_id']
         with locks.locked(locks.volume_lock_name(volume_id), self.describe().capitalize()):
             return method(self, *args, **kwargs)
     return wrapper
@@ -163,9 +164,10 @@ class Resource(serialization.Serializable):
 class Volume(Resource):
     kind = 'volume'
     _updatable = ('description', 'bootable', 'metadata')
-    # Snapshots that loading serialized data gave without saving them;
-    # None: the state store knows them.
+    # Snapshots (connections) that loading serialized data gave without
+    # saving them; None: the state store knows them.
     _snapshots: list | None = None
+    _connections: list | None = None
 
     def __init__(self, backend_or_vol, **kwargs: Any) -> None:
         source = None
@@ -238,6 +240,55 @@ class Volume(Resource):
         if self._snapshots is not None:
             return list(self._snapshots)
         return [Snapshot.from_record(self, r) for r in self._store.get('snapshot', volume_id=self.id)]
+
+    @property
+    def connections(self) -> list:
+        """The volume's connections (``connections.Connection``)."""
+        if self._connections is not None:
+            return list(self._connections)
+        from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.connections import Connection
+        return [Connection.from_record(self, r) for r in self._store.get_connections(volume_id=self.id)]
+
+    def connection_for(self, host: str):
+        """The connection to host ``host`` (connector ``host``), or None."""
+        found = [c for c in self.connections if c.host == host]
+        return found[0] if found else None
+
+    @property
+    def local_attach(self):
+        """The connection attached on this host, or None (cinderlib's attribute)."""
+        from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.connections import local_host
+        found = [c for c in self.connections if c.attached and c.record.get('attached_host') == local_host()]
+        return found[0] if found else None
+
+    def connect(self, connector_dict: dict, **ovo_fields: Any):
+        """Export the volume to the host ``connector_dict`` describes (its
+        os-brick connector properties); returns the Connection, whose
+        ``conn_info`` that host attaches with. Idempotent per host."""
+        from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.connections import Connection
+        connection = Connection.connect(self, connector_dict, **ovo_fields)
+        self.refresh()
+        return connection
+
+    def disconnect(self, connection, force: bool = False) -> None:
+        connection.disconnect(force)
+        self.refresh()
+
+    def attach(self, multipath: bool = False, enforce_multipath: bool = False, **kwargs: Any):
+        """Connect the volume to this host and attach it with os-brick;
+        returns the Connection (``path`` is the device). Idempotent."""
+        from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.connections import Connection
+        connection = Connection.attach_volume(self, multipath, enforce_multipath, **kwargs)
+        self.refresh()
+        return connection
+
+    def detach(self, force: bool = False) -> None:
+        """Detach the volume from this host and disconnect it."""
+        connection = self.local_attach
+        if connection is None:
+            raise InvalidRequest('%s is not attached on this host.' % self.describe().capitalize())
+        connection.detach(force)
+        self.refresh()
 
     def exists_on_backend(self) -> bool | None:
         """Whether the driver still has this volume; None when it can't tell.
@@ -322,6 +373,12 @@ class Volume(Resource):
 
     @_locked
     def delete(self) -> None:
+        connections = self.connections
+        if connections:
+            raise InvalidRequest("Can't delete %s on backend '%s': it is connected to %s; disconnect it first "
+                                 '(cinderlib_connection with state=absent).' % (
+                                     self.describe(), self.backend_name,
+                                     ', '.join("host '%s'" % c.host for c in connections)))
         if self.snapshots:
             raise InvalidRequest("Can't delete %s on backend '%s': it has snapshots (%s); delete them first."
                                  % (self.describe(), self.backend_name,
@@ -355,6 +412,21 @@ class Volume(Resource):
             raise
         _test_kill_point('volume.extend.after_driver')
         self._save(status=previous if previous in ('available', 'in-use') else 'available', size=new_size)
+        if previous == 'in-use':
+            self._extend_attached_devices()
+
+    def _extend_attached_devices(self) -> None:
+        """Tell os-brick on this host that an attached volume grew (cinderlib
+        did); hosts that attached it elsewhere rescan themselves."""
+        for connection in self.connections:
+            if connection.attached_here():
+                try:
+                    connection.extend()
+                except CinderlibError as exc:
+                    exc.message = ('%s grew to %s GiB on the backend, but its device on this host was not '
+                                   'grown: %s' % (self.describe().capitalize(), self.size, exc.message))
+                    exc.args = (exc.message,)
+                    raise
 
     def clone(self, **new_fields: Any) -> Volume:
         new_fields['source_volid'] = self.id
@@ -376,7 +448,8 @@ class Volume(Resource):
     def to_dict(self) -> dict:
         # self.snapshots: the store's, or those loaded data gave (serialization).
         return views.volume_view(self._record, [s.record for s in self.snapshots],
-                                 self._store.get_connections(volume_id=self.id))
+                                 [c.record for c in self._connections] if self._connections is not None
+                                 else self._store.get_connections(volume_id=self.id))
 
 
 class Snapshot(Resource):

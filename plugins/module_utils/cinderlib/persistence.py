@@ -31,15 +31,17 @@ from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.except
     PersistenceError,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Version of the SQL schema this code writes (see ``SQLStore._migrate``).
 
 1: the first schema. 2: an index on volumes (backend, status), for finding the
-records an interrupted operation left (reconcile). ``_UPGRADES`` turns a store
-of any older version into this one, in place.
+records an interrupted operation left (reconcile). 3: a table of connectors
+(hosts' os-brick connector properties stored under a node id, for exporting
+volumes to hosts that share the store). ``_UPGRADES`` turns a store of any
+older version into this one, in place.
 """
 
-RESOURCES = ('volume', 'snapshot', 'connection')
+RESOURCES = ('volume', 'snapshot', 'connection', 'connector')
 
 SQLITE_BUSY_TIMEOUT = 60
 """Seconds a SQLite writer waits for another process's write to finish."""
@@ -88,7 +90,8 @@ class StateStore(ABC):
     """What every store offers. Records are dicts with at least ``id``.
 
     Volumes carry ``backend`` (the backend name) and ``name``; snapshots
-    ``volume_id``; connections ``volume_id`` and ``connector``.
+    ``volume_id``; connections ``volume_id`` and ``connector``; connectors
+    (a host's connector properties) their node id as ``id`` and ``host``.
     """
 
     storage = 'abstract'
@@ -151,6 +154,11 @@ class StateStore(ABC):
                         volume_id: str | None = None) -> list[dict]:
         return self.get('connection', id=connection_id, volume_id=volume_id)
 
+    def get_connector(self, node_id: str) -> dict | None:
+        """The connector record stored under ``node_id``, or None."""
+        found = self.get('connector', id=node_id)
+        return found[0] if found else None
+
 
 class MemoryStore(StateStore):
     """Process-local store: what cinderlib called ``memory``."""
@@ -207,6 +215,7 @@ _INDEXED = {
     'volume': ('backend', 'name', 'status', 'size'),
     'snapshot': ('volume_id', 'name', 'status'),
     'connection': ('volume_id', 'status'),
+    'connector': ('host',),
 }
 
 
@@ -267,6 +276,11 @@ class SQLStore(StateStore):
             sa.Column('id', sa.String(255), primary_key=True),
             sa.Column('volume_id', sa.String(255), nullable=False, index=True),
             sa.Column('status', sa.String(32)),
+            *_record_columns(sa))
+        tables['connector'] = sa.Table(
+            'cinderlib_connectors', metadata,
+            sa.Column('id', sa.String(255), primary_key=True),  # the node id
+            sa.Column('host', sa.String(255)),
             *_record_columns(sa))
         tables['key_value'] = sa.Table(
             'cinderlib_key_values', metadata,
@@ -462,7 +476,12 @@ def _upgrade_to_2(sa, conn, tables) -> None:
     index.create(conn, checkfirst=True)
 
 
-_UPGRADES = {2: _upgrade_to_2}
+def _upgrade_to_3(sa, conn, tables) -> None:
+    """Version 3: connectors stored under node ids (the multi-host attach flow)."""
+    tables['connector'].create(conn, checkfirst=True)
+
+
+_UPGRADES = {2: _upgrade_to_2, 3: _upgrade_to_3}
 
 
 def _first_line(exc: BaseException) -> str:

@@ -1,8 +1,8 @@
 # Copyright: contributors to the cinderlib.storage collection
 # Apache License 2.0 (see LICENSE)
 """Serialization with cinderlib's semantics: ``json`` (dict), ``jsons``
-(str), ``dump``/``dumps`` (fully loaded) of backends, volumes and
-snapshots, and ``load`` of any of them.
+(str), ``dump``/``dumps`` (fully loaded) of backends, volumes, snapshots
+and connections, and ``load`` of any of them.
 
 Format ``cinderlib.storage/1`` (``FORMAT``, the ``format`` key of every
 serialized object):
@@ -88,6 +88,24 @@ def _drop_secret_keys(value: Any) -> None:
     elif isinstance(value, list):
         for nested in value:
             _drop_secret_keys(nested)
+
+
+def secrets_in(value: Any) -> list[str]:
+    """The values of keys that look like secrets, at any depth (for no_log)."""
+    if isinstance(value, dict):
+        found = [str(v) for k, v in value.items() if _looks_secret(k) and isinstance(v, (str, int)) and v != '']
+        return found + [s for v in value.values() for s in secrets_in(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in secrets_in(v)]
+    return []
+
+
+def without_secrets(value: Any) -> Any:
+    """A copy of ``value`` without keys that look like secrets (password,
+    secret, token), at any depth: connection info as stored and shown."""
+    value = copy.deepcopy(value)
+    _drop_secret_keys(value)
+    return value
 
 
 def public_record(record: dict, kind: str) -> dict:
@@ -441,7 +459,7 @@ def load(data: Any, save: bool = False):
 
 
 def _build(item: Item, backend, stored: dict, save: bool):
-    from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import objects
+    from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import connections, objects
 
     def current(kind: str, record: dict) -> dict:
         return copy.deepcopy(stored.get((kind, record['id']), record))
@@ -451,6 +469,9 @@ def _build(item: Item, backend, stored: dict, save: bool):
         volume = objects.Volume.from_record(backend, current('volume', data.record))
         if not save and data.snapshots is not None:
             volume._snapshots = [objects.Snapshot.from_record(volume, current('snapshot', s)) for s in data.snapshots]
+        if not save and data.connections is not None:
+            volume._connections = [connections.Connection.from_record(volume, current('connection', c))
+                                   for c in data.connections]
         volumes.append(volume)
     if item.cls == 'Backend':
         if isinstance(backend, str):
@@ -465,7 +486,5 @@ def _build(item: Item, backend, stored: dict, save: bool):
             raise NotFound('The %s to load belongs to volume %s, which is neither in the data nor in the state store.'
                            % (item.cls.lower(), item.record['volume_id']))
         volumes = [objects.Volume.from_record(backend, found[0])]
-    cls = getattr(objects, item.cls, None)
-    if cls is None:
-        raise InvalidRequest('This library has no %s objects yet, so it cannot load one.' % item.cls)
+    cls = {'Snapshot': objects.Snapshot, 'Connection': connections.Connection}[item.cls]
     return cls.from_record(volumes[0], current(KIND_OF[item.cls], item.record))

@@ -22,11 +22,19 @@ def snapshot_view(record: dict) -> dict:
             'created_at': record.get('created_at'), 'updated_at': record.get('updated_at')}
 
 
-def connection_view(record: dict) -> dict:
+def connection_view(record: dict, full: bool = False) -> dict:
+    """A connection; ``full`` adds what a host needs to attach (``conn_info``,
+    as stored: without secrets), the connector and the local device."""
     connector = record.get('connector') or {}
-    return {'id': record['id'], 'volume_id': record.get('volume_id'), 'status': record.get('status'),
-            'host': connector.get('host'), 'protocol': record.get('protocol'),
-            'attached': bool(record.get('attached')), 'path': record.get('path')}
+    view = {'id': record['id'], 'volume_id': record.get('volume_id'), 'status': record.get('status'),
+            'host': record.get('host') or connector.get('host'), 'node_id': record.get('node_id'),
+            'protocol': record.get('protocol'), 'attach_mode': record.get('attach_mode'),
+            'attached': bool(record.get('attached')), 'attached_host': record.get('attached_host'),
+            'path': record.get('path')}
+    if full:
+        view.update(conn_info=record.get('conn_info'), connector=connector, device=record.get('device'),
+                    created_at=record.get('created_at'), updated_at=record.get('updated_at'))
+    return view
 
 
 def volume_view(record: dict, snapshots: list[dict] = (), connections: list[dict] = ()) -> dict:

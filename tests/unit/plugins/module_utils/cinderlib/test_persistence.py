@@ -76,6 +76,14 @@ class TestContract:
         assert store.remove('volume', 'v1') is False
         assert store.get_volumes() == []
 
+    def test_connectors_by_node_id(self, store):
+        assert store.get_connector('node-a') is None
+        store.put('connector', {'id': 'node-a', 'host': 'a', 'connector': {'host': 'a', 'initiator': 'iqn.a'}})
+        store.put('connector', {'id': 'node-a', 'host': 'a', 'connector': {'host': 'a', 'initiator': 'iqn.b'}})
+        assert store.get_connector('node-a')['connector']['initiator'] == 'iqn.b'
+        assert [c['id'] for c in store.get('connector', host='a')] == ['node-a']
+        assert store.remove('connector', 'node-a') is True and store.get_connector('node-a') is None
+
     def test_snapshots_and_connections_by_volume(self, store):
         store.put('snapshot', {'id': 's1', 'volume_id': 'v1', 'name': 'snap'})
         store.put('connection', {'id': 'c1', 'volume_id': 'v1', 'connector': {'host': 'h'}})
@@ -123,7 +131,7 @@ class TestSQLStore:
         conn.execute("UPDATE cinderlib_meta SET value='99' WHERE key='schema_version'")
         conn.commit()
         conn.close()
-        with pytest.raises(PersistenceError, match='schema version 99, newer than the 2 this collection knows'):
+        with pytest.raises(PersistenceError, match='schema version 99, newer than the 3 this collection knows'):
             persistence.SQLStore('sqlite:///%s' % path)
 
     def test_records_are_readable_without_the_library(self, tmp_path):

@@ -75,7 +75,7 @@ def test_a_version_1_store_is_upgraded_in_place_and_keeps_its_records(url):
 
     store = persistence.SQLStore(url)
     try:
-        assert store.schema_version == persistence.SCHEMA_VERSION == 2
+        assert store.schema_version == persistence.SCHEMA_VERSION == 3
         assert store.get_volumes() == [V1_VOLUME]
         assert store.get_snapshots(volume_id='v1') == [V1_SNAPSHOT]
         assert store.get_key_values() == {'driver-key': 'x'}
@@ -89,8 +89,42 @@ def test_a_version_1_store_is_upgraded_in_place_and_keeps_its_records(url):
     assert 'ix_cinderlib_volumes_backend_status' in indexes(url)
     # Opening it again changes nothing.
     again = persistence.SQLStore(url)
-    assert again.schema_version == 2 and len(again.get_volumes()) == 2
+    assert again.schema_version == 3 and len(again.get_volumes()) == 2
     again.close()
+
+
+def tables(url: str) -> set[str]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return set(sa.inspect(conn).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def test_a_version_2_store_gets_the_connectors_table_and_keeps_its_records(url):
+    # A version 2 store: version 1 plus the index of version 2.
+    write_v1_store(url)
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text('CREATE INDEX ix_cinderlib_volumes_backend_status ON cinderlib_volumes (backend, status)'))
+        conn.execute(sa.text("UPDATE cinderlib_meta SET value='2' WHERE \"key\"='schema_version'"))
+        conn.execute(sa.text('INSERT INTO cinderlib_connections (id, volume_id, status, data) VALUES '
+                             "('c1', 'v1', 'connected', :data)"),
+                     {'data': json.dumps({'id': 'c1', 'volume_id': 'v1', 'connector': {'host': 'h'}})})
+    engine.dispose()
+    assert 'cinderlib_connectors' not in tables(url)
+
+    store = persistence.SQLStore(url)
+    try:
+        assert store.schema_version == 3
+        assert store.get_volumes() == [V1_VOLUME]
+        assert store.get_connections(volume_id='v1')[0]['connector'] == {'host': 'h'}
+        store.put('connector', {'id': 'node-a', 'host': 'a', 'connector': {'host': 'a'}})
+        assert store.get_connector('node-a')['connector'] == {'host': 'a'}
+    finally:
+        store.close()
+    assert 'cinderlib_connectors' in tables(url)
 
 
 def test_a_new_store_is_made_at_the_current_version(url):
@@ -104,9 +138,9 @@ def test_a_store_newer_than_the_code_is_refused_and_left_alone(url):
     persistence.SQLStore(url).close()
     engine = sa.create_engine(url)
     with engine.begin() as conn:
-        conn.execute(sa.text("UPDATE cinderlib_meta SET value='3' WHERE \"key\"='schema_version'"))
+        conn.execute(sa.text("UPDATE cinderlib_meta SET value='4' WHERE \"key\"='schema_version'"))
     engine.dispose()
-    with pytest.raises(PersistenceError, match=r'has schema version 3, newer than the 2 this collection knows; '
+    with pytest.raises(PersistenceError, match=r'has schema version 4, newer than the 3 this collection knows; '
                                                r'upgrade the cinderlib.storage collection'):
         persistence.SQLStore(url)
 

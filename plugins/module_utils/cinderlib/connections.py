@@ -1,0 +1,393 @@
+# Copyright: contributors to the cinderlib.storage collection
+# Apache License 2.0 (see LICENSE)
+"""Connection: a volume exported to a host, and attached on it.
+
+Two halves, as in cinderlib:
+- the storage side (``connect``/``disconnect``): the driver exports the
+  volume to a host described by its os-brick connector properties
+  (``create_export`` + ``initialize_connection``) and gives the connection
+  info (``conn_info``) that host needs; ``terminate_connection`` +
+  ``remove_export`` undo it;
+- the host side (``attach``/``detach``/``extend``): os-brick on the host that
+  runs the code turns ``conn_info`` into a local device, and back.
+
+A record per connection lives in the state store, written as
+``connecting``/``disconnecting`` before the driver is called (as volumes
+are), under the volume's lock. One connection per volume and host: connecting
+a volume to a host it is already connected to returns that connection.
+
+Secrets: connection info may hold CHAP credentials (``auth_password``).
+They are never stored in a connection record nor returned (unless
+``output_all_backend_info``): the stored ``conn_info`` has them removed. A
+later attach on the host gets the CHAP password back from the volume's
+``provider_auth`` (where Cinder drivers keep it, and which the store holds
+for the driver anyway, readable by its owner only). Disconnecting needs no
+secret.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+import socket
+import uuid
+from typing import Any
+
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import brick, locks, serialization, views
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import (
+    CinderlibError,
+    InvalidRequest,
+    describe_cause,
+)
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.objects import (
+    Resource,
+    _driver_call,
+    _locked,
+    _runtime,
+    _setting,
+    _test_kill_point,
+    _validate_id,
+)
+
+CONNECTED = 'connected'
+"""Status of a connection whose export is done (its conn_info is usable)."""
+
+
+def local_host() -> str:
+    """This host's name, as os-brick puts it in connector properties."""
+    return socket.gethostname()
+
+
+def conn_info_with_chap(conn_info: dict, provider_auth: str | None) -> dict:
+    """``conn_info`` with the CHAP password put back from a volume's
+    ``provider_auth`` ("CHAP user password"), when stored connection info
+    lacks it. Cinder-free: the consumer side of the multi-host flow uses it."""
+    conn_info = copy.deepcopy(conn_info)
+    data = conn_info.get('data')
+    if not isinstance(data, dict) or not data.get('auth_method') or data.get('auth_password'):
+        return conn_info
+    parts = (provider_auth or '').split()
+    if len(parts) == 3 and parts[0] == data['auth_method'] and parts[1] == data.get('auth_username'):
+        data['auth_password'] = parts[2]
+    return conn_info
+
+
+def _connector_host(connector: Any, what: str = 'connector') -> str:
+    if not isinstance(connector, dict) or not connector:
+        raise InvalidRequest('%s must be a dict of os-brick connector properties (cinderlib_connector_facts '
+                             'gathers them), not %r.' % (what, connector))
+    host = connector.get('host')
+    if not isinstance(host, str) or not host:
+        raise InvalidRequest("%s has no 'host': connector properties name the host they describe "
+                             '(cinderlib_connector_facts gathers them).' % what)
+    return host
+
+
+class Connection(Resource):
+    """A volume's connection to one host (cinderlib's Connection)."""
+
+    kind = 'connection'
+
+    def __init__(self, volume, connector: dict, **kwargs: Any) -> None:
+        host = _connector_host(connector)
+        record = {
+            'id': _validate_id(kwargs.pop('id', None) or uuid.uuid4(), 'Connection'),
+            'volume_id': volume.id,
+            'backend': volume.backend_name,
+            'connector': copy.deepcopy(connector),
+            'host': host,
+            'node_id': kwargs.pop('node_id', None),
+            'status': 'connecting',
+            'attach_mode': kwargs.pop('attach_mode', None) or 'rw',
+            'attach_status': 'detached',
+            'attached': False,
+            'attached_host': None,
+            'device': None,
+            'path': None,
+            'conn_info': None,
+            'protocol': None,
+            'use_multipath': bool(connector.get('multipath')),
+            'project_id': _setting('project_id'),
+            'user_id': _setting('user_id'),
+        }
+        record.update(kwargs)  # other VolumeAttachment fields (instance_uuid, mountpoint...)
+        super().__init__(volume.backend, record)
+        self.volume = volume
+        self._full_conn_info: dict | None = None
+
+    @classmethod
+    def from_record(cls, volume, record: dict) -> Connection:
+        connection = cls.__new__(cls)
+        Resource.__init__(connection, volume.backend, record)
+        connection.volume = volume
+        connection._full_conn_info = None
+        return connection
+
+    def describe(self) -> str:
+        return "connection of %s to host '%s'" % (self.volume.describe(), self.host)
+
+    # -- cinderlib's attributes -----------------------------------------------------------
+    @property
+    def host(self) -> str | None:
+        return self._record.get('host') or (self._record.get('connector') or {}).get('host')
+
+    @property
+    def connector(self) -> dict:
+        return copy.deepcopy(self._record.get('connector') or {})
+
+    connector_info = connector
+
+    @property
+    def conn_info(self) -> dict | None:
+        """The connection info, without secrets (see ``full_conn_info``)."""
+        return copy.deepcopy(self._record.get('conn_info'))
+
+    @property
+    def protocol(self) -> str | None:
+        return self._record.get('protocol') or (self._record.get('conn_info') or {}).get('driver_volume_type')
+
+    @property
+    def connected(self) -> bool:
+        status = self._record.get('status')
+        # Records cinderlib 5.x wrote have no status: connection info means connected.
+        return status == CONNECTED or (status is None and bool(self._record.get('conn_info')))
+
+    @property
+    def attached(self) -> bool:
+        return bool(self._record.get('attached'))
+
+    @property
+    def device(self) -> dict | None:
+        return copy.deepcopy(self._record.get('device'))
+
+    @property
+    def path(self) -> str | None:
+        return self._record.get('path')
+
+    @property
+    def attach_mode(self) -> str:
+        return self._record.get('attach_mode') or 'rw'
+
+    @property
+    def volume_id(self) -> str:
+        return self._record['volume_id']
+
+    def attached_here(self) -> bool:
+        """Attached on this host, with its device present."""
+        return (self.attached and self._record.get('attached_host') == local_host()
+                and bool(self.path) and os.path.exists(self.path))
+
+    def full_conn_info(self) -> dict:
+        """The connection info a host needs to attach, secrets included: the
+        driver's answer when this process connected, else the stored info
+        with the CHAP password put back from the volume's provider_auth."""
+        if self._full_conn_info is not None:
+            return copy.deepcopy(self._full_conn_info)
+        if not self._record.get('conn_info'):
+            raise InvalidRequest("%s has no connection info (status '%s'): connect it first."
+                                 % (self.describe().capitalize(), self.status))
+        return conn_info_with_chap(self._record['conn_info'], self.volume._record.get('provider_auth'))
+
+    # -- storage side -----------------------------------------------------------------------
+    @classmethod
+    def connect(cls, volume, connector: dict, **kwargs: Any) -> Connection:
+        """Export ``volume`` to the host ``connector`` describes; an existing
+        connection to that host is returned as it is."""
+        _connector_host(connector)
+        with _volume_locked(volume):
+            return cls._connect_locked(volume, connector, **kwargs)
+
+    @classmethod
+    def _connect_locked(cls, volume, connector: dict, **kwargs: Any) -> Connection:
+        volume.refresh()
+        existing = volume.connection_for(_connector_host(connector))
+        if existing is not None and existing.connected:
+            return existing
+        if existing is not None:
+            # Left 'connecting' or 'error_connecting' by an earlier run: export again on the same record.
+            existing._record['connector'] = copy.deepcopy(connector)
+            connection = existing
+        else:
+            connection = cls(volume, connector, **kwargs)
+        connection._export()
+        return connection
+
+    def _export(self) -> None:
+        volume, backend = self.volume, self.backend
+        connector = self._record['connector']
+        try:
+            backend.validate_connector(connector)
+        except Exception as exc:  # noqa: BLE001 - drivers raise their own types
+            raise InvalidRequest(
+                "The connector of host '%s' lacks what backend '%s' needs to export to it: %s. Gather it on "
+                'that host with cinderlib_connector_facts.' % (self.host, self.backend_name, describe_cause(exc)),
+                exc) from exc
+        others = [c for c in volume.connections if c.id != self.id and c.connected]
+        self._save(status='connecting')
+        _test_kill_point('connection.connect.before_driver')
+        try:
+            if not others:
+                # One export per volume (LVM targets), made for its first connection.
+                update = _driver_call(self, 'export', backend.driver.create_export,
+                                      _runtime().context, volume._ovo(), connector)
+                changes = volume._apply_model_update(update)
+                if changes:
+                    volume._save(**changes)
+            conn_info = _driver_call(self, 'initialize', backend.driver.initialize_connection,
+                                     volume._ovo(), connector)
+        except CinderlibError:
+            self._save(status='error_connecting')
+            raise
+        _test_kill_point('connection.connect.after_driver')
+        conn_info = copy.deepcopy(conn_info)
+        if isinstance(conn_info.get('data'), dict):
+            conn_info['data'].setdefault('access_mode', self.attach_mode)
+        self._full_conn_info = copy.deepcopy(conn_info)
+        self._save(status=CONNECTED, conn_info=_without_secrets(conn_info),
+                   protocol=conn_info.get('driver_volume_type'))
+        if volume.status == 'available':
+            volume._save(status='in-use', attach_status='attached')
+
+    @_locked
+    def disconnect(self, force: bool = False) -> None:
+        """End the export to the host (``terminate_connection``; ``remove_export``
+        when it was the volume's last connection) and forget the connection."""
+        self._disconnect_locked(force)
+
+    def _disconnect_locked(self, force: bool = False) -> None:
+        volume, driver = self.volume, self.backend.driver
+        volume.refresh()
+        others = [c for c in volume.connections if c.id != self.id and c.status != 'error_connecting']
+        self._save(status='disconnecting')
+        _test_kill_point('connection.disconnect.before_driver')
+        try:
+            ovo = self._volume_ovo_with_attachments()
+            connector = self._record['connector']
+            _driver_call(self, 'end', lambda: driver.terminate_connection(ovo, connector, force=force))
+            if not others:
+                _driver_call(self, 'remove the export of', driver.remove_export, _runtime().context, ovo)
+        except CinderlibError:
+            self._save(status='error_disconnecting')
+            raise
+        _test_kill_point('connection.disconnect.after_driver')
+        self._store.remove('connection', self.id)
+        self._record['status'] = 'disconnected'
+        if not others and volume.status == 'in-use':
+            volume._save(status='available', attach_status='detached')
+        if volume._connections is not None:
+            volume._connections = [c for c in volume._connections if c.id != self.id]
+
+    def _volume_ovo_with_attachments(self):
+        """The volume's Cinder object listing its connections as attachments:
+        drivers (LVM) decide from them whether an export is still in use."""
+        runtime = _runtime()
+        objects = runtime.cinder_objects
+        ovo = self.volume._ovo()
+        attachments = []
+        for connection in [self, *[c for c in self.volume.connections if c.id != self.id]]:
+            attachment = objects.VolumeAttachment(
+                runtime.context, id=connection.id, volume_id=self.volume.id,
+                attach_status='attached' if connection.attached else 'attaching',
+                attach_mode=connection.attach_mode, attached_host=connection._record.get('attached_host'),
+                instance_uuid=connection._record.get('instance_uuid'), mountpoint=None,
+                connector=connection._record.get('connector') or {},
+                connection_info=connection._record.get('conn_info') or {})
+            attachments.append(attachment)
+        ovo.volume_attachment = objects.VolumeAttachmentList(runtime.context, objects=attachments)
+        ovo.obj_reset_changes()
+        return ovo
+
+    # -- host side --------------------------------------------------------------------------
+    @_locked
+    def attach(self, device_scan_attempts: int = brick.DEVICE_SCAN_ATTEMPTS) -> None:
+        """Attach the connected volume on this host with os-brick (``path``, ``device``)."""
+        self._attach_locked(device_scan_attempts)
+
+    def _attach_locked(self, device_scan_attempts: int = brick.DEVICE_SCAN_ATTEMPTS) -> None:
+        if self.attached_here():
+            return
+        if self.attached and self._record.get('attached_host') not in (None, local_host()):
+            raise InvalidRequest("%s is attached on host '%s', not on this host (%s)."
+                                 % (self.describe().capitalize(), self._record['attached_host'], local_host()))
+        runtime = brick.get()
+        conn_info = self.full_conn_info()
+        self._save(attach_status='attaching', attached_host=local_host())
+        try:
+            device = brick.attach(runtime, conn_info, self._record.get('use_multipath', False),
+                                  device_scan_attempts, what=self.volume.describe())
+        except CinderlibError:
+            self._save(attach_status='error_attaching')
+            raise
+        self._save(attach_status='attached', attached=True, device=device, path=device['path'])
+
+    @_locked
+    def detach(self, force: bool = False) -> None:
+        """Detach the device from this host with os-brick, then disconnect
+        (as cinderlib did). ``force``: even when flushing the device fails."""
+        self._detach_device(force)
+        self._disconnect_locked(force)
+
+    def _detach_device(self, force: bool = False) -> None:
+        if not self.attached and self._record.get('attach_status') in (None, 'detached'):
+            return
+        runtime = brick.get()
+        self._save(attach_status='detaching')
+        try:
+            brick.detach(runtime, self.full_conn_info(), self.device, force,
+                         self._record.get('use_multipath', False), what=self.volume.describe())
+        except CinderlibError:
+            self._save(attach_status='error_detaching')
+            raise
+        self._save(attach_status='detached', attached=False, device=None, path=None, attached_host=None)
+
+    def extend(self) -> int:
+        """Make this host see the volume's new size (after ``Volume.extend``);
+        returns the size os-brick reports, in bytes."""
+        return brick.extend(brick.get(), self.full_conn_info(), self._record.get('use_multipath', False),
+                            what=self.volume.describe())
+
+    # -- attach on this host, the whole flow --------------------------------------------------
+    @classmethod
+    def attach_volume(cls, volume, multipath: bool = False, enforce_multipath: bool = False,
+                      device_scan_attempts: int = brick.DEVICE_SCAN_ATTEMPTS, **kwargs: Any) -> Connection:
+        """``Volume.attach``: connect the volume to this host and attach it
+        with os-brick, under the volume's lock; idempotent. A failed attach
+        undoes the export it made."""
+        connector = brick.get().connector_properties(multipath, enforce_multipath)
+        with _volume_locked(volume):
+            volume.refresh()
+            existing = volume.connection_for(connector['host'])
+            made = existing is None or not existing.connected
+            connection = cls._connect_locked(volume, connector, **kwargs)
+            try:
+                connection._attach_locked(device_scan_attempts)
+            except CinderlibError as exc:
+                if made:
+                    _undo(connection, exc)
+                raise
+        return connection
+
+    def to_dict(self, full: bool = True) -> dict:
+        return views.connection_view(self._record, full=full)
+
+
+def _undo(connection: Connection, exc: CinderlibError) -> None:
+    """Disconnect what a failed attach exported; say in ``exc`` what was left."""
+    try:
+        connection._disconnect_locked(force=True)
+    except CinderlibError as undo_exc:
+        exc.message = '%s Undoing the export failed too (%s); state=absent removes it.' % (
+            exc.message.rstrip(), undo_exc.message)
+        exc.args = (exc.message,)
+
+
+@contextlib.contextmanager
+def _volume_locked(volume):
+    with locks.locked(locks.volume_lock_name(volume.id), volume.describe().capitalize()):
+        yield
+
+
+def _without_secrets(conn_info: dict) -> dict:
+    """Connection info as stored: no passwords (see the module docstring)."""
+    return serialization.without_secrets(conn_info)

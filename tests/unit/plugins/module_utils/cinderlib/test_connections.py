@@ -1,0 +1,356 @@
+# Connections over a fake driver and a mocked os-brick: the records, the order of the
+# driver and os-brick calls, secrets, idempotence and failures (the real export on LVM:
+# tests/functional/test_connections.py; the real attach: tests/vm/attach_lifecycle.yml).
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+from unittest import mock
+
+import pytest
+
+from ansible_collections.cinderlib.storage.plugins.module_utils import connection_state
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import brick, connections, loader
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend import Backend
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import (
+    DriverOperationError,
+    InvalidRequest,
+    NotFound,
+)
+
+CHAP = 'CHAP chapuser s3cret-chap-pw'
+NODE = {'host': 'node-a', 'initiator': 'iqn.1993-08.org.debian:01:node-a', 'multipath': False}
+
+
+def conn_info_for(volume) -> dict:
+    return {'driver_volume_type': 'iscsi',
+            'data': {'target_iqn': 'iqn.2010-10.org.openstack:%s' % volume.name, 'target_portal': '192.0.2.5:3260',
+                     'target_lun': 0, 'volume_id': volume.id, 'auth_method': 'CHAP', 'auth_username': 'chapuser',
+                     'auth_password': 's3cret-chap-pw'}}
+
+
+class ExportingDriver:
+    """The export half of a driver, recording its calls."""
+
+    def __init__(self, base) -> None:
+        self.base = base
+        self.exports: set[str] = set()
+
+    def validate_connector(self, connector):
+        self.base._called('validate_connector')
+        if 'initiator' not in connector:
+            raise ValueError('The volume driver requires the iSCSI initiator name in the connector.')
+
+    def create_export(self, context, volume, connector):
+        self.base._called('create_export')
+        self.exports.add(volume.name)
+        return {'provider_location': '192.0.2.5:3260,1 iqn %s 0' % volume.name, 'provider_auth': CHAP}
+
+    def initialize_connection(self, volume, connector):
+        self.base._called('initialize_connection')
+        return conn_info_for(volume)
+
+    def terminate_connection(self, volume, connector, force=False):
+        self.base._called('terminate_connection')
+
+    def remove_export(self, context, volume):
+        self.base._called('remove_export')
+        self.exports.discard(volume.name)
+
+
+class FakeInitiator:
+    """os-brick's connector object: a device appears at ``path`` when connected."""
+
+    def __init__(self, path) -> None:
+        self.path = path
+        self.calls: list[tuple] = []
+        self.fail: dict[str, BaseException] = {}
+
+    def _called(self, name, *args):
+        self.calls.append((name, *args))
+        if name in self.fail:
+            raise self.fail[name]
+
+    def connect_volume(self, data):
+        self._called('connect_volume', data)
+        self.path.write_bytes(b'')
+        return {'type': 'block', 'path': str(self.path), 'scsi_wwn': '36001405'}
+
+    def disconnect_volume(self, data, device_info, force=False, ignore_errors=False):
+        self._called('disconnect_volume', data, device_info, force, ignore_errors)
+        self.path.unlink(missing_ok=True)
+
+    def extend_volume(self, data):
+        self._called('extend_volume', data)
+        return 2 * 1024 ** 3
+
+    def get_volume_paths(self, data):
+        self._called('get_volume_paths', data)
+        return [str(self.path)]
+
+
+@pytest.fixture
+def exporting(fake_backend, monkeypatch, tmp_path):
+    """fake_backend with an exporting driver and a mocked os-brick on host 'node-a'."""
+    driver = fake_backend.driver
+    exports = ExportingDriver(driver)
+    for name in ('validate_connector', 'create_export', 'initialize_connection', 'terminate_connection',
+                 'remove_export'):
+        setattr(driver, name, getattr(exports, name))
+    monkeypatch.setattr(Backend, 'validate_connector', lambda self, c: self.driver.validate_connector(c))
+    monkeypatch.setattr(connections, '_runtime', lambda: SimpleNamespace(context=None))
+    monkeypatch.setattr(connections.Connection, '_volume_ovo_with_attachments', lambda self: self.volume._ovo())
+    monkeypatch.setattr(connections, 'local_host', lambda: 'node-a')
+    initiator = FakeInitiator(tmp_path / 'sdb')
+    runtime = SimpleNamespace(
+        connector_properties=mock.Mock(return_value=dict(NODE)),
+        initiator=mock.Mock(return_value=initiator),
+        settings=Backend.settings)
+    monkeypatch.setattr(brick, 'get', lambda settings=None: runtime)
+    return SimpleNamespace(backend=fake_backend, driver=driver, exports=exports, initiator=initiator,
+                           runtime=runtime)
+
+
+def test_connect_exports_once_and_reuses_the_connection_of_a_host(exporting):
+    volume = exporting.backend.create_volume(1, name='data')
+    connection = volume.connect(NODE)
+    again = volume.connect(dict(NODE))
+    other = volume.connect(dict(NODE, host='node-b'))
+    assert again.id == connection.id and other.id != connection.id
+    # One export per volume: the second host only gets initialize_connection.
+    assert exporting.driver.calls == ['create_volume', 'validate_connector', 'create_export',
+                                      'initialize_connection', 'validate_connector', 'initialize_connection']
+    assert volume.status == 'in-use' and volume.attach_status == 'attached'
+    assert volume.record['provider_auth'] == CHAP
+    # The stored record and every output lack the CHAP password; the attaching host gets it back.
+    stored = Backend.persistence.get_connections(connection_id=connection.id)[0]
+    assert stored['status'] == 'connected' and stored['host'] == 'node-a' and stored['protocol'] == 'iscsi'
+    assert 's3cret-chap-pw' not in json.dumps([stored, volume.dump, connection.to_dict(), volume.to_dict()])
+    assert connection.conn_info['data']['access_mode'] == 'rw'
+    assert connection.full_conn_info()['data']['auth_password'] == 's3cret-chap-pw'
+    reread = connections.Connection.from_record(volume, stored)
+    assert reread.full_conn_info()['data']['auth_password'] == 's3cret-chap-pw'
+
+
+def test_disconnect_removes_the_export_with_the_last_connection(exporting):
+    volume = exporting.backend.create_volume(1, name='data')
+    first = volume.connect(NODE)
+    second = volume.connect(dict(NODE, host='node-b'))
+    exporting.driver.calls.clear()
+    volume.disconnect(first)
+    assert exporting.driver.calls == ['terminate_connection'] and volume.status == 'in-use'
+    volume.disconnect(second)
+    assert exporting.driver.calls == ['terminate_connection', 'terminate_connection', 'remove_export']
+    assert volume.status == 'available' and volume.attach_status == 'detached'
+    assert volume.connections == [] and exporting.exports.exports == set()
+
+
+def test_a_failed_export_is_recorded_and_a_retry_reuses_the_record(exporting):
+    volume = exporting.backend.create_volume(1, name='data')
+    exporting.driver.fail['create_export'] = RuntimeError('target busy')
+    with pytest.raises(DriverOperationError, match="Failed to export connection of volume 'data' to host "
+                                                   "'node-a' on backend 'fake': target busy"):
+        volume.connect(NODE)
+    [record] = Backend.persistence.get_connections(volume_id=volume.id)
+    assert record['status'] == 'error_connecting' and volume.status == 'available'
+    del exporting.driver.fail['create_export']
+    connection = volume.connect(NODE)
+    assert connection.id == record['id'] and connection.connected
+
+
+def test_a_connector_the_driver_refuses_changes_nothing(exporting):
+    volume = exporting.backend.create_volume(1, name='data')
+    with pytest.raises(InvalidRequest, match="The connector of host 'bare' lacks what backend 'fake' needs to "
+                                             'export to it: The volume driver requires the iSCSI initiator'):
+        volume.connect({'host': 'bare'})
+    with pytest.raises(InvalidRequest, match="connector has no 'host'"):
+        volume.connect({'initiator': 'iqn.x'})
+    assert Backend.persistence.get_connections() == [] and 'create_export' not in exporting.driver.calls
+
+
+def test_delete_is_refused_while_connected(exporting):
+    volume = exporting.backend.create_volume(1, name='data')
+    volume.connect(NODE)
+    with pytest.raises(InvalidRequest, match="it is connected to host 'node-a'; disconnect it first"):
+        volume.delete()
+    assert 'delete_volume' not in exporting.driver.calls
+
+
+def test_attach_connects_and_attaches_with_os_brick_then_detach_undoes_both(exporting):
+    volume = exporting.backend.create_volume(1, name='data')
+    connection = volume.attach(device_scan_attempts=5)
+    exporting.runtime.connector_properties.assert_called_once_with(False, False)
+    exporting.runtime.initiator.assert_called_with('iscsi', False, 5)
+    [call] = exporting.initiator.calls
+    assert call[0] == 'connect_volume' and call[1]['auth_password'] == 's3cret-chap-pw'
+    assert connection.path == str(exporting.initiator.path) and connection.attached
+    assert volume.local_attach.id == connection.id
+    stored = Backend.persistence.get_connections(connection_id=connection.id)[0]
+    assert stored['attach_status'] == 'attached' and stored['attached_host'] == 'node-a'
+    assert stored['device']['scsi_wwn'] == '36001405' and stored['path'] == str(exporting.initiator.path)
+
+    # Attached already: nothing is called again.
+    assert volume.attach().id == connection.id and len(exporting.initiator.calls) == 1
+
+    volume.detach(force=True)
+    name, data, device, force, ignore_errors = exporting.initiator.calls[-1]
+    assert name == 'disconnect_volume' and device['path'] == connection.path and force and ignore_errors
+    assert exporting.driver.calls[-2:] == ['terminate_connection', 'remove_export']
+    assert volume.connections == [] and volume.status == 'available'
+
+
+def test_a_failed_attach_undoes_the_export_it_made(exporting):
+    volume = exporting.backend.create_volume(1, name='data')
+    exporting.initiator.fail['connect_volume'] = RuntimeError('iSCSI login failed')
+    with pytest.raises(DriverOperationError, match="Failed to attach volume 'data' on this host: iSCSI login failed"):
+        volume.attach()
+    assert volume.connections == [] and exporting.driver.calls[-1] == 'remove_export'
+    assert volume.status == 'available'
+
+
+def test_extend_of_an_attached_volume_grows_the_device(exporting):
+    volume = exporting.backend.create_volume(1, name='data')
+    volume.attach()
+    volume.extend(2)
+    assert exporting.initiator.calls[-1][0] == 'extend_volume' and volume.size == 2 and volume.status == 'in-use'
+    exporting.initiator.fail['extend_volume'] = RuntimeError('rescan failed')
+    with pytest.raises(DriverOperationError, match=r"Volume 'data' grew to 3 GiB on the backend, but its device on "
+                                                   r'this host was not grown: .*rescan failed'):
+        volume.extend(3)
+    assert volume.size == 3
+
+
+def test_connect_in_a_new_process_reads_connections_from_the_store(exporting):
+    volume = exporting.backend.create_volume(1, name='data')
+    connection = volume.connect(NODE)
+    [found] = exporting.backend.volumes_filtered(volume_name='data')
+    assert [c.id for c in found.connections] == [connection.id] and found.connection_for('node-a').connected
+
+
+# -- the module's state functions ----------------------------------------------------------------
+def params(**given):
+    base = {'volume': 'data', 'state': 'present', 'connector': None, 'connection_id': None, 'conn_info': None,
+            'multipath': False, 'enforce_multipath': False, 'device_scan_attempts': 3, 'attach_mode': 'rw',
+            'force': False, 'output_all_backend_info': False, 'backend': 'fake'}
+    base.update(given)
+    return base
+
+
+def test_export_to_a_node_id_check_mode_real_and_again(exporting):
+    exporting.backend.create_volume(1, name='data')
+    Backend.persistence.put('connector', {'id': 'n1', 'host': 'node-a', 'connector': NODE})
+    changed, before, after, _messages = connection_state.ensure_export_present(
+        exporting.backend, params(connector='n1'), True)
+    assert changed and before is None and after['host'] == 'node-a' and after['conn_info'] is None
+    assert Backend.persistence.get_connections() == []
+    changed, _before, after, _messages = connection_state.ensure_export_present(
+        exporting.backend, params(connector='n1'), False)
+    assert changed and after['node_id'] == 'n1' and after['conn_info']['driver_volume_type'] == 'iscsi'
+    assert 'auth_password' not in after['conn_info']['data']
+    changed, _before, again, messages = connection_state.ensure_export_present(
+        exporting.backend, params(connector='n1'), False)
+    assert not changed and again['id'] == after['id'] and messages == []
+    changed, _before, shown, messages = connection_state.ensure_export_present(
+        exporting.backend, params(connector=dict(NODE, initiator='iqn.new'), output_all_backend_info=True), False)
+    assert not changed and shown['conn_info']['data']['auth_password'] == 's3cret-chap-pw'
+    assert 'exists with other connector properties' in messages[0]
+    # absent by node id: check mode, real, again
+    assert connection_state.ensure_export_absent(exporting.backend, params(connector='n1'), True)[0]
+    assert connection_state.ensure_export_absent(exporting.backend, params(connector='n1'), False)[0]
+    assert not connection_state.ensure_export_absent(exporting.backend, params(connector='n1'), False)[0]
+
+
+def test_export_to_an_unknown_node_id_fails_clearly(exporting):
+    exporting.backend.create_volume(1, name='data')
+    with pytest.raises(NotFound, match="no connector properties are stored under node id 'ghost'; run "
+                                       'cinderlib.storage.cinderlib_connector_facts with node_id=ghost'):
+        connection_state.ensure_export_present(exporting.backend, params(connector='ghost'), False)
+
+
+def test_consumer_attach_by_connection_id_restores_chap_and_records_the_attach(exporting):
+    volume = exporting.backend.create_volume(1, name='data')
+    connection = volume.connect(NODE)
+    exporting.initiator.path.unlink(missing_ok=True)
+    library = SimpleNamespace(Backend=Backend)
+    given = params(volume=None, connection_id=connection.id, backend=None)
+    changed, before, after, _messages = connection_state.ensure_consumer_present(library, given, True)
+    assert changed and not before['attached'] and after['attached'] and exporting.initiator.calls[-1][0] != (
+        'connect_volume')
+    changed, _before, after, _messages = connection_state.ensure_consumer_present(library, given, False)
+    assert changed and after['path'] == str(exporting.initiator.path)
+    assert exporting.initiator.calls[-1][1]['auth_password'] == 's3cret-chap-pw'
+    stored = Backend.persistence.get_connections(connection_id=connection.id)[0]
+    assert stored['attached'] and stored['attached_host'] == 'node-a'
+    assert not connection_state.ensure_consumer_present(library, given, False)[0]
+    assert connection_state.ensure_consumer_absent(library, given, False)[0]
+    assert not connection_state.ensure_consumer_absent(library, given, False)[0]
+    assert not Backend.persistence.get_connections(connection_id=connection.id)[0]['attached']
+
+
+def test_consumer_conn_info_without_the_chap_password_is_refused(exporting):
+    volume = exporting.backend.create_volume(1, name='data')
+    info = volume.connect(NODE).conn_info
+    library = SimpleNamespace(Backend=Backend)
+    with pytest.raises(InvalidRequest, match="conn_info asks for CHAP authentication \\(user 'chapuser'\\) but "
+                                             'holds no auth_password'):
+        connection_state.ensure_consumer_present(library, params(volume=None, conn_info=info), False)
+    assert not any(call[0] == 'connect_volume' for call in exporting.initiator.calls)
+
+
+@pytest.mark.parametrize('given, message', [
+    ({'conn_info': {'data': {}}}, "conn_info must be a backend's connection info"),
+    ({'conn_info': {'driver_volume_type': 'iscsi', 'data': {}}, 'connector': 'n1'},
+     'connector is for the storage host'),
+    ({'volume': None}, 'volume is required'),
+    ({'backend': None}, "backend is required to connect volume 'data'"),
+    ({'connector': 5}, 'connector must be a dict of connector properties or a node id'),
+    ({'connector': ''}, 'connector is empty'),
+    ({'device_scan_attempts': 0}, 'device_scan_attempts must be 1 or more'),
+])
+def test_bad_options_are_refused_before_anything_opens(given, message):
+    with pytest.raises(InvalidRequest, match=message):
+        connection_state.check_connection_params(params(**given))
+
+
+# -- os-brick itself -----------------------------------------------------------------------------
+def test_brick_runtime_calls_os_brick_with_the_library_settings(tmp_path, monkeypatch):
+    from os_brick import exception as brick_exception
+    from os_brick.initiator import connector as brick_connector
+    settings = loader.make_settings({'file_locks_path': str(tmp_path / 'locks')})
+    monkeypatch.setattr(brick.BrickRuntime, '_instance', None)
+    runtime = brick.BrickRuntime.get(settings)
+    made = mock.Mock()
+    made.connect_volume.return_value = {'path': '/dev/sdz', 'type': 'block'}
+    factory = mock.Mock(return_value=made)
+    properties = mock.Mock(return_value={'host': 'h', 'initiator': 'iqn.h'})
+    monkeypatch.setattr(brick_connector.InitiatorConnector, 'factory', factory)
+    monkeypatch.setattr(brick_connector, 'get_connector_properties', properties)
+
+    assert runtime.connector_properties(True, False, my_ip='192.0.2.1', host='h')['initiator'] == 'iqn.h'
+    properties.assert_called_once_with(settings.root_helper, '192.0.2.1', True, False, host='h')
+    info = {'driver_volume_type': 'iscsi', 'data': {'target_iqn': 'iqn.t'}}
+    assert brick.attach(runtime, info, use_multipath=True, device_scan_attempts=7)['path'] == '/dev/sdz'
+    factory.assert_called_with('iscsi', settings.root_helper, use_multipath=True, device_scan_attempts=7)
+    made.connect_volume.assert_called_once_with({'target_iqn': 'iqn.t'})
+    brick.detach(runtime, info, {'path': '/dev/sdz'}, force=True)
+    made.disconnect_volume.assert_called_once_with({'target_iqn': 'iqn.t'}, {'path': '/dev/sdz'}, force=True,
+                                                   ignore_errors=True)
+    made.extend_volume.return_value = 5
+    assert brick.extend(runtime, info) == 5
+    made.connect_volume.return_value = {'type': 'block'}
+    with pytest.raises(DriverOperationError, match='gave no device path'):
+        brick.attach(runtime, info)
+    made.get_volume_paths.side_effect = OSError("[Errno 2] No such file or directory: 'iscsiadm'")
+    with pytest.raises(DriverOperationError, match="the command 'iscsiadm' is not installed on this host"):
+        brick.existing_paths(runtime, info)
+    factory.side_effect = brick_exception.InvalidConnectorProtocol('Invalid InitiatorConnector protocol')
+    with pytest.raises(InvalidRequest, match="os-brick can't attach volumes of protocol 'carrier-pigeon'"):
+        brick.attach(runtime, {'driver_volume_type': 'carrier-pigeon', 'data': {}})
+
+
+def test_conn_info_with_chap_only_fills_a_matching_user():
+    info = {'driver_volume_type': 'iscsi', 'data': {'auth_method': 'CHAP', 'auth_username': 'u'}}
+    assert connections.conn_info_with_chap(info, 'CHAP u pw')['data']['auth_password'] == 'pw'
+    assert 'auth_password' not in connections.conn_info_with_chap(info, 'CHAP other pw')['data']
+    assert 'auth_password' not in connections.conn_info_with_chap(info, None)['data']
+    assert 'auth_password' not in info['data']
