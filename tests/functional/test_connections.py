@@ -4,7 +4,7 @@
 # this kernel lacks), the modules, and the multi-host flow between processes
 # that share only the state store. The local attach needs an iSCSI initiator
 # and a target in the kernel: those tests skip here and run in the VM scenario
-# (tests/vm/attach_lifecycle.yml).
+# (extensions/molecule/vm/attach.yml).
 from __future__ import annotations
 
 import json
@@ -257,7 +257,7 @@ def test_the_consumer_side_imports_no_cinder(tmp_path, run_env):
 
 
 @pytest.mark.skipif(has_iscsi_attach() is not None, reason='%s: the local attach runs in the VM scenario '
-                    '(tests/vm/attach_lifecycle.yml)' % has_iscsi_attach())
+                    '(extensions/molecule/vm/attach.yml)' % has_iscsi_attach())
 def test_local_attach_write_read_detach(tmp_path, run_env, lvm_backend):
     got = last_json(run_python(script(tmp_path, '''
         import os
