@@ -387,6 +387,8 @@ def main() -> int:
     parser.add_argument('--lvol-collections', default='')
     parser.add_argument('--repeat', type=int, default=1)
     parser.add_argument('--command', default='sudo ./bench/run.sh')
+    parser.add_argument('--only', default='', help='comma-separated step names (lifecycle, provision, library, '
+                        'inventory, coldstart): run only those, for profiling; the report is then partial')
     args = parser.parse_args()
     bench = Bench(args)
     steps = [('lifecycle (creates, unchanged re-runs, deletes)', bench.lifecycle)]
@@ -394,6 +396,9 @@ def main() -> int:
         steps.append(('100 volumes through provision_volumes.yml', bench.provision))
     steps += [('library create+delete vs raw LVM', bench.library), ('inventory', bench.inventory),
               ('cold start and import times', bench.coldstart)]
+    if args.only:
+        wanted = set(args.only.split(','))
+        steps = [(title, step) for title, step in steps if step.__name__ in wanted]
     try:
         for title, step in steps:
             print('==> bench: %s' % title, flush=True)

@@ -16,7 +16,7 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend import backend_secrets
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import loader, quickcheck
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend_config import resolve_backend
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import CinderlibError
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.schema import looks_secret
@@ -139,6 +139,8 @@ class CinderlibModule:
         """The initialised Backend (driver set up, stats read)."""
         if self._backend is None:
             config = self.backend_config()
+            fingerprint = quickcheck.config_fingerprint(config, self.params['unknown_options'])
+            from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend import backend_secrets
             library = self.library
             # What oslo marks secret for this driver, before any driver call.
             self.module.no_log_values.update(backend_secrets(config))
@@ -146,17 +148,60 @@ class CinderlibModule:
             self._backend = library.Backend(name, **config)
             for warning in self._backend.warnings:
                 self.module.warn('Backend %r: %s' % (name, warning))
+            if quickcheck.has_probe(config):
+                # The driver accepted this configuration: later runs may take the fast path.
+                quickcheck.remember_validated(self._state_dir(), fingerprint)
         return self._backend
 
+    def _state_dir(self) -> str:
+        # Where the library keeps its state files (the modules set no file_locks_path).
+        return loader.default_state_dir(loader.make_settings({}))
+
+    def quick(self, decide: Callable) -> tuple | None:
+        """The fast path: ``decide(store, backend_name, params, probe)`` (such as
+        volume_state.quick_volume_state) over a read-only state store and a
+        cheap look at the backend, with neither Cinder nor the driver started.
+        Its result when it is sure nothing is to change; None otherwise (no
+        cheap check for this driver, a configuration no full run validated on
+        this host, a store that can't be read cheaply, or any doubt)."""
+        config = self.backend_config()
+        settings = loader.make_settings({})
+        probe = quickcheck.backend_probe(config, self.params['unknown_options'], self._state_dir(),
+                                         settings.root_helper, settings.im_root)
+        if probe is None:
+            return None
+        store = quickcheck.open_reader(self.params['persistence'])
+        if store is None:
+            return None
+        try:
+            outcome = decide(store, config['volume_backend_name'], self.params, probe)
+        except quickcheck.Unavailable:
+            return None
+        finally:
+            store.close()
+        if outcome is not None and any(old in config for old in loader.RENAMED_OPTIONS):
+            # The warnings the full path gives for old option names.
+            from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend import (
+                _rename_legacy_options,
+            )
+            for warning in _rename_legacy_options(dict(config))['__warnings__']:
+                self.module.warn('Backend %r: %s' % (config['volume_backend_name'], warning))
+        return outcome
+
     # -- running ------------------------------------------------------------------------
-    def ensure_state(self, present: Callable, absent: Callable, result_key: str) -> dict:
+    def ensure_state(self, present: Callable, absent: Callable, result_key: str,
+                     quick: Callable | None = None) -> dict:
         """Run ``present`` or ``absent`` (volume_state's ensure_* functions)
         for the ``state`` option and shape the result: ``changed``, the
         resource under ``result_key`` when present, ``diff`` in diff mode;
-        their messages become warnings."""
+        their messages become warnings. ``quick``: a fast-path decision tried
+        first (see ``quick``)."""
         state = self.params['state']
         ensure = present if state == 'present' else absent
-        changed, before, after, messages = ensure(self.backend, self.params, self.module.check_mode)
+        outcome = self.quick(quick) if quick is not None else None
+        if outcome is None:
+            outcome = ensure(self.backend, self.params, self.module.check_mode)
+        changed, before, after, messages = outcome
         for message in messages:
             self.module.warn(message)
         result = {'changed': changed}

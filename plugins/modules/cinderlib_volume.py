@@ -269,11 +269,12 @@ from ansible_collections.cinderlib.storage.plugins.module_utils.volume_state imp
     check_volume_params,
     ensure_volume_absent,
     ensure_volume_present,
+    quick_volume_state,
 )
 
 
 def run(module: CinderlibModule) -> dict:
-    return module.ensure_state(ensure_volume_present, ensure_volume_absent, 'volume')
+    return module.ensure_state(ensure_volume_present, ensure_volume_absent, 'volume', quick=quick_volume_state)
 
 
 def main() -> None:
