@@ -106,6 +106,9 @@ def check_id(value: Any, option: str, non_uuid_ids: bool = False) -> None:
 
 def check_volume_params(params: dict) -> None:
     """cinderlib_volume's options, checked before anything is opened."""
+    if params.get('volumes') is not None:
+        volume_items(params)
+        return
     check_name(params.get('name'), 'name')
     check_id(params.get('id'), 'id', bool(params.get('non_uuid_ids')))
     for option in ('source_volume', 'source_snapshot', 'pool_name'):
@@ -114,6 +117,40 @@ def check_volume_params(params: dict) -> None:
         raise InvalidRequest('source_volume and source_snapshot are mutually exclusive; give only one.')
     if params.get('size') is not None:
         parse_size(params['size'])
+
+
+def volume_items(params: dict) -> list[dict]:
+    """cinderlib_volume's ``volumes`` list as one set of options per volume:
+    the item's options over the task's, which are defaults for every item.
+    Every item is checked first, so a bad one fails the task before any
+    volume is touched; messages name the item (``volumes[2] 'data03'``)."""
+    items: list[dict] = []
+    seen: dict[str, int] = {}
+    task = {k: v for k, v in params.items() if k != 'volumes'}
+    for index, item in enumerate(params['volumes']):
+        if not isinstance(item, dict):
+            raise InvalidRequest('volumes[%d] is %r, not a dict of volume options (name, size, state...).'
+                                 % (index, item))
+        merged = dict(task, **{k: v for k, v in item.items() if v is not None})
+        label = item_label(index, merged)
+        if not merged.get('name') and not merged.get('id'):
+            raise InvalidRequest('%s: give the name or the id of the volume.' % label)
+        try:
+            check_volume_params(merged)
+        except InvalidRequest as exc:
+            raise InvalidRequest('%s: %s' % (label, exc.message)) from None
+        for key in (merged.get('name'), merged.get('id')):
+            if key and key in seen:
+                raise InvalidRequest("%s: volume '%s' is already volumes[%d]; list each volume once."
+                                     % (label, key, seen[key]))
+        seen.update({key: index for key in (merged.get('name'), merged.get('id')) if key})
+        items.append(merged)
+    return items
+
+
+def item_label(index: int, item: dict) -> str:
+    key = item.get('name') or item.get('id')
+    return 'volumes[%d]' % index + (" '%s'" % key if key else '')
 
 
 def check_snapshot_params(params: dict) -> None:

@@ -520,3 +520,35 @@ def test_quick_absent(fake_backend):
     assert quick(fake_backend, name='v1', state='absent') is None
     assert quick(fake_backend, id=created['id'], state='absent') is None
     assert quick(fake_backend, name='v2', id=created['id'], state='absent') is None
+
+
+# -- the volumes list: volume_items ---------------------------------------------------------------
+def batch(volumes, **task):
+    params = vol(state='present', **task)
+    params['volumes'] = volumes
+    return params
+
+
+def test_volume_items_take_the_tasks_options_as_defaults():
+    items = volume_state.volume_items(batch(
+        [{'name': 'a', 'size': None}, {'name': 'b', 'size': 5, 'state': 'absent'}, {'id': str(uuid.uuid4())}],
+        size=1, metadata={'k': 'v'}))
+    assert [(i['name'], i['size'], i['state'], i['metadata']) for i in items] == [
+        ('a', 1, 'present', {'k': 'v'}), ('b', 5, 'absent', {'k': 'v'}), (None, 1, 'present', {'k': 'v'})]
+    assert all('volumes' not in i for i in items)
+    assert volume_state.volume_items(batch([])) == []
+
+
+@pytest.mark.parametrize('volumes, message', [
+    ([{'name': 'a'}, {'name': 'b', 'size': '0'}], "volumes[1] 'b': Invalid size '0'"),
+    ([{'name': 'a'}, {'size': 1}], 'volumes[1]: give the name or the id of the volume.'),
+    ([{'name': 'a'}, {'name': 'a'}], "volumes[1] 'a': volume 'a' is already volumes[0]; list each volume once."),
+    ([{'name': 'a\n'}], "volumes[0] 'a\n': name 'a\\n' contains the control character"),
+    ([{'name': 'a', 'id': 'not-a-uuid'}], "volumes[0] 'a': id 'not-a-uuid' is not a UUID"),
+    ([{'name': 'a', 'source_volume': 'x', 'source_snapshot': 'y'}], "volumes[0] 'a': source_volume and"),
+    (['a'], "volumes[0] is 'a', not a dict of volume options"),
+])
+def test_volume_items_refuse_bad_items_naming_them(volumes, message):
+    with pytest.raises(InvalidRequest) as err:
+        volume_state.check_volume_params(batch(volumes))
+    assert str(err.value).startswith(message)
