@@ -486,6 +486,27 @@ def _quick_absent(store, backend_id: str, params: dict) -> tuple | None:
     return False, None, None, []
 
 
+def quick_snapshot_state(store, backend_id: str, params: dict, on_backend) -> tuple | None:
+    """``quick_volume_state`` for ``ensure_snapshot_present``/``_absent``: a
+    snapshot that is recorded as requested (its volume looked at on the
+    backend, which also shows the backend answers), or a snapshot that is not
+    there to delete; None for anything else."""
+    ref = params['volume']
+    volumes = [r for r in store.get_volumes(volume_id=ref) if r.get('backend') == backend_id] or \
+        store.get_volumes(backend=backend_id, name=ref)
+    if len(volumes) > 1:
+        return None
+    snapshots = [s for s in (store.get_snapshots(volume_id=volumes[0]['id']) if volumes else [])
+                 if (s.get('name') or '') == params['name']]
+    if params.get('state', 'present') == 'absent':
+        return (False, None, None, []) if not snapshots else None
+    if (len(volumes) != 1 or len(snapshots) != 1 or snapshots[0].get('status') != 'available'
+            or _record_updates(snapshots[0], params, ('description',)) or not on_backend(volumes[0])):
+        return None
+    view = views.snapshot_view(snapshots[0])
+    return False, view, view, []
+
+
 # -- snapshots -----------------------------------------------------------------------------
 def _snapshot_volume(backend, params: dict, must_exist: bool) -> Volume | None:
     ref = params['volume']

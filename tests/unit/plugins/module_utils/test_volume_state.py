@@ -552,3 +552,41 @@ def test_volume_items_refuse_bad_items_naming_them(volumes, message):
     with pytest.raises(InvalidRequest) as err:
         volume_state.check_volume_params(batch(volumes))
     assert str(err.value).startswith(message)
+
+
+def quick_snap(backend, **params):
+    params.setdefault('state', 'present')
+    return volume_state.quick_snapshot_state(type(backend).persistence, backend.id, snap(**params),
+                                             on_fake_array(backend))
+
+
+def test_quick_snapshot_answers_as_the_full_path(fake_backend):
+    _c, _b, volume, _m = vol_present(fake_backend, name='v1', size=1)
+    snap_present(fake_backend, volume='v1', name='s1', description='d')
+    calls = list(fake_backend.driver.calls)
+    for ref in ('v1', volume['id']):
+        full = snap_present(fake_backend, volume=ref, name='s1', description='d')
+        assert full[0] is False
+        assert quick_snap(fake_backend, volume=ref, name='s1', description='d') == full
+        assert quick_snap(fake_backend, volume=ref, name='s1') == full
+    assert quick_snap(fake_backend, volume='v1', name='s2', state='absent') == \
+        snap_absent(fake_backend, volume='v1', name='s2')
+    assert quick_snap(fake_backend, volume='nowhere', name='s1', state='absent') == (False, None, None, [])
+    assert fake_backend.driver.calls == calls
+
+
+def test_quick_snapshot_leaves_anything_else_to_the_full_path(fake_backend, other_backend):
+    vol_present(fake_backend, name='v1', size=1)
+    snap_present(fake_backend, volume='v1', name='s1')
+    assert quick_snap(fake_backend, volume='v1', name='s1', description='new') is None
+    assert quick_snap(fake_backend, volume='v1', name='s2') is None
+    assert quick_snap(fake_backend, volume='nowhere', name='s1') is None
+    assert quick_snap(fake_backend, volume='v1', name='s1', state='absent') is None
+    vol_present(other_backend, name='v1', size=1)
+    assert quick_snap(other_backend, volume='v1', name='s1', state='absent') == (False, None, None, [])
+    record = records(fake_backend, 'snapshot')[0]
+    type(fake_backend).persistence.put('snapshot', dict(record, status='error'))
+    assert quick_snap(fake_backend, volume='v1', name='s1') is None
+    type(fake_backend).persistence.put('snapshot', record)
+    fake_backend.driver.volumes.clear()  # the volume is gone from the backend
+    assert quick_snap(fake_backend, volume='v1', name='s1') is None
