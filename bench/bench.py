@@ -174,7 +174,7 @@ class Bench:
         self.raw['many'] = {'count': count, 'wall': wall, 'seconds': seconds}
         self.log('%d volumes: looped create %.1f s, one-task create %.1f s, looped delete %.1f s, one-task '
                  'delete %.1f s; correct' % (count, seconds['Looped create'], seconds['One-task create'],
-                                            seconds['Looped delete'], seconds['One-task delete']))
+                                             seconds['Looped delete'], seconds['One-task delete']))
         # Higher is better here: how many times faster one task is than the loop.
         self.row('3. %d volumes created: one task with volumes: vs a looped task (speed-up)' % count,
                  seconds['One-task create'], seconds['Looped create'], 's', '>= 5 x faster', 5.0,
@@ -419,7 +419,7 @@ def main() -> int:
     steps = [('lifecycle (creates, unchanged re-runs, deletes)', bench.lifecycle),
              ('volumes in one task (volumes: list) vs a looped task', bench.many),
              ('library create+delete vs raw LVM', bench.library), ('inventory', bench.inventory),
-              ('cold start and import times', bench.coldstart)]
+             ('cold start and import times', bench.coldstart)]
     if args.only:
         wanted = set(args.only.split(','))
         steps = [(title, step) for title, step in steps if step.__name__ in wanted]
