@@ -63,6 +63,7 @@ class Bench:
         self.rows: list[dict] = []
         self.raw: dict = {}
         self.notes: list[str] = []
+        self.load_at_start = ' '.join(Path('/proc/loadavg').read_text().split()[:3])
 
     # -- helpers -------------------------------------------------------------------
     def log(self, message: str) -> None:
@@ -152,27 +153,35 @@ class Bench:
         self.row('2. unchanged re-run, one task (median of %d)' % len(unchanged), median(unchanged),
                  median(lunchanged), 's', '<= 1.2 x lvol', 1.2)
 
-    # -- 3: 100 volumes through provision_volumes.yml ---------------------------------
-    def provision(self) -> None:
-        count = 100
-        volumes = [{'name': 'bench-prov-%03d' % i, 'size': 1} for i in range(count)]
-        extra = {'cinderlib_backend': self.backend, 'cinderlib_persistence': self.persistence,
-                 'cinderlib_environment': self.lvm_env, 'cinderlib_volumes': volumes,
-                 'ansible_python_interpreter': PYTHON, 'ansible_connection': 'local'}
-        wall, records = self.playbook(REPO / 'playbooks' / 'provision_volumes.yml', extra)
-        items = list(self.items(records, 'Volumes that must exist, with their sources'))
-        check(sum(r['changed'] for r in items) == count, 'provision_volumes.yml did not create %d volumes' % count)
-        check(len(self.lvs('volume-')) == count, 'expected %d LVs after provision_volumes.yml' % count)
-        per_item = median([r['seconds'] for r in items])
-        self.raw['provision'] = {'wall': wall, 'items': [r['seconds'] for r in items]}
-        self.log('provision_volumes.yml, %d volumes: %.1f s (%.2f s per volume)' % (count, wall, wall / count))
-        # Clean up in one library process (not measured).
-        self.library_run(0, delete_all=True)
-        check(not self.lvs('volume-') and not self.store_volumes(), 'provisioned volumes not removed')
-        self.raw['provision']['per_volume_library'] = None
-        self.row('3. 100 volumes: looped task, per volume', wall / count, per_item, 's', '>= 5 x (batch)', None,
-                 ratio=float('nan'),
-                 note='no batch option exists yet: both sides are the same loop (baseline column: median per item)')
+    # -- 3: 100 volumes, one task (volumes: list) vs a looped task ------------------------
+    def many(self) -> None:
+        count = 3 if self.smoke else 100
+        names = ['bench-many-%03d' % i for i in range(count)]
+        extra = {'bench_backend': self.backend, 'bench_persistence': self.persistence,
+                 'bench_environment': self.lvm_env, 'bench_names': names,
+                 'bench_items': [{'name': n} for n in names]}
+        wall, records = self.playbook(BENCH / 'playbooks' / 'hundred_cinderlib.yml', extra)
+        seconds = {}
+        for task in ('Looped create', 'One-task delete', 'One-task create', 'Looped delete'):
+            found = self.items(records, task)
+            if task.startswith('Looped'):
+                check(len(found) == count and all(r['changed'] for r in found),
+                      '%s: %d of %d items changed' % (task, sum(r['changed'] for r in found), count))
+            else:
+                check(len(found) == 1 and found[0]['changed'], '%s did not report a change' % task)
+            seconds[task] = sum(r['seconds'] for r in found)
+        check(not self.lvs('volume-') and not self.store_volumes(), 'volumes left after the 100-volume playbook')
+        self.raw['many'] = {'count': count, 'wall': wall, 'seconds': seconds}
+        self.log('%d volumes: looped create %.1f s, one-task create %.1f s, looped delete %.1f s, one-task '
+                 'delete %.1f s; correct' % (count, seconds['Looped create'], seconds['One-task create'],
+                                             seconds['Looped delete'], seconds['One-task delete']))
+        # Higher is better here: how many times faster one task is than the loop.
+        self.row('3. %d volumes created: one task with volumes: vs a looped task (speed-up)' % count,
+                 seconds['One-task create'], seconds['Looped create'], 's', '>= 5 x faster', 5.0,
+                 lower_is_better=False, ratio=seconds['Looped create'] / seconds['One-task create'])
+        self.row('3b. %d volumes deleted: one task vs a looped task (speed-up; no target)' % count,
+                 seconds['One-task delete'], seconds['Looped delete'], 's', None, None,
+                 ratio=seconds['Looped delete'] / seconds['One-task delete'])
 
     # -- 4: library vs raw LVM ----------------------------------------------------------
     LIBRARY_CODE = r'''
@@ -301,12 +310,18 @@ print(json.dumps({'init': init, 'times': times}))
         check(marks[0]['changed'] and not any(m['changed'] for m in marks[1:-1]) and marks[-1]['changed'],
               'cold start: expected create, unchanged re-runs, delete')
         unchanged = marks[1:-1]
-        keys = ['interpreter_up', 'module_utils_imported', 'options_parsed', 'backend_ready', 'first_line_of_work',
-                'exit']
-        summary = {k: median([m[k] for m in unchanged]) for k in keys}
-        self.raw['coldstart'] = {'runs': marks, 'median_unchanged': summary}
-        self.log('cold start (unchanged run, median of %d): %s' % (
-            len(unchanged), ', '.join('%s %.2f s' % (k, v) for k, v in summary.items())))
+        check(all('fast_path_answered' in m and not m['cinder_imported'] for m in unchanged),
+              'cold start: an unchanged run did not take the fast path (or imported cinder)')
+        full_keys = ['interpreter_up', 'module_utils_imported', 'options_parsed', 'backend_ready',
+                     'first_line_of_work', 'exit']
+        fast_keys = ['interpreter_up', 'module_utils_imported', 'options_parsed', 'fast_path_answered', 'exit']
+        summary = {'create (full path)': {k: marks[0][k] for k in full_keys},
+                   'delete (full path)': {k: marks[-1][k] for k in full_keys},
+                   'unchanged (fast path, median of %d)' % len(unchanged): {
+                       k: median([m[k] for m in unchanged]) for k in fast_keys}}
+        self.raw['coldstart'] = {'runs': marks, 'summary': summary}
+        for label, values in summary.items():
+            self.log('cold start, %s: %s' % (label, ', '.join('%s %.2f s' % kv for kv in values.items())))
         probe = subprocess.run([PYTHON, '-c', 'import sys\nfrom ansible_collections.cinderlib.storage.plugins.'
                                 'module_utils import cinderlib\nprint("cinder" in sys.modules)'],
                                env=self.env, capture_output=True, text=True, check=True)
@@ -321,6 +336,9 @@ print(json.dumps({'init': init, 'times': times}))
                 'import cinder.objects\ncinder.objects.register_all()\nimport cinder.volume.drivers.lvm'),
             'module_utils cinderlib': self.importtime(
                 'from ansible_collections.cinderlib.storage.plugins.module_utils import cinderlib'),
+            "cinderlib_volume's fast path (ansible_module, volume_state, quickcheck)": self.importtime(
+                'from ansible_collections.cinderlib.storage.plugins.module_utils import ansible_module, volume_state\n'
+                'from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import quickcheck'),
         }
 
     def importtime(self, code: str, top: int = 15) -> dict:
@@ -353,21 +371,28 @@ print(json.dumps({'init': init, 'times': times}))
     def report(self, command: str) -> str:
         mem = next(line.split()[1] for line in Path('/proc/meminfo').read_text().splitlines()
                    if line.startswith('MemTotal'))
-        cs = self.raw.get('coldstart', {}).get('median_unchanged', {})
+        cs = self.raw.get('coldstart', {}).get('summary', {})
         parts = ['- date: %s' % datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC'),
                  '- machine: %d CPUs (nproc), %.1f GiB memory, kernel %s, Python %s' % (
                      os.cpu_count(), int(mem) / 1048576, platform.release(), platform.python_version()),
+                 '- load average (1, 5, 15 min): %s at the start, %s at the end (the machine is shared)' % (
+                     self.load_at_start, ' '.join(Path('/proc/loadavg').read_text().split()[:3])),
                  '- LVM: metadata-only=%s on a %s loop device' % (
                      self.vg_info['metadata_only'], self.vg_info['device']),
                  '- command: `%s`' % command, '', self.table(), '']
         if cs:
-            parts += ['Cold start of a cinderlib_volume process, unchanged run (seconds after the parent spawned it,'
-                      ' median of %d):' % (len(self.raw['coldstart']['runs']) - 2), '',
-                      '| interpreter up | module_utils imported | options parsed | backend ready (cinder + driver) '
-                      '| first line of work | exit |', '|---|---|---|---|---|---|',
-                      '| %s |' % ' | '.join('%.3f' % cs[k] for k in (
-                          'interpreter_up', 'module_utils_imported', 'options_parsed', 'backend_ready',
-                          'first_line_of_work', 'exit')), '']
+            parts += ['Cold start of a cinderlib_volume process (seconds after the parent spawned it; '
+                      '"answered": the fast path gave the result, "backend ready": Cinder imported and the '
+                      'driver started):', '',
+                      '| run | interpreter up | module_utils imported | options parsed | answered / backend ready '
+                      '| first line of work (full path) | exit |', '|---|---|---|---|---|---|---|']
+            for label, values in cs.items():
+                parts.append('| %s | %.3f | %.3f | %.3f | %.3f | %s | %.3f |' % (
+                    label, values['interpreter_up'], values['module_utils_imported'], values['options_parsed'],
+                    values.get('fast_path_answered', values.get('backend_ready', float('nan'))),
+                    '%.3f' % values['first_line_of_work'] if 'first_line_of_work' in values else '-',
+                    values['exit']))
+            parts.append('')
         for label, data in self.raw.get('importtime', {}).items():
             parts += ['`python -X importtime` of %s: %d modules, %.0f ms in total; top 15 by cumulative time:' % (
                 label, data['count'], data['total_ms']), '', '| module | cumulative ms | self ms |', '|---|---|---|']
@@ -387,13 +412,17 @@ def main() -> int:
     parser.add_argument('--lvol-collections', default='')
     parser.add_argument('--repeat', type=int, default=1)
     parser.add_argument('--command', default='sudo ./bench/run.sh')
+    parser.add_argument('--only', default='', help='comma-separated step names (lifecycle, many, library, '
+                        'inventory, coldstart): run only those, for profiling; the report is then partial')
     args = parser.parse_args()
     bench = Bench(args)
-    steps = [('lifecycle (creates, unchanged re-runs, deletes)', bench.lifecycle)]
-    if not args.smoke:
-        steps.append(('100 volumes through provision_volumes.yml', bench.provision))
-    steps += [('library create+delete vs raw LVM', bench.library), ('inventory', bench.inventory),
-              ('cold start and import times', bench.coldstart)]
+    steps = [('lifecycle (creates, unchanged re-runs, deletes)', bench.lifecycle),
+             ('volumes in one task (volumes: list) vs a looped task', bench.many),
+             ('library create+delete vs raw LVM', bench.library), ('inventory', bench.inventory),
+             ('cold start and import times', bench.coldstart)]
+    if args.only:
+        wanted = set(args.only.split(','))
+        steps = [(title, step) for title, step in steps if step.__name__ in wanted]
     try:
         for title, step in steps:
             print('==> bench: %s' % title, flush=True)

@@ -6,8 +6,9 @@ Run as ``python bench/coldstart.py ARGS_JSON`` with $BENCH_T0 (time.time() of th
 parent just before it started this process) and $BENCH_COLDSTART_FILE. Runs the
 cinderlib_volume module file as __main__ with ARGS_JSON, as AnsiballZ would, and
 records when the interpreter was up, the module's imports were done, its options
-were parsed, the backend (cinder + driver) was ready and the first line of work
-(ensure_volume_present/absent) ran, in seconds since $BENCH_T0.
+were parsed, the fast path answered (an unchanged volume: no Cinder) or else the
+backend (cinder + driver) was ready and the first line of work
+(ensure_volume_present/absent) ran, and the exit, in seconds since $BENCH_T0.
 """
 
 from __future__ import annotations
@@ -47,8 +48,17 @@ def main() -> None:
         mark('backend_ready')
         return value
 
+    quick = cls.quick
+
+    def patched_quick(self, *args, **kwargs):
+        outcome = quick(self, *args, **kwargs)
+        if outcome is not None:
+            mark('fast_path_answered')
+        return outcome
+
     cls.__init__ = patched_init
     cls.backend = property(patched_backend)
+    cls.quick = patched_quick
     for name in ('ensure_volume_present', 'ensure_volume_absent'):
         original = getattr(volume_state, name)
 

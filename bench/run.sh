@@ -2,13 +2,16 @@
 # Benchmarks of cinderlib.storage against baselines measured in the same run
 # (see bench/RESULTS.md):   sudo ./bench/run.sh [--smoke]
 #   --smoke   tiny sizes, correctness checks only (changed counts, volumes gone,
-#             inventory host count); no lvol, no extra packages; < 1 minute.
+#             inventory host count, the volumes: list); no lvol, no extra packages;
+#             a minute or two.
 # Makes its own volume group (cinderlib-bench-vg, 128G sparse file, metadata-only
 # LVM where the kernel lacks device-mapper) with the lvm_loopback role and
 # removes it, with its loop device, on exit. The full run installs the `ansible`
 # package (for community.general.lvol) with pip --target into BENCH_ANSIBLE_DIR
 # (default /opt/cinderlib-storage/bench-ansible-12.3.0), once.
 # Output: a table on stdout; raw timings and report.md in bench/out/.
+# BENCH_PROFILE=1 also profiles the full path with py-spy (bench/profile.py; needs
+# `pip install py-spy` in the venv, not a dependency): bench/out/profile.md.
 set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR/.. source=scripts/env.sh disable=SC1091
@@ -19,7 +22,7 @@ SMOKE=0
 case "${1:-}" in
     --smoke) SMOKE=1 ;;
     "") ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) cl_die "unknown argument: $1 (usage: $0 [--smoke])" ;;
 esac
 
@@ -66,3 +69,7 @@ trap cleanup EXIT
 vg absent
 vg present
 python bench/bench.py "${args[@]}"
+if [[ ${SMOKE} -eq 0 && ${BENCH_PROFILE:-0} == 1 ]]; then
+    cl_step "bench: py-spy profiles of the full path"
+    python bench/profile.py --vg-json "${OUT}/vg.json" --out "${OUT}"
+fi

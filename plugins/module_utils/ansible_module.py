@@ -16,7 +16,7 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend import backend_secrets
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import loader, quickcheck
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend_config import resolve_backend
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import CinderlibError
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.schema import looks_secret
@@ -113,6 +113,16 @@ class CinderlibModule:
                 'fact cinderlib_python: use it as ansible_python_interpreter for this task.')
         self._library = None
         self._backend = None
+        self._quick: tuple | bool | None = None
+        self._quick_warnings: list[str] = []
+        self._warned: set[str] = set()
+
+    def warn(self, message: str) -> None:
+        """A warning for the user, once per task (the fast and the full path
+        of a batch both know the backend's warnings)."""
+        if message not in self._warned:
+            self._warned.add(message)
+            self.module.warn(message)
 
     # -- the library ------------------------------------------------------------------
     @property
@@ -139,31 +149,135 @@ class CinderlibModule:
         """The initialised Backend (driver set up, stats read)."""
         if self._backend is None:
             config = self.backend_config()
+            fingerprint = quickcheck.config_fingerprint(config, self.params['unknown_options'])
+            from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend import backend_secrets
             library = self.library
             # What oslo marks secret for this driver, before any driver call.
             self.module.no_log_values.update(backend_secrets(config))
             name = config.pop('volume_backend_name')
             self._backend = library.Backend(name, **config)
             for warning in self._backend.warnings:
-                self.module.warn('Backend %r: %s' % (name, warning))
+                self.warn('Backend %r: %s' % (name, warning))
+            if quickcheck.has_probe(config):
+                # The driver accepted this configuration: later runs may take the fast path.
+                quickcheck.remember_validated(self._state_dir(), fingerprint)
         return self._backend
 
+    def _state_dir(self) -> str:
+        # Where the library keeps its state files (the modules set no file_locks_path).
+        return loader.default_state_dir(loader.make_settings({}))
+
+    def _quick_setup(self) -> tuple[dict, Callable] | None:
+        """The backend's configuration and its cheap probe, once per task; None
+        when this backend has no fast path (see ``quick``)."""
+        if self._quick is None:
+            config = self.backend_config()
+            settings = loader.make_settings({})
+            probe = quickcheck.backend_probe(config, self.params['unknown_options'], self._state_dir(),
+                                             settings.root_helper, settings.im_root)
+            self._quick = (config, probe) if probe is not None else False
+            if probe is not None and any(old in config for old in loader.RENAMED_OPTIONS):
+                # The warnings the full path gives for old option names.
+                from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend import (
+                    _rename_legacy_options,
+                )
+                self._quick_warnings = ['Backend %r: %s' % (config['volume_backend_name'], warning)
+                                        for warning in _rename_legacy_options(dict(config))['__warnings__']]
+        return self._quick or None
+
+    def quick(self, decide: Callable, params: dict | None = None) -> tuple | None:
+        """The fast path: ``decide(store, backend_name, params, probe)`` (such as
+        volume_state.quick_volume_state) over a read-only state store and a
+        cheap look at the backend, with neither Cinder nor the driver started.
+        Its result when it is sure nothing is to change; None otherwise (no
+        cheap check for this driver, a configuration no full run validated on
+        this host, a store that can't be read cheaply, or any doubt)."""
+        setup = self._quick_setup()
+        if setup is None:
+            return None
+        config, probe = setup
+        # A fresh read of the store each time: a batch changes it between items.
+        store = quickcheck.open_reader(self.params['persistence'])
+        if store is None:
+            return None
+        try:
+            outcome = decide(store, config['volume_backend_name'], self.params if params is None else params, probe)
+        except quickcheck.Unavailable:
+            return None
+        finally:
+            store.close()
+        if outcome is not None:
+            for warning in self._quick_warnings:
+                self.warn(warning)
+        return outcome
+
     # -- running ------------------------------------------------------------------------
-    def ensure_state(self, present: Callable, absent: Callable, result_key: str) -> dict:
+    def ensure_state(self, present: Callable, absent: Callable, result_key: str,
+                     quick: Callable | None = None) -> dict:
         """Run ``present`` or ``absent`` (volume_state's ensure_* functions)
         for the ``state`` option and shape the result: ``changed``, the
         resource under ``result_key`` when present, ``diff`` in diff mode;
-        their messages become warnings."""
+        their messages become warnings. ``quick``: a fast-path decision tried
+        first (see ``quick``)."""
         state = self.params['state']
         ensure = present if state == 'present' else absent
-        changed, before, after, messages = ensure(self.backend, self.params, self.module.check_mode)
+        outcome = self.quick(quick) if quick is not None else None
+        if outcome is None:
+            outcome = ensure(self.backend, self.params, self.module.check_mode)
+        changed, before, after, messages = outcome
         for message in messages:
-            self.module.warn(message)
+            self.warn(message)
         result = {'changed': changed}
         if state == 'present':
             result[result_key] = after
         if self.module._diff:
             result['diff'] = {'before': before or {}, 'after': after or {}}
+        return result
+
+    def ensure_each(self, items: list[dict], present: Callable, absent: Callable, result_key: str,
+                    label: Callable[[int, dict], str], quick: Callable | None = None) -> dict:
+        """``ensure_state`` for a list of resources in one task: ``items`` are
+        full option sets (each with its ``state``), ``label(index, item)``
+        names an item in messages. The driver starts once, for the first item
+        the fast path can't answer. An item that fails is reported and the
+        others still run (each change is complete or recorded as failed,
+        as for a single task); the task then fails, listing the failed items.
+
+        Result: ``changed`` if any item changed, ``<result_key>s``: one entry
+        per item (name, id, state, changed, the resource when present, or
+        failed and msg), ``diff`` as a list of per-item diffs.
+        """
+        check_mode = self.module.check_mode
+        entries, diffs, failures = [], [], []
+        for index, item in enumerate(items):
+            name = label(index, item)
+            entry = {'name': item.get('name'), 'id': item.get('id'), 'state': item['state'], 'changed': False}
+            entries.append(entry)
+            outcome = self.quick(quick, item) if quick is not None else None
+            if outcome is None:
+                # A backend that can't start fails the task as a whole, before any change.
+                backend = self.backend
+                ensure = present if item['state'] == 'present' else absent
+                try:
+                    outcome = ensure(backend, item, check_mode)
+                except CinderlibError as exc:
+                    entry.update(failed=True, msg=exc.message)
+                    failures.append('%s: %s' % (name, exc.message))
+                    continue
+            changed, before, after, messages = outcome
+            for message in messages:
+                self.warn('%s: %s' % (name, message))
+            entry['changed'] = changed
+            if item['state'] == 'present':
+                entry[result_key] = after
+                entry['id'] = (after or {}).get('id', entry['id'])
+            diffs.append({'before': before or {}, 'after': after or {}, 'before_header': name, 'after_header': name})
+        result: dict = {'changed': any(e['changed'] for e in entries), result_key + 's': entries}
+        if self.module._diff:
+            result['diff'] = diffs
+        if failures:
+            self.module.fail_json(msg='%d of %d %ss failed (the others are done, see %ss): %s' % (
+                len(failures), len(items), result_key, result_key, ' '.join(failures)), **result)
         return result
 
     def run(self, func: Callable[[CinderlibModule], dict],

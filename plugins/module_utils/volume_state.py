@@ -17,15 +17,17 @@ import decimal
 import functools
 import re
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import locks
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import locks, views
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import (
     CinderlibError,
     InvalidRequest,
     NotFound,
 )
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.objects import Snapshot, Volume
+
+if TYPE_CHECKING:  # imported where used: the fast path (quick_volume_state) needs neither
+    from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.objects import Snapshot, Volume
 
 GIB = 1024 ** 3
 _UNITS = {'': GIB, 'B': 1, 'K': 1024, 'M': 1024 ** 2, 'G': GIB, 'T': 1024 ** 4, 'P': 1024 ** 5}
@@ -104,6 +106,9 @@ def check_id(value: Any, option: str, non_uuid_ids: bool = False) -> None:
 
 def check_volume_params(params: dict) -> None:
     """cinderlib_volume's options, checked before anything is opened."""
+    if params.get('volumes') is not None:
+        volume_items(params)
+        return
     check_name(params.get('name'), 'name')
     check_id(params.get('id'), 'id', bool(params.get('non_uuid_ids')))
     for option in ('source_volume', 'source_snapshot', 'pool_name'):
@@ -112,6 +117,40 @@ def check_volume_params(params: dict) -> None:
         raise InvalidRequest('source_volume and source_snapshot are mutually exclusive; give only one.')
     if params.get('size') is not None:
         parse_size(params['size'])
+
+
+def volume_items(params: dict) -> list[dict]:
+    """cinderlib_volume's ``volumes`` list as one set of options per volume:
+    the item's options over the task's, which are defaults for every item.
+    Every item is checked first, so a bad one fails the task before any
+    volume is touched; messages name the item (``volumes[2] 'data03'``)."""
+    items: list[dict] = []
+    seen: dict[str, int] = {}
+    task = {k: v for k, v in params.items() if k != 'volumes'}
+    for index, item in enumerate(params['volumes']):
+        if not isinstance(item, dict):
+            raise InvalidRequest('volumes[%d] is %r, not a dict of volume options (name, size, state...).'
+                                 % (index, item))
+        merged = dict(task, **{k: v for k, v in item.items() if v is not None})
+        label = item_label(index, merged)
+        if not merged.get('name') and not merged.get('id'):
+            raise InvalidRequest('%s: give the name or the id of the volume.' % label)
+        try:
+            check_volume_params(merged)
+        except InvalidRequest as exc:
+            raise InvalidRequest('%s: %s' % (label, exc.message)) from None
+        for key in (merged.get('name'), merged.get('id')):
+            if key and key in seen:
+                raise InvalidRequest("%s: volume '%s' is already volumes[%d]; list each volume once."
+                                     % (label, key, seen[key]))
+        seen.update({key: index for key in (merged.get('name'), merged.get('id')) if key})
+        items.append(merged)
+    return items
+
+
+def item_label(index: int, item: dict) -> str:
+    key = item.get('name') or item.get('id')
+    return 'volumes[%d]' % index + (" '%s'" % key if key else '')
 
 
 def check_snapshot_params(params: dict) -> None:
@@ -147,6 +186,7 @@ def _find_volume(backend, name: str | None, volume_id: str | None) -> Volume | N
     if name and record.get('name') != name:
         raise InvalidRequest("Volume id %s already belongs to volume '%s' on backend '%s'; use another id "
                              "for '%s'." % (volume_id, record.get('name') or '', backend.id, name))
+    from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.objects import Volume
     return Volume.from_record(backend, record)
 
 
@@ -171,6 +211,7 @@ def _find_source_snapshot(backend, ref: str) -> Snapshot:
     if len(records) > 1:
         raise InvalidRequest("source_snapshot: several snapshots are named '%s' on backend '%s'; give its id."
                              % (ref, backend.id))
+    from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.objects import Snapshot
     return Snapshot.get_by_id(backend, records[0]['id'])
 
 
@@ -180,12 +221,12 @@ TRANSITIONAL = ('creating', 'deleting', 'extending')
 
 def _check_usable(resource, what: str = '') -> None:
     """Refuse a record that a failed or interrupted operation left behind."""
-    usable = _USABLE if isinstance(resource, Volume) else ('available',)
+    usable = _USABLE if resource.kind == 'volume' else ('available',)
     if resource.status in usable:
         return
     described = what + resource.describe() if what else resource.describe().capitalize()
     if resource.status in TRANSITIONAL:
-        volume_id = resource.id if isinstance(resource, Volume) else resource.record['volume_id']
+        volume_id = resource.id if resource.kind == 'volume' else resource.record['volume_id']
         with locks.try_locked(locks.volume_lock_name(volume_id)) as free:
             if not free:
                 raise InvalidRequest(
@@ -202,7 +243,7 @@ def _check_usable(resource, what: str = '') -> None:
         "left it so), not %s. Remove it with state=absent%s, then run again."
         % (what + resource.describe() if what else resource.describe().capitalize(), resource.backend_name,
            resource.status, ' or '.join(repr(s) for s in usable),
-           ' (and cascade=true if it has snapshots)' if isinstance(resource, Volume) else ''))
+           ' (and cascade=true if it has snapshots)' if resource.kind == 'volume' else ''))
 
 
 def _check_on_backend(volume: Volume) -> None:
@@ -227,15 +268,16 @@ def _record_updates(current: dict, params: dict, keys: tuple) -> dict:
             if params.get(k) is not None and params[k] != current.get(k)}
 
 
-def _spec_messages(volume: Volume, params: dict) -> list[str]:
-    current = volume.to_dict()
+def _spec_messages(current: dict, described: str, params: dict) -> list[str]:
+    """Warnings for creation-only options that differ on an existing volume
+    (``current``: its view)."""
     messages = []
     for key in ('extra_specs', 'qos_specs', 'pool_name'):
         wanted = params.get(key)
         if wanted is not None and wanted != current[key] and (wanted or current[key]):
             messages.append("%s %s is %r, not the requested %r; it is kept: changing it needs a retype or "
-                            "migration, which this module does not do." % (
-                                volume.describe().capitalize(), key, current[key], wanted))
+                            "migration, which this module does not do." % (described.capitalize(), key,
+                                                                           current[key], wanted))
     return messages
 
 
@@ -309,7 +351,7 @@ def _update_volume(volume: Volume, params: dict, size: int | None, check_mode: b
             "%s on backend '%s' is %d GiB; size=%s would shrink it, which Cinder drivers can't do. Set size "
             "to %d GiB or more; nothing was changed." % (
                 volume.describe().capitalize(), volume.backend_name, volume.size, params['size'], volume.size))
-    messages.extend(_spec_messages(volume, params))
+    messages.extend(_spec_messages(before, volume.describe(), params))
     updates = _record_updates(volume.record, params, ('description', 'bootable', 'metadata'))
     grow = size is not None and size > volume.size
     if not updates and not grow:
@@ -353,6 +395,7 @@ def _create_volume(backend, params: dict, size: int | None, check_mode: bool, me
         kwargs['size'] = size
 
     # Built first, created only for real: building validates id, size and pool.
+    from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.objects import Volume
     if source is not None:
         volume = Volume(source, source_volid=source.id, **kwargs)
     elif snapshot is not None:
@@ -390,6 +433,78 @@ def ensure_volume_absent(backend, params: dict, check_mode: bool) -> tuple[bool,
         snapshot.delete()
     volume.delete()
     return True, before, None, []
+
+
+# -- the fast path: nothing to change, decided without the driver ---------------------------
+def quick_volume_state(store, backend_id: str, params: dict, on_backend) -> tuple | None:
+    """What ``ensure_volume_present``/``ensure_volume_absent`` would return
+    when the state store and ``on_backend(record)`` (a cheap look at the
+    backend, see quickcheck.backend_probe) show there is nothing to change;
+    None when something is, or might be, to change or to report: then the
+    full path decides. ``store`` needs only the store's read methods.
+
+    Takes no lock and writes nothing: it only confirms what is. A run that
+    is changing the volume meanwhile has written a transitional status first
+    (objects.py), which sends this run to the full path and its locks.
+    """
+    if params.get('state', 'present') == 'absent':
+        return _quick_absent(store, backend_id, params)
+    return _quick_present(store, backend_id, params, on_backend)
+
+
+def _quick_present(store, backend_id: str, params: dict, on_backend) -> tuple | None:
+    messages: list[str] = []
+    size = None
+    if params.get('size') is not None:
+        size, note = parse_size(params['size'])
+        if note:
+            messages.append(note)
+    name, volume_id = params.get('name'), params.get('id')
+    records = store.get_volumes(backend=backend_id, name=name) if name else store.get_volumes(volume_id=volume_id)
+    if len(records) != 1:
+        return None
+    record = records[0]
+    if (record.get('backend') != backend_id or (volume_id and record['id'] != volume_id)
+            or record.get('status') not in _USABLE or (size is not None and size != record.get('size'))
+            or _record_updates(record, params, ('description', 'bootable', 'metadata'))):
+        return None
+    if not on_backend(record):
+        # Gone from the backend (or smaller than recorded): the full path reports it.
+        return None
+    view = views.volume_view(record, store.get_snapshots(volume_id=record['id']),
+                             store.get_connections(volume_id=record['id']))
+    messages.extend(_spec_messages(view, "volume '%s'" % (record.get('name') or record['id']), params))
+    return False, view, view, messages
+
+
+def _quick_absent(store, backend_id: str, params: dict) -> tuple | None:
+    name, volume_id = params.get('name'), params.get('id')
+    if name and store.get_volumes(backend=backend_id, name=name):
+        return None
+    if volume_id and store.get_volumes(volume_id=volume_id):
+        return None
+    return False, None, None, []
+
+
+def quick_snapshot_state(store, backend_id: str, params: dict, on_backend) -> tuple | None:
+    """``quick_volume_state`` for ``ensure_snapshot_present``/``_absent``: a
+    snapshot that is recorded as requested (its volume looked at on the
+    backend, which also shows the backend answers), or a snapshot that is not
+    there to delete; None for anything else."""
+    ref = params['volume']
+    volumes = [r for r in store.get_volumes(volume_id=ref) if r.get('backend') == backend_id] or \
+        store.get_volumes(backend=backend_id, name=ref)
+    if len(volumes) > 1:
+        return None
+    snapshots = [s for s in (store.get_snapshots(volume_id=volumes[0]['id']) if volumes else [])
+                 if (s.get('name') or '') == params['name']]
+    if params.get('state', 'present') == 'absent':
+        return (False, None, None, []) if not snapshots else None
+    if (len(volumes) != 1 or len(snapshots) != 1 or snapshots[0].get('status') != 'available'
+            or _record_updates(snapshots[0], params, ('description',)) or not on_backend(volumes[0])):
+        return None
+    view = views.snapshot_view(snapshots[0])
+    return False, view, view, []
 
 
 # -- snapshots -----------------------------------------------------------------------------
@@ -431,6 +546,7 @@ def ensure_snapshot_present(backend, params: dict, check_mode: bool) -> tuple[bo
         return True, before, snapshot.to_dict(), []
 
     _check_usable(volume, "Can't snapshot: ")
+    from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.objects import Snapshot
     snapshot = Snapshot(volume, name=params['name'], description=params.get('description') or '')
     if check_mode:
         after = snapshot.to_dict()

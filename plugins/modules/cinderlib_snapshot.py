@@ -133,11 +133,13 @@ from ansible_collections.cinderlib.storage.plugins.module_utils.volume_state imp
     check_snapshot_params,
     ensure_snapshot_absent,
     ensure_snapshot_present,
+    quick_snapshot_state,
 )
 
 
 def run(module: CinderlibModule) -> dict:
-    return module.ensure_state(ensure_snapshot_present, ensure_snapshot_absent, 'snapshot')
+    return module.ensure_state(ensure_snapshot_present, ensure_snapshot_absent, 'snapshot',
+                               quick=quick_snapshot_state)
 
 
 def main() -> None:

@@ -29,6 +29,11 @@ description:
     says; while another run is still working on the volume, the task fails and says so.
   - Runs on the same volume take turns (a lock per volume name, see O(coordination_url)), so a
     second run sees what the first one did.
+  - Several volumes can be handled in one task with O(volumes), which starts the driver once for
+    all of them instead of once per task (a loop runs the module once per item).
+  - An unchanged volume on an LVM backend is answered from the state store and one C(lvs), without
+    starting Cinder or the driver, once a run has initialised the backend with the same
+    configuration on this host; anything else, such as a volume found missing, takes the full path.
   - The module's options are checked before the state store or the backend is opened (O(name),
     O(id), O(size), the sources), then O(backend) is validated against its driver's options (see
     O(backend)); a bad value, a missing source or an unknown backend fails with a message saying
@@ -41,7 +46,7 @@ options:
   name:
     description:
       - Name of the volume, unique per backend; the key that makes the module idempotent.
-      - One of O(name) and O(id) is required.
+      - One of O(name), O(id) and O(volumes) is required.
       - Not empty, at most 255 characters, no control characters (newline, tab...).
     type: str
   id:
@@ -109,6 +114,60 @@ options:
       - Without it, deleting a volume that has snapshots fails, naming them.
     type: bool
     default: false
+  volumes:
+    description:
+      - Several volumes in one task, each a dict of the per-volume options below; mutually exclusive
+        with O(name) and O(id).
+      - The task's own options (O(state), O(size), O(metadata), O(cascade)...) are defaults for every
+        item; an item's options override them.
+      - Every item is checked before any volume is touched (a bad item fails the task and changes
+        nothing); a volume may be listed once.
+      - Items run in order, with the driver started once. An item that fails is reported in
+        RV(volumes) and the others still run, as in a loop; the task then fails, naming the items
+        that failed.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: Name of the volume (see O(name)).
+        type: str
+      id:
+        description: Id of the volume (see O(id)).
+        type: str
+      state:
+        description: V(present) or V(absent); default O(state).
+        type: str
+        choices: [present, absent]
+      size:
+        description: Size of the volume (see O(size)).
+        type: raw
+      source_volume:
+        description: Volume to clone (see O(source_volume)).
+        type: str
+      source_snapshot:
+        description: Snapshot to create the volume from (see O(source_snapshot)).
+        type: str
+      description:
+        description: Free text describing the volume.
+        type: str
+      bootable:
+        description: Whether the volume is marked bootable.
+        type: bool
+      metadata:
+        description: Key/value metadata of the volume (see O(metadata)).
+        type: dict
+      extra_specs:
+        description: Extra specs for the creation (see O(extra_specs)).
+        type: dict
+      qos_specs:
+        description: QoS specs for the creation (see O(qos_specs)).
+        type: dict
+      pool_name:
+        description: Pool to create the volume in (see O(pool_name)).
+        type: str
+      cascade:
+        description: With V(absent), delete the volume's snapshots first (see O(cascade)).
+        type: bool
 attributes:
   check_mode:
     support: full
@@ -160,6 +219,19 @@ EXAMPLES = r'''
         state: absent
         cascade: true
 
+- name: Three volumes in one task (one driver start), the task's size as the default
+  cinderlib.storage.cinderlib_volume:
+    backend: lvm
+    config_file: /etc/cinderlib/backends.yml
+    size: 10
+    volumes:
+      - name: web01
+      - name: web02
+      - name: db01
+        size: 50
+        metadata:
+          owner: db-team
+
 # Ad-hoc:
 #   ansible HOST -b -m cinderlib.storage.cinderlib_volume -a 'backend=lvm name=data01 size=10G'
 '''
@@ -168,8 +240,8 @@ RETURN = r'''
 volume:
   description:
     - The volume, as the state store has it after the task (predicted in check mode).
-    - Not returned with O(state=absent).
-  returned: when O(state=present)
+    - Not returned with O(state=absent), nor with O(volumes) (see RV(volumes)).
+  returned: when O(state=present) and O(volumes) is not given
   type: dict
   sample:
     id: 0b5e8c7a-6e1e-4f7c-9d4e-4f3bd2a9b0c1
@@ -258,10 +330,42 @@ volume:
     updated_at:
       description: When the record last changed (UTC, ISO 8601); C(null) in check mode.
       type: str
+volumes:
+  description: With O(volumes), one entry per item, in the same order.
+  returned: when O(volumes) is given
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Name of the volume, as the item gave it (C(null) when the item gave only its id).
+      type: str
+    id:
+      description: Id of the volume (C(null) for an item with no id that failed or was absent).
+      type: str
+    state:
+      description: The item's state, V(present) or V(absent).
+      type: str
+    changed:
+      description: Whether this item changed anything (would, in check mode).
+      type: bool
+    volume:
+      description: The volume after the task, as RV(volume) is for a single volume.
+      returned: for items with O(volumes[].state=present) that did not fail
+      type: dict
+    failed:
+      description: The item failed; RV(volumes[].msg) says why.
+      returned: for items that failed
+      type: bool
+    msg:
+      description: Why the item failed.
+      returned: for items that failed
+      type: str
 diff:
-  description: The volume before and after (C({}) when it does not exist), with C(--diff).
+  description:
+    - The volume before and after (C({}) when it does not exist), with C(--diff).
+    - With O(volumes), a list of those, one per item that did not fail.
   returned: when diff mode is on
-  type: dict
+  type: raw
 '''
 
 from ansible_collections.cinderlib.storage.plugins.module_utils.ansible_module import CinderlibModule
@@ -269,32 +373,50 @@ from ansible_collections.cinderlib.storage.plugins.module_utils.volume_state imp
     check_volume_params,
     ensure_volume_absent,
     ensure_volume_present,
+    item_label,
+    quick_volume_state,
+    volume_items,
 )
 
 
+def _per_volume() -> dict:
+    """Options of one volume: the task's, and each item's of ``volumes``."""
+    return dict(
+        name=dict(type='str'),
+        id=dict(type='str'),
+        size=dict(type='raw'),
+        source_volume=dict(type='str'),
+        source_snapshot=dict(type='str'),
+        description=dict(type='str'),
+        bootable=dict(type='bool'),
+        metadata=dict(type='dict'),
+        extra_specs=dict(type='dict'),
+        qos_specs=dict(type='dict'),
+        pool_name=dict(type='str'),
+    )
+
+
 def run(module: CinderlibModule) -> dict:
-    return module.ensure_state(ensure_volume_present, ensure_volume_absent, 'volume')
+    if module.params['volumes'] is not None:
+        return module.ensure_each(volume_items(module.params), ensure_volume_present, ensure_volume_absent,
+                                  'volume', label=item_label, quick=quick_volume_state)
+    return module.ensure_state(ensure_volume_present, ensure_volume_absent, 'volume', quick=quick_volume_state)
 
 
 def main() -> None:
     module = CinderlibModule(
         argument_spec=dict(
-            name=dict(type='str'),
-            id=dict(type='str'),
+            _per_volume(),
             state=dict(type='str', default='present', choices=['present', 'absent']),
-            size=dict(type='raw'),
-            source_volume=dict(type='str'),
-            source_snapshot=dict(type='str'),
-            description=dict(type='str'),
-            bootable=dict(type='bool'),
-            metadata=dict(type='dict'),
-            extra_specs=dict(type='dict'),
-            qos_specs=dict(type='dict'),
-            pool_name=dict(type='str'),
             cascade=dict(type='bool', default=False),
+            volumes=dict(type='list', elements='dict', options=dict(
+                _per_volume(),
+                state=dict(type='str', choices=['present', 'absent']),
+                cascade=dict(type='bool'),
+            )),
         ),
-        required_one_of=[('name', 'id')],
-        mutually_exclusive=[('source_volume', 'source_snapshot')],
+        required_one_of=[('name', 'id', 'volumes')],
+        mutually_exclusive=[('source_volume', 'source_snapshot'), ('volumes', 'name'), ('volumes', 'id')],
     )
     module.run(run, check=check_volume_params)
 

@@ -13,13 +13,6 @@ import cinderlib`` and use it as cinderlib 5.x was used::
 Importing this package does not import Cinder; the first Backend does.
 """
 
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend import (  # noqa: F401
-    Backend,
-    setup,
-)
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.connections import (  # noqa: F401
-    Connection,
-)
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import (  # noqa: F401
     BackendConfigError,
     BackendInitError,
@@ -31,18 +24,37 @@ from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.except
     PersistenceError,
     SetupError,
 )
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.objects import (  # noqa: F401
-    Snapshot,
-    Volume,
-)
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.serialization import (  # noqa: F401
-    dump,
-    dumps,
-    json,
-    jsons,
-    load,
-)
+
+# The rest is imported on first use (PEP 562): the modules' fast path imports
+# submodules of this package and should not pay for the whole library.
+_LAZY = {'Backend', 'setup', 'list_supported_drivers', 'Connection', 'Snapshot', 'Volume', 'dump', 'dumps', 'json',
+         'jsons', 'load'}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError('module %r has no attribute %r' % (__name__, name))
+    # Plain import statements, so that Ansible's module_utils finder sees
+    # (and ships) these modules with every module that imports this package.
+    from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend import Backend, setup
+    from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.connections import Connection
+    from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.objects import Snapshot, Volume
+    from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.serialization import (
+        dump,
+        dumps,
+        json,
+        jsons,
+        load,
+    )
+    exported = dict(Backend=Backend, setup=setup, list_supported_drivers=Backend.list_supported_drivers,
+                    Connection=Connection, Snapshot=Snapshot, Volume=Volume, dump=dump, dumps=dumps, json=json,
+                    jsons=jsons, load=load)
+    globals().update(exported)
+    return exported[name]
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _LAZY)
+
 
 __version__ = '0.1.0'
-
-list_supported_drivers = Backend.list_supported_drivers

@@ -441,3 +441,152 @@ def test_check_volume_params_refuses(params, message):
 def test_check_snapshot_params_refuses(params, message):
     with pytest.raises(InvalidRequest, match=message):
         volume_state.check_snapshot_params(params)
+
+
+# -- the fast path: quick_volume_state ---------------------------------------------------------
+def on_fake_array(backend):
+    """The cheap look at the backend, here at the fake driver's array."""
+    return lambda record: ('volume-%s' % record['id']) in backend.driver.volumes
+
+
+def quick(backend, **params):
+    params.setdefault('state', 'present')
+    return volume_state.quick_volume_state(type(backend).persistence, backend.id, vol(**params),
+                                           on_fake_array(backend))
+
+
+def test_quick_answers_as_the_full_path_for_an_unchanged_volume(fake_backend):
+    params = dict(name='v1', size='1G', description='d', metadata={'k': 'v'}, extra_specs={'thin': 'true'})
+    _c, _b, created, _m = vol_present(fake_backend, **params)
+    snap_present(fake_backend, volume='v1', name='s1')
+    full = vol_present(fake_backend, **params)
+    assert full[0] is False
+    calls = list(fake_backend.driver.calls)
+    assert quick(fake_backend, **params) == full
+    assert quick(fake_backend, id=created['id']) == vol_present(fake_backend, id=created['id'])
+    assert fake_backend.driver.calls == calls  # the driver was not asked anything
+
+
+def test_quick_gives_the_full_paths_warnings(fake_backend):
+    vol_present(fake_backend, name='v1', size=1)
+    params = dict(name='v1', size='1000M', extra_specs={'thin': 'true'}, pool_name='pool1')
+    full = vol_present(fake_backend, **params)
+    assert len(full[3]) == 2
+    assert quick(fake_backend, **params) == full
+
+
+@pytest.mark.parametrize('change', [
+    {'size': 2},
+    {'size': '1.5G'},
+    {'description': 'new'},
+    {'bootable': True},
+    {'metadata': {'k': 'other'}},
+    {'name': 'unknown'},
+    {'id': str(uuid.uuid4())},
+])
+def test_quick_leaves_anything_to_change_to_the_full_path(fake_backend, change):
+    vol_present(fake_backend, name='v1', size=1, metadata={'k': 'v'})
+    assert quick(fake_backend, **dict(dict(name='v1', size=1), **change)) is None
+
+
+def test_quick_leaves_a_volume_gone_from_the_backend_to_the_full_path(fake_backend):
+    vol_present(fake_backend, name='v1', size=1)
+    fake_backend.driver.volumes.clear()  # removed behind the collection's back
+    assert quick(fake_backend, name='v1', size=1) is None
+    with pytest.raises(InvalidRequest, match="in the state store but not on backend 'fake'"):
+        vol_present(fake_backend, name='v1', size=1)
+
+
+@pytest.mark.parametrize('status', ['error', 'creating', 'extending', 'deleting'])
+def test_quick_leaves_unusable_records_to_the_full_path(fake_backend, status):
+    _c, _b, created, _m = vol_present(fake_backend, name='v1', size=1)
+    record = records(fake_backend)[0]
+    record['status'] = status
+    type(fake_backend).persistence.put('volume', record)
+    assert quick(fake_backend, name='v1', size=1) is None
+    assert quick(fake_backend, id=created['id']) is None
+
+
+def test_quick_volume_of_another_backend_goes_to_the_full_path(fake_backend, other_backend):
+    _c, _b, created, _m = vol_present(other_backend, name='v1', size=1)
+    assert quick(fake_backend, id=created['id']) is None
+    assert quick(fake_backend, name='v1', id=created['id']) is None
+
+
+def test_quick_absent(fake_backend):
+    assert quick(fake_backend, name='v1', state='absent') == vol_absent(fake_backend, name='v1')
+    assert quick(fake_backend, id=str(uuid.uuid4()), state='absent') == (False, None, None, [])
+    _c, _b, created, _m = vol_present(fake_backend, name='v1', size=1)
+    assert quick(fake_backend, name='v1', state='absent') is None
+    assert quick(fake_backend, id=created['id'], state='absent') is None
+    assert quick(fake_backend, name='v2', id=created['id'], state='absent') is None
+
+
+# -- the volumes list: volume_items ---------------------------------------------------------------
+def batch(volumes, **task):
+    params = vol(state='present', **task)
+    params['volumes'] = volumes
+    return params
+
+
+def test_volume_items_take_the_tasks_options_as_defaults():
+    items = volume_state.volume_items(batch(
+        [{'name': 'a', 'size': None}, {'name': 'b', 'size': 5, 'state': 'absent'}, {'id': str(uuid.uuid4())}],
+        size=1, metadata={'k': 'v'}))
+    assert [(i['name'], i['size'], i['state'], i['metadata']) for i in items] == [
+        ('a', 1, 'present', {'k': 'v'}), ('b', 5, 'absent', {'k': 'v'}), (None, 1, 'present', {'k': 'v'})]
+    assert all('volumes' not in i for i in items)
+    assert volume_state.volume_items(batch([])) == []
+
+
+@pytest.mark.parametrize('volumes, message', [
+    ([{'name': 'a'}, {'name': 'b', 'size': '0'}], "volumes[1] 'b': Invalid size '0'"),
+    ([{'name': 'a'}, {'size': 1}], 'volumes[1]: give the name or the id of the volume.'),
+    ([{'name': 'a'}, {'name': 'a'}], "volumes[1] 'a': volume 'a' is already volumes[0]; list each volume once."),
+    ([{'name': 'a\n'}], "volumes[0] 'a\n': name 'a\\n' contains the control character"),
+    ([{'name': 'a', 'id': 'not-a-uuid'}], "volumes[0] 'a': id 'not-a-uuid' is not a UUID"),
+    ([{'name': 'a', 'source_volume': 'x', 'source_snapshot': 'y'}], "volumes[0] 'a': source_volume and"),
+    (['a'], "volumes[0] is 'a', not a dict of volume options"),
+])
+def test_volume_items_refuse_bad_items_naming_them(volumes, message):
+    with pytest.raises(InvalidRequest) as err:
+        volume_state.check_volume_params(batch(volumes))
+    assert str(err.value).startswith(message)
+
+
+def quick_snap(backend, **params):
+    params.setdefault('state', 'present')
+    return volume_state.quick_snapshot_state(type(backend).persistence, backend.id, snap(**params),
+                                             on_fake_array(backend))
+
+
+def test_quick_snapshot_answers_as_the_full_path(fake_backend):
+    _c, _b, volume, _m = vol_present(fake_backend, name='v1', size=1)
+    snap_present(fake_backend, volume='v1', name='s1', description='d')
+    calls = list(fake_backend.driver.calls)
+    for ref in ('v1', volume['id']):
+        full = snap_present(fake_backend, volume=ref, name='s1', description='d')
+        assert full[0] is False
+        assert quick_snap(fake_backend, volume=ref, name='s1', description='d') == full
+        assert quick_snap(fake_backend, volume=ref, name='s1') == full
+    assert quick_snap(fake_backend, volume='v1', name='s2', state='absent') == \
+        snap_absent(fake_backend, volume='v1', name='s2')
+    assert quick_snap(fake_backend, volume='nowhere', name='s1', state='absent') == (False, None, None, [])
+    assert fake_backend.driver.calls == calls
+
+
+def test_quick_snapshot_leaves_anything_else_to_the_full_path(fake_backend, other_backend):
+    vol_present(fake_backend, name='v1', size=1)
+    snap_present(fake_backend, volume='v1', name='s1')
+    assert quick_snap(fake_backend, volume='v1', name='s1', description='new') is None
+    assert quick_snap(fake_backend, volume='v1', name='s2') is None
+    assert quick_snap(fake_backend, volume='nowhere', name='s1') is None
+    assert quick_snap(fake_backend, volume='v1', name='s1', state='absent') is None
+    vol_present(other_backend, name='v1', size=1)
+    assert quick_snap(other_backend, volume='v1', name='s1', state='absent') == (False, None, None, [])
+    record = records(fake_backend, 'snapshot')[0]
+    type(fake_backend).persistence.put('snapshot', dict(record, status='error'))
+    assert quick_snap(fake_backend, volume='v1', name='s1') is None
+    type(fake_backend).persistence.put('snapshot', record)
+    fake_backend.driver.volumes.clear()  # the volume is gone from the backend
+    assert quick_snap(fake_backend, volume='v1', name='s1') is None

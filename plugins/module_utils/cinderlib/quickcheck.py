@@ -1,0 +1,276 @@
+# Copyright: contributors to the cinderlib.storage collection
+# Apache License 2.0 (see LICENSE)
+"""Answers that need neither Cinder nor SQLAlchemy: the fast path of tasks
+with nothing to change.
+
+Starting Cinder and a driver costs a module process well over a second; a
+task whose volume is already as requested only needs the state store and a
+look at the backend. This module gives those two, cheaply:
+
+- ``open_reader(persistence_config)``: a read-only view of a SQLite state
+  store through the ``sqlite3`` module (one read transaction, so the reads
+  agree), with the read methods of ``persistence.StateStore``; other stores
+  are opened with ``persistence.open_store`` (SQLAlchemy, still no Cinder).
+- ``backend_probe(config, ...)``: for a driver with a cheap existence check
+  (the LVM driver: one ``lvs``, run as the driver runs it), a function that
+  tells whether a volume is on the backend; ``None`` for other drivers, and
+  for a backend configuration that no full run has validated on this host
+  (``remember_validated``), so a bad configuration is still reported.
+
+Callers use these only to confirm "nothing to change"; any doubt (a volume
+not found on the backend, a command failing, an unknown store version) means
+"take the full path", which reports problems as it always did.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shlex
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.persistence import (
+    SCHEMA_VERSION,
+    SQLITE_BUSY_TIMEOUT,
+    default_db_path,
+    open_store,
+)
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.schema import looks_secret
+
+LVM_DRIVER = 'cinder.volume.drivers.lvm.LVMVolumeDriver'
+
+# Defaults of Cinder's options that the LVM check reads (cinder/volume/drivers/lvm.py,
+# cinder/common/config.py): a backend that does not set them gets these.
+_LVM_DEFAULTS = {'volume_group': 'cinder-volumes', 'lvm_conf_file': '/etc/cinder/lvm.conf',
+                 'lvm_suppress_fd_warnings': False}
+# Cinder's volume_name_template default; the modules set no Cinder global options.
+VOLUME_NAME_TEMPLATE = 'volume-%s'
+
+# Tables of persistence.SQLStore, read here without SQLAlchemy
+# (tests/unit/.../test_quickcheck.py checks both agree on the same store).
+_TABLES = {'volume': 'cinderlib_volumes', 'snapshot': 'cinderlib_snapshots', 'connection': 'cinderlib_connections'}
+_COLUMNS = {'volume': ('id', 'backend', 'name', 'status', 'size'), 'snapshot': ('id', 'volume_id', 'name', 'status'),
+            'connection': ('id', 'volume_id', 'status')}
+
+VALIDATED_DIR = 'validated-backends'
+
+
+class Unavailable(Exception):
+    """The cheap check can't answer; take the full path."""
+
+
+# -- the state store, read-only ---------------------------------------------------------
+class SQLiteReader:
+    """A SQLite state store read with ``sqlite3``, in one read transaction.
+
+    Same read methods as ``StateStore`` (``get``, ``get_volumes``,
+    ``get_snapshots``, ``get_connections``), same records, same order.
+    """
+
+    def __init__(self, path: str) -> None:
+        # Opened read-write (read-only connections can't always read a WAL
+        # database), but only ever read; isolation_level None: BEGIN is ours.
+        self._conn = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT, isolation_level=None)
+        try:
+            self._conn.execute('BEGIN')
+            row = self._conn.execute("SELECT value FROM cinderlib_meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.Error as exc:
+            self.close()
+            raise Unavailable('state store %s: %s' % (path, exc)) from exc
+        if row is None or str(row[0]) != str(SCHEMA_VERSION):
+            self.close()
+            raise Unavailable('state store %s has schema version %s, not %s' % (path, row and row[0], SCHEMA_VERSION))
+
+    def get(self, kind: str, **filters: Any) -> list[dict]:
+        if kind not in _TABLES:
+            raise ValueError('unknown resource kind %r' % kind)
+        where, values, extra = [], [], {}
+        for key, value in filters.items():
+            if value is None:
+                continue
+            if key in _COLUMNS[kind]:
+                where.append('%s = ?' % key)
+                values.append(value)
+            else:
+                extra[key] = value
+        query = 'SELECT data FROM %s%s ORDER BY created_at, id' % (
+            _TABLES[kind], ' WHERE ' + ' AND '.join(where) if where else '')
+        try:
+            rows = self._conn.execute(query, values).fetchall()
+        except sqlite3.Error as exc:
+            raise Unavailable('state store: %s' % exc) from exc
+        records = [json.loads(row[0]) for row in rows]
+        return [r for r in records if all(r.get(k) == v for k, v in extra.items())]
+
+    def get_volumes(self, backend: str | None = None, volume_id: str | None = None,
+                    name: str | None = None) -> list[dict]:
+        return self.get('volume', backend=backend, id=volume_id, name=name)
+
+    def get_snapshots(self, snapshot_id: str | None = None, volume_id: str | None = None,
+                      name: str | None = None) -> list[dict]:
+        return self.get('snapshot', id=snapshot_id, volume_id=volume_id, name=name)
+
+    def get_connections(self, connection_id: str | None = None, volume_id: str | None = None) -> list[dict]:
+        return self.get('connection', id=connection_id, volume_id=volume_id)
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def sqlite_path(persistence_config: dict | None) -> str | None:
+    """The file of a SQLite ``db`` store (the default one included); None
+    for other stores."""
+    config = {k: v for k, v in (persistence_config or {}).items() if v is not None}
+    if (config.get('storage') or 'db') != 'db':
+        return None
+    connection = config.get('connection') or 'sqlite:///' + default_db_path()
+    if not connection.startswith('sqlite:///') or '?' in connection:
+        return None
+    path = connection[len('sqlite:///'):]
+    return path if path and path != ':memory:' else None
+
+
+def open_reader(persistence_config: dict | None):
+    """A read-only view of the state store, or None when there is nothing to
+    read (a process-local store, a SQLite file not made yet) or it can't be read
+    cheaply. Close it with ``close()``."""
+    config = {k: v for k, v in (persistence_config or {}).items() if v is not None}
+    if (config.get('storage') or 'db') != 'db':
+        return None  # memory stores start empty in every process
+    path = sqlite_path(config)
+    if path is None and (config.get('connection') or '').startswith('sqlite'):
+        return None  # in memory, or a URL form this reader does not parse
+    if path is not None:
+        if not os.path.isfile(path):
+            return None
+        try:
+            return SQLiteReader(path)
+        except (Unavailable, sqlite3.Error):
+            return None
+    # Another SQLAlchemy URL (PostgreSQL): SQLAlchemy is dear, Cinder dearer.
+    return open_store(config)
+
+
+# -- configurations a full run validated on this host -------------------------------------
+def config_fingerprint(config: dict, unknown_options: str) -> str:
+    """What makes a backend configuration valid here: the options (values of
+    options named like credentials left out), how unknown options are
+    treated, and the installed Cinder (its path and modification time, which
+    an upgrade changes)."""
+    spec = importlib.util.find_spec('cinder')
+    origin = getattr(spec, 'origin', None) or ''
+    try:
+        cinder_mtime = os.stat(origin).st_mtime_ns if origin else 0
+    except OSError:
+        cinder_mtime = 0
+    options = {k: ('<credential>' if looks_secret(k) else v) for k, v in config.items()}
+    material = json.dumps([options, unknown_options, origin, cinder_mtime, SCHEMA_VERSION], sort_keys=True,
+                          default=repr)
+    return hashlib.sha256(material.encode('utf-8')).hexdigest()
+
+
+def remember_validated(state_dir: str, fingerprint: str) -> None:
+    """Note that a backend with this configuration started on this host."""
+    directory = os.path.join(state_dir, VALIDATED_DIR)
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        with open(os.path.join(directory, fingerprint), 'a', encoding='utf-8'):
+            pass
+    except OSError:
+        # Only a shortcut is lost: later runs take the full path.
+        return
+
+
+def was_validated(state_dir: str, fingerprint: str) -> bool:
+    return os.path.isfile(os.path.join(state_dir, VALIDATED_DIR, fingerprint))
+
+
+# -- cheap looks at the backend -----------------------------------------------------------
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ('true', '1', 'yes', 'on'):
+        return True
+    if isinstance(value, str) and value.strip().lower() in ('false', '0', 'no', 'off'):
+        return False
+    raise Unavailable('not a boolean: %r' % (value,))
+
+
+def lvm_command(config: dict, volume_id: str, root_helper: str, im_root: bool) -> list[str]:
+    """The ``lvs`` that the LVM driver's ``vg.get_volume`` runs for the volume
+    (cinder/brick/local_dev/lvm.py), with its environment prefix and, when
+    not root, the root helper (as oslo.concurrency's processutils adds it)."""
+    options = dict(_LVM_DEFAULTS, **{k: v for k, v in config.items() if v is not None})
+    prefix = ['env', 'LC_ALL=C']
+    lvm_conf = str(options['lvm_conf_file'])
+    if lvm_conf.lower() != 'none' and os.path.isfile(lvm_conf):
+        prefix.append('LVM_SYSTEM_DIR=' + os.path.dirname(lvm_conf))
+    if _as_bool(options['lvm_suppress_fd_warnings']):
+        prefix.append('LVM_SUPPRESS_FD_WARNINGS=1')
+    helper = [] if im_root else shlex.split(root_helper or '')
+    return helper + prefix + ['lvs', '--noheadings', '--unit=g', '-o', 'vg_name,name,size', '--nosuffix',
+                              '--readonly', '%s/%s' % (options['volume_group'], VOLUME_NAME_TEMPLATE % volume_id)]
+
+
+def lvm_volume_size(config: dict, volume_id: str, root_helper: str, im_root: bool,
+                    environ: dict | None = None) -> float | None:
+    """Size in GiB of the volume's logical volume; None when LVM says it is
+    not there. Raises Unavailable on anything else."""
+    command = lvm_command(config, volume_id, root_helper, im_root)
+    try:
+        proc = subprocess.run(command, capture_output=True, text=True, env=environ, check=False, timeout=120)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise Unavailable('%s: %s' % (command[0], exc)) from exc
+    if proc.returncode != 0:
+        # The driver's own test for a missing LV (LVM.get_lv_info).
+        if 'not found' in proc.stderr or 'Failed to find' in proc.stderr:
+            return None
+        raise Unavailable('lvs failed (rc %d): %s' % (proc.returncode, proc.stderr.strip()[:200]))
+    fields = proc.stdout.split()
+    if len(fields) != 3:
+        raise Unavailable('unexpected lvs output: %r' % proc.stdout[:200])
+    try:
+        return float(fields[2])
+    except ValueError as exc:
+        raise Unavailable('unexpected lvs size: %r' % fields[2]) from exc
+
+
+def driver_environment() -> dict:
+    """The environment drivers run commands with: the loader puts this
+    interpreter's directory first on PATH and the sbin directories last
+    (loader.CinderRuntime._complete_path)."""
+    path = [p for p in os.environ.get('PATH', '').split(os.pathsep) if p]
+    first = [os.path.dirname(sys.executable)]
+    last = [d for d in ('/usr/local/sbin', '/usr/sbin', '/sbin') if d not in path]
+    return dict(os.environ, PATH=os.pathsep.join(first + [p for p in path if p not in first] + last))
+
+
+def has_probe(config: dict) -> bool:
+    """Whether the backend's driver has a cheap existence check here."""
+    return config.get('volume_driver') == LVM_DRIVER
+
+
+def backend_probe(config: dict, unknown_options: str, state_dir: str, root_helper: str,
+                  im_root: bool) -> Callable[[dict], bool] | None:
+    """``probe(volume_record) -> bool``: whether the volume is on the backend
+    and at least its recorded size; None when this backend has no cheap
+    check or its configuration was not validated on this host. A probe that
+    can't tell raises Unavailable."""
+    if not has_probe(config) or unknown_options != 'error':
+        # unknown_options=warn: the warnings need the driver's options (Cinder).
+        return None
+    if not was_validated(state_dir, config_fingerprint(config, unknown_options)):
+        return None
+    environ = driver_environment()
+
+    def probe(record: dict) -> bool:
+        size = lvm_volume_size(config, record['id'], root_helper, im_root, environ)
+        # LVM may round up to its extent size, never down.
+        return size is not None and size >= float(record.get('size') or 0)
+    return probe
