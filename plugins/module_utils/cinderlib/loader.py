@@ -174,15 +174,19 @@ def quiet_logging() -> None:
         logger.propagate = False
 
 
-def complete_path() -> None:
-    """Tools run by name: Cinder's own (cinder-rtstool, privsep-helper) sit
-    beside the interpreter in a virtual environment, which Ansible runs
-    without activating it; storage tools (lvm, iscsiadm) are in sbin, which
-    users' PATHs often lack."""
-    path = [p for p in os.environ.get('PATH', '').split(os.pathsep) if p]
+def driver_path(search_path: str) -> str:
+    """The PATH drivers run tools with. Cinder's own tools (cinder-rtstool,
+    privsep-helper) sit beside the interpreter in a virtual environment, which
+    Ansible runs without activating it; storage tools (lvm, iscsiadm) are in
+    sbin, which users' PATHs often lack."""
+    path = [p for p in search_path.split(os.pathsep) if p]
     first = [os.path.dirname(sys.executable)]
     last = [d for d in ('/usr/local/sbin', '/usr/sbin', '/sbin') if d not in path]
-    os.environ['PATH'] = os.pathsep.join(first + [p for p in path if p not in first] + last)
+    return os.pathsep.join(first + [p for p in path if p not in first] + last)
+
+
+def complete_path() -> None:
+    os.environ['PATH'] = driver_path(os.environ.get('PATH', ''))
 
 
 class CinderRuntime:

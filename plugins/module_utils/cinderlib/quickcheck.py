@@ -31,10 +31,10 @@ import os
 import shlex
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Callable
 from typing import Any
 
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import loader
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.persistence import (
     SCHEMA_VERSION,
     SQLITE_BUSY_TIMEOUT,
@@ -242,13 +242,8 @@ def lvm_volume_size(config: dict, volume_id: str, root_helper: str, im_root: boo
 
 
 def driver_environment() -> dict:
-    """The environment drivers run commands with: the loader puts this
-    interpreter's directory first on PATH and the sbin directories last
-    (loader.CinderRuntime._complete_path)."""
-    path = [p for p in os.environ.get('PATH', '').split(os.pathsep) if p]
-    first = [os.path.dirname(sys.executable)]
-    last = [d for d in ('/usr/local/sbin', '/usr/sbin', '/sbin') if d not in path]
-    return dict(os.environ, PATH=os.pathsep.join(first + [p for p in path if p not in first] + last))
+    """The environment drivers run commands with (the loader's PATH)."""
+    return dict(os.environ, PATH=loader.driver_path(os.environ.get('PATH', '')))
 
 
 def has_probe(config: dict) -> bool:

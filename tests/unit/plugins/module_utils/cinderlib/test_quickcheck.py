@@ -147,7 +147,7 @@ def test_a_failing_lvs_is_no_answer(tmp_path, monkeypatch):
 def test_driver_environment_is_the_loaders(monkeypatch):
     monkeypatch.setenv('PATH', '/usr/bin:/bin')
     expected = quickcheck.driver_environment()['PATH']
-    loader.CinderRuntime._complete_path()
+    loader.complete_path()
     assert os.environ['PATH'] == expected
 
 
