@@ -119,6 +119,15 @@ def check_volume_params(params: dict) -> None:
         parse_size(params['size'])
 
 
+def _requested_size(params: dict) -> tuple[int | None, list[str]]:
+    """The size asked for in whole GiB (None when not given), and the note
+    saying it was rounded up, if it was."""
+    if params.get('size') is None:
+        return None, []
+    size, note = parse_size(params['size'])
+    return size, [note] if note else []
+
+
 def volume_items(params: dict) -> list[dict]:
     """cinderlib_volume's ``volumes`` list as one set of options per volume:
     the item's options over the task's, which are defaults for every item.
@@ -330,12 +339,7 @@ def _snapshot_key(backend, params: dict) -> str:
 
 @_one_run_per_volume(_volume_key)
 def ensure_volume_present(backend, params: dict, check_mode: bool) -> tuple[bool, dict | None, dict, list[str]]:
-    messages: list[str] = []
-    size = None
-    if params.get('size') is not None:
-        size, note = parse_size(params['size'])
-        if note:
-            messages.append(note)
+    size, messages = _requested_size(params)
     volume = _find_volume(backend, params.get('name'), params.get('id'))
     if volume is not None:
         return _update_volume(volume, params, size, check_mode, messages)
@@ -453,12 +457,7 @@ def quick_volume_state(store, backend_id: str, params: dict, on_backend) -> tupl
 
 
 def _quick_present(store, backend_id: str, params: dict, on_backend) -> tuple | None:
-    messages: list[str] = []
-    size = None
-    if params.get('size') is not None:
-        size, note = parse_size(params['size'])
-        if note:
-            messages.append(note)
+    size, messages = _requested_size(params)
     name, volume_id = params.get('name'), params.get('id')
     records = store.get_volumes(backend=backend_id, name=name) if name else store.get_volumes(volume_id=volume_id)
     if len(records) != 1:

@@ -86,7 +86,27 @@ def _now() -> str:
     return datetime.datetime.now(datetime.UTC).replace(tzinfo=None).isoformat()
 
 
-class StateStore(ABC):
+class RecordLookups:
+    """Lookups by the names the library reads best, over ``get(kind, **filters)``;
+    shared by the stores and the fast path's read-only SQLite reader."""
+
+    def get(self, kind: str, **filters: Any) -> list[dict]:
+        raise NotImplementedError
+
+    def get_volumes(self, backend: str | None = None, volume_id: str | None = None,
+                    name: str | None = None) -> list[dict]:
+        return self.get('volume', backend=backend, id=volume_id, name=name)
+
+    def get_snapshots(self, snapshot_id: str | None = None, volume_id: str | None = None,
+                      name: str | None = None) -> list[dict]:
+        return self.get('snapshot', id=snapshot_id, volume_id=volume_id, name=name)
+
+    def get_connections(self, connection_id: str | None = None,
+                        volume_id: str | None = None) -> list[dict]:
+        return self.get('connection', id=connection_id, volume_id=volume_id)
+
+
+class StateStore(RecordLookups, ABC):
     """What every store offers. Records are dicts with at least ``id``.
 
     Volumes carry ``backend`` (the backend name) and ``name``; snapshots
@@ -140,19 +160,6 @@ class StateStore(ABC):
         stored.setdefault('created_at', (previous or {}).get('created_at') or now)
         stored['updated_at'] = now
         return stored
-
-    # Convenience wrappers with the names the library reads best.
-    def get_volumes(self, backend: str | None = None, volume_id: str | None = None,
-                    name: str | None = None) -> list[dict]:
-        return self.get('volume', backend=backend, id=volume_id, name=name)
-
-    def get_snapshots(self, snapshot_id: str | None = None, volume_id: str | None = None,
-                      name: str | None = None) -> list[dict]:
-        return self.get('snapshot', id=snapshot_id, volume_id=volume_id, name=name)
-
-    def get_connections(self, connection_id: str | None = None,
-                        volume_id: str | None = None) -> list[dict]:
-        return self.get('connection', id=connection_id, volume_id=volume_id)
 
     def get_connector(self, node_id: str) -> dict | None:
         """The connector record stored under ``node_id``, or None."""

@@ -38,6 +38,7 @@ from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.persistence import (
     SCHEMA_VERSION,
     SQLITE_BUSY_TIMEOUT,
+    RecordLookups,
     default_db_path,
     open_store,
 )
@@ -66,7 +67,7 @@ class Unavailable(Exception):
 
 
 # -- the state store, read-only ---------------------------------------------------------
-class SQLiteReader:
+class SQLiteReader(RecordLookups):
     """A SQLite state store read with ``sqlite3``, in one read transaction.
 
     Same read methods as ``StateStore`` (``get``, ``get_volumes``,
@@ -107,17 +108,6 @@ class SQLiteReader:
             raise Unavailable('state store: %s' % exc) from exc
         records = [json.loads(row[0]) for row in rows]
         return [r for r in records if all(r.get(k) == v for k, v in extra.items())]
-
-    def get_volumes(self, backend: str | None = None, volume_id: str | None = None,
-                    name: str | None = None) -> list[dict]:
-        return self.get('volume', backend=backend, id=volume_id, name=name)
-
-    def get_snapshots(self, snapshot_id: str | None = None, volume_id: str | None = None,
-                      name: str | None = None) -> list[dict]:
-        return self.get('snapshot', id=snapshot_id, volume_id=volume_id, name=name)
-
-    def get_connections(self, connection_id: str | None = None, volume_id: str | None = None) -> list[dict]:
-        return self.get('connection', id=connection_id, volume_id=volume_id)
 
     def close(self) -> None:
         self._conn.close()
