@@ -14,6 +14,12 @@ returning ``(changed, before, after, messages)`` like ``volume_state``'s:
   imported); ``connection_id`` reads the connection from a shared state
   store and records the attach there.
 
+Every run with a backend first settles the connections of its volume that a
+run which died left ``connecting`` or ``disconnecting``
+(``connections.settle_leftovers``: their export is ended and their record
+removed, as ``reconcile: resolve`` does), says so in its warnings, then does
+what it was asked.
+
 Connector facts (``gather_connector``) belong to cinderlib_connector_facts.
 """
 
@@ -102,6 +108,36 @@ def resolve_connector(store, connector: Any) -> tuple[dict, str | None]:
     return copy.deepcopy(record['connector']), connector
 
 
+_SETTLED = {
+    'removed': '%s was left with status \'%s\' (%s): %s its export and %s its record.',
+    'marked_error': '%s was left with status \'%s\': %s; it is marked error_disconnecting.',
+    'skipped': '%s has status \'%s\' and was left alone: %s.',
+}
+
+
+def _settled_message(volume, action: dict, check_mode: bool) -> str:
+    what = "Connection of %s to host '%s'" % (volume.describe(), action['host'])
+    if action['action'] == 'removed':
+        done = ('will end', 'remove') if check_mode else ('ended', 'removed')
+        return _SETTLED['removed'] % (what, action['status'], action['reason'], done[0], done[1])
+    return _SETTLED[action['action']] % (what, action['status'], action['reason'])
+
+
+def _settled_lookup(volume, find, check_mode: bool):
+    """Settle what runs that died left on ``volume``, then find the connection
+    the task is about. Returns (that connection or None, its view before,
+    whether settling changed anything, warnings)."""
+    found = find(volume)
+    before = found.to_dict() if found is not None else None
+    actions = connections.settle_leftovers(volume, check_mode)
+    removed = {a['id'] for a in actions if a['action'] == 'removed'}
+    current = find(volume)
+    if current is not None and current.id in removed:  # check mode: still in the store
+        current = None
+    return (current, before, any(a['action'] != 'skipped' for a in actions),
+            [_settled_message(volume, a, check_mode) for a in actions])
+
+
 def _result_view(connection, output_all: bool) -> dict:
     view = connection.to_dict()
     if output_all and connection.connected:
@@ -121,18 +157,17 @@ def ensure_export_present(backend, params: dict, check_mode: bool):
     volume = _volume(backend, params, must_exist=True)
     connector, node_id = resolve_connector(_store(type(backend)), params['connector'])
     host = connector.get('host')
-    existing = volume.connection_for(host) if isinstance(host, str) else None
+    existing, before, settled, messages = _settled_lookup(
+        volume, lambda v: v.connection_for(host) if isinstance(host, str) else None, check_mode)
     output_all = bool(params.get('output_all_backend_info'))
-    messages = []
     if existing is not None and existing.connected:
         if existing.connector != connector:
             messages.append("%s exists with other connector properties than the ones given; it is kept. To "
                             'export with the new ones, remove it (state=absent) and run again.'
                             % existing.describe().capitalize())
         view = _result_view(existing, output_all)
-        return False, view, view, messages
+        return settled, view, view, messages
     _check_usable(volume)
-    before = existing.to_dict() if existing is not None else None
     if check_mode:
         return True, before, _predicted(volume, host, node_id, params.get('attach_mode') or 'rw', False), messages
     connection = volume.connect(connector, node_id=node_id, attach_mode=params.get('attach_mode') or 'rw')
@@ -154,10 +189,12 @@ def _connection_to(volume, store, connector: Any):
 
 def ensure_export_absent(backend, params: dict, check_mode: bool):
     volume = _volume(backend, params, must_exist=False)
-    connection = _connection_to(volume, _store(type(backend)), params['connector']) if volume else None
-    if connection is None:
+    if volume is None:
         return False, None, None, []
-    before = connection.to_dict()
+    connection, before, settled, messages = _settled_lookup(
+        volume, lambda v: _connection_to(v, _store(type(backend)), params['connector']), check_mode)
+    if connection is None:
+        return settled, before, None, messages
     if connection.attached and not params.get('force'):
         raise InvalidRequest(
             "%s is attached on host '%s'; detach it there first (cinderlib_connection with state=absent and "
@@ -165,34 +202,36 @@ def ensure_export_absent(backend, params: dict, check_mode: bool):
             % (connection.describe().capitalize(), connection.record.get('attached_host'), connection.id))
     if not check_mode:
         volume.disconnect(connection, force=bool(params.get('force')))
-    return True, before, None, []
+    return True, before, None, messages
 
 
 # -- attach on this host, with a backend -----------------------------------------------------
 def ensure_local_present(backend, params: dict, check_mode: bool):
     volume = _volume(backend, params, must_exist=True)
-    existing = volume.connection_for(connections.local_host())
+    existing, before, settled, messages = _settled_lookup(
+        volume, lambda v: v.connection_for(connections.local_host()), check_mode)
     if existing is not None and existing.attached_here():
         view = _result_view(existing, bool(params.get('output_all_backend_info')))
-        return False, view, view, []
+        return settled, view, view, messages
     _check_usable(volume)
-    before = existing.to_dict() if existing is not None else None
     if check_mode:
         here = connections.local_host()
-        return True, before, _predicted(volume, here, None, params.get('attach_mode') or 'rw', True), []
+        return True, before, _predicted(volume, here, None, params.get('attach_mode') or 'rw', True), messages
     connection = volume.attach(
         bool(params.get('multipath')), bool(params.get('enforce_multipath')),
         device_scan_attempts=params.get('device_scan_attempts') or brick.DEVICE_SCAN_ATTEMPTS,
         attach_mode=params.get('attach_mode') or 'rw')
-    return True, before, _result_view(connection, bool(params.get('output_all_backend_info'))), []
+    return True, before, _result_view(connection, bool(params.get('output_all_backend_info'))), messages
 
 
 def ensure_local_absent(backend, params: dict, check_mode: bool):
     volume = _volume(backend, params, must_exist=False)
-    connection = volume.connection_for(connections.local_host()) if volume else None
-    if connection is None:
+    if volume is None:
         return False, None, None, []
-    before = connection.to_dict()
+    connection, before, settled, messages = _settled_lookup(
+        volume, lambda v: v.connection_for(connections.local_host()), check_mode)
+    if connection is None:
+        return settled, before, None, messages
     if not check_mode:
         force = bool(params.get('force'))
         if connection.attached or connection.record.get('attach_status') not in (None, 'detached'):
@@ -200,7 +239,7 @@ def ensure_local_absent(backend, params: dict, check_mode: bool):
         else:
             connection.disconnect(force)
         volume.refresh()
-    return True, before, None, []
+    return True, before, None, messages
 
 
 # -- consumer: attach what another host exported, os-brick only ---------------------------------

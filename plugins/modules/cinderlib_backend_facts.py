@@ -15,8 +15,10 @@ description:
   - Read-only, unless O(reconcile=resolve); safe in check mode.
   - With O(reconcile), also compares the state store with what the backend has and returns the
     result as RV(reconcile), listing the records that an interrupted run left in a transitional
-    state (C(creating), C(deleting), C(extending)) and the drift (volumes the backend has that the
-    store does not know, records whose volume the backend no longer has).
+    state (C(creating), C(deleting), C(extending); connections C(connecting), C(disconnecting)), the
+    connections a failed driver call left (C(error_connecting), C(error_disconnecting)) and the drift
+    (volumes the backend has that the store does not know, records whose volume the backend no
+    longer has).
   - The facts are set under C(ansible_facts.cinderlib_backends), keyed by backend name. Each
     call sets the backends of that call only.
   - Cinder and os-brick must be importable by the module's Python interpreter. The
@@ -46,6 +48,17 @@ options:
         record of a creation or deletion the backend does not have is removed; when the driver
         can't tell, the record is marked C(error) (C(error_deleting), C(error_extending)), which
         O(cinderlib.storage.cinderlib_volume#module:state=absent) removes.
+      - A connection left C(connecting), C(disconnecting), C(error_connecting) or
+        C(error_disconnecting) is ended whether or not its export exists - Cinder drivers have no
+        call that tells, and ending is safe to repeat. It calls C(terminate_connection), then
+        C(remove_export) when no other connection of the volume needs the export, then its record is
+        removed and the volume's status put right (C(in-use) while it has a C(connected) connection
+        or one whose disconnect failed, else C(available)). It is never finished instead, because
+        no host can be using it; the connection info of a connect that did not finish was never
+        returned, and attaching by C(connection_id)
+        refuses a record that is not C(connected). The playbook that was connecting connects again
+        when run again. When the driver fails, the record is marked C(error_disconnecting) and the
+        volume stays C(in-use); a record that says a host attached through it is skipped.
       - Drift is never resolved, only reported; it is checked for LVM-based drivers only, others
         report it as C(unsupported).
     type: str
@@ -169,6 +182,9 @@ reconcile:
     actions:
       - {kind: volume, id: 0b5e8c7a-6e1e-4f7c-9d4e-4f3bd2a9b0c1, name: data01, status: creating, size: 1,
          action: adopted, new_status: available, reason: the backend has it}
+      - {kind: connection, id: 6c1d2a47-13b5-4f4e-9f0a-3f8f2b1c9d10, volume_id: 0b5e8c7a-6e1e-4f7c-9d4e-4f3bd2a9b0c1,
+         host: node1, status: connecting, on_backend: null, in_progress: false, action: removed, new_status: null,
+         reason: 'the run connecting it ended before it finished, so no host got its connection info'}
     drift:
       status: checked
       reason: ''
@@ -187,8 +203,11 @@ reconcile:
         - Records in a transitional state, as found (volumes C(creating), C(deleting), C(extending);
           snapshots C(creating), C(deleting)), with C(kind), C(id), C(name), C(status), C(size) (for
           snapshots C(volume_id) and their volume's size).
+        - Connections C(connecting), C(disconnecting), C(error_connecting) or C(error_disconnecting),
+          with C(kind) (C(connection)), C(id), C(volume_id), C(host) and C(status).
         - C(on_backend) says whether the backend has it (C(null) when the driver can't tell, or the
-          run is still in progress); C(in_progress) that a run holds its volume's lock.
+          run is still in progress; always C(null) for connections); C(in_progress) that a run holds
+          its volume's lock.
       type: list
       elements: dict
     actions:
@@ -197,6 +216,8 @@ reconcile:
           done), with the fields of RV(reconcile.transitional), C(action) (C(adopted), C(removed),
           C(marked_error) or C(skipped)), C(new_status) and C(reason).
         - An adopted volume's C(size) is the size the backend reports.
+        - A connection is C(removed) (its export ended, see O(reconcile)), C(marked_error)
+          (C(new_status) C(error_disconnecting), the driver's error in C(reason)) or C(skipped).
       type: list
       elements: dict
     drift:

@@ -22,6 +22,11 @@ description:
     connected (attached) to that host is left as it is and the task reports no change.
   - O(state=absent) undoes it the same three ways, detaching the device (attach ways) and ending
     the export (the first two ways). A volume with connections can't be deleted.
+  - With O(backend), a run first settles the connections of the volume that a run which died
+    (killed, host down) left C(connecting) or C(disconnecting); it ends their export and removes
+    their record, as O(cinderlib.storage.cinderlib_backend_facts#module:reconcile=resolve) does, and
+    says so in a warning; then it does what it was asked. A run still in progress holds the
+    volume's lock, and this run waits for it.
   - Connection info may hold CHAP credentials. They are never stored in the connection's record
     nor returned (unless O(output_all_backend_info)); the returned RV(conn_info) lacks
     C(auth_password). A host given O(connection_id) and the shared store gets the password from the

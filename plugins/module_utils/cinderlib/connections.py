@@ -14,7 +14,10 @@ Two halves, as in cinderlib:
 A record per connection lives in the state store, written as
 ``connecting``/``disconnecting`` before the driver is called (as volumes
 are), under the volume's lock. One connection per volume and host: connecting
-a volume to a host it is already connected to returns that connection.
+a volume to a host it is already connected to returns that connection. A
+record met ``connecting``/``disconnecting`` with the lock free was left by a
+run that died: ``settle_leftovers`` (what a module run on the volume does
+first) and reconcile end it (``end_leftover`` says why ending is safe).
 
 Secrets: connection info may hold CHAP credentials (``auth_password``).
 They are never stored in a connection record nor returned (unless
@@ -244,10 +247,12 @@ class Connection(Resource):
         if isinstance(conn_info.get('data'), dict):
             conn_info['data'].setdefault('access_mode', self.attach_mode)
         self._full_conn_info = copy.deepcopy(conn_info)
-        self._save(status=CONNECTED, conn_info=_without_secrets(conn_info),
-                   protocol=conn_info.get('driver_volume_type'))
+        # The volume first: a crash between the two writes leaves this record
+        # 'connecting', which settling ends (and puts the volume's status right).
         if volume.status == 'available':
             volume._save(status='in-use', attach_status='attached')
+        self._save(status=CONNECTED, conn_info=_without_secrets(conn_info),
+                   protocol=conn_info.get('driver_volume_type'))
 
     @_locked
     def disconnect(self, force: bool = False) -> None:
@@ -271,10 +276,11 @@ class Connection(Resource):
             self._save(status='error_disconnecting')
             raise
         _test_kill_point('connection.disconnect.after_driver')
+        # The volume first: a crash between the two writes leaves this record
+        # 'disconnecting', which settling finishes.
+        _put_volume_status_right(volume, others)
         self._store.remove('connection', self.id)
         self._record['status'] = 'disconnected'
-        if not others and volume.status == 'in-use':
-            volume._save(status='available', attach_status='detached')
         if volume._connections is not None:
             volume._connections = [c for c in volume._connections if c.id != self.id]
 
@@ -370,6 +376,100 @@ class Connection(Resource):
 
     def to_dict(self, full: bool = True) -> dict:
         return views.connection_view(self._record, full=full)
+
+
+# -- what runs that died left ------------------------------------------------------------------
+LEFTOVER_STATUSES = ('connecting', 'disconnecting')
+"""Statuses a record has only while a run holds its volume's lock: met with
+the lock free, they were left by a run that died (killed, host down)."""
+
+FAILED_STATUSES = ('error_connecting', 'error_disconnecting')
+"""Statuses a run that failed cleanly left (the driver raised)."""
+
+_WHY_ENDED = {
+    'connecting': 'the run connecting it ended before it finished, so no host got its connection info',
+    'disconnecting': 'the run disconnecting it ended before it finished',
+    'error_connecting': 'connecting it failed, so no host got its connection info',
+    'error_disconnecting': 'disconnecting it failed',
+}
+
+
+def describe_record(record: dict) -> dict:
+    """A connection record as reconcile reports it."""
+    return {'kind': 'connection', 'id': record['id'], 'volume_id': record.get('volume_id'),
+            'host': record.get('host') or (record.get('connector') or {}).get('host'),
+            'status': record.get('status')}
+
+
+def end_leftover(connection: Connection, check_mode: bool = False) -> dict:
+    """Finish the disconnect path of a connection a run left ``connecting``,
+    ``disconnecting`` or ``error_*`` (its volume's lock is held): end the
+    connection (``terminate_connection``), end the export when no other
+    connection of the volume needs it (``remove_export``), remove the record
+    and put the volume's status right. Returns what was done, as reconcile
+    reports it.
+
+    Whether the export exists does not change this: drivers have no call that
+    tells, and both calls are safe to repeat (Cinder repeats them when it
+    cleans up). Ending it is safe: the connection info of a connect that did
+    not finish was never returned, and attaching by ``connection_id`` refuses
+    a record that is not ``connected``, so no host can be using the export.
+    """
+    status = connection.status
+    entry = describe_record(connection._record)
+    why = _WHY_ENDED.get(status, "its status is '%s'" % status)
+    if connection.attached:
+        where = connection._record.get('attached_host')
+        return dict(entry, action='skipped', new_status=None,
+                    reason="it is recorded as attached on host '%s': detach it there first (cinderlib_connection "
+                           'state=absent with connection_id %s)' % (where, connection.id))
+    if check_mode:
+        return dict(entry, action='removed', new_status=None, reason=why)
+    if not connection._store.get_volumes(volume_id=connection.volume_id):
+        connection._store.remove('connection', connection.id)
+        return dict(entry, action='removed', new_status=None,
+                    reason="%s, and its volume is no longer in the state store" % why)
+    try:
+        connection._disconnect_locked()
+    except CinderlibError as exc:
+        return dict(entry, action='marked_error', new_status=connection.status,
+                    reason='%s; ending its export failed: %s' % (why, exc.message))
+    return dict(entry, action='removed', new_status=None, reason=why)
+
+
+def settle_leftovers(volume, check_mode: bool = False) -> list[dict]:
+    """End the connections of ``volume`` that runs which died left
+    ``connecting`` or ``disconnecting`` (``end_leftover``); what a run on the
+    volume does first. Waits for a run in progress (it holds the volume's
+    lock) and settles what is left after it; check mode waits for nothing and
+    changes nothing: the records of a run in progress are ``skipped``."""
+    if not any(c.status in LEFTOVER_STATUSES for c in volume.connections):
+        return []
+    if check_mode:
+        with locks.try_locked(locks.volume_lock_name(volume.id)) as free:
+            leftovers = [c for c in volume.connections if c.status in LEFTOVER_STATUSES]
+            if free:
+                return [end_leftover(c, check_mode=True) for c in leftovers]
+            return [dict(describe_record(c._record), action='skipped', new_status=None,
+                         reason="another run holds its volume's lock: it is still in progress") for c in leftovers]
+    with _volume_locked(volume):
+        volume.refresh()
+        return [end_leftover(c) for c in volume.connections if c.status in LEFTOVER_STATUSES]
+
+
+def _holds_export(connection: Connection) -> bool:
+    """Whether a host may be using the volume through this connection: it is
+    connected, or its disconnect failed (the export may still be there)."""
+    return connection.connected or connection.status == 'error_disconnecting'
+
+
+def _put_volume_status_right(volume, connections: list) -> None:
+    """``in-use`` while one of ``connections`` (the volume's, once this
+    operation is done) holds an export, else ``available``; other statuses
+    (``error``...) are left alone."""
+    wanted = 'in-use' if any(_holds_export(c) for c in connections) else 'available'
+    if volume.status in ('available', 'in-use') and volume.status != wanted:
+        volume._save(status=wanted, attach_status='attached' if wanted == 'in-use' else 'detached')
 
 
 def _undo(connection: Connection, exc: CinderlibError) -> None:

@@ -13,6 +13,12 @@ outside the collection left, reported and, on request, settled.
   (``missing_on_backend``). Drift is only reported, never deleted or recorded:
   a volume made by hand may hold someone's data.
 
+- Connections left ``connecting``/``disconnecting`` by a run that died, or
+  ``error_connecting``/``error_disconnecting`` by a driver call that failed:
+  resolving finishes their disconnect path (``connections.end_leftover``
+  says why that is the safe resolution), so that no ghost connection keeps
+  its volume ``in-use`` or blocks its delete.
+
 Only drivers that can list their volumes can tell what the backend has:
 LVM-based drivers (a ``vg`` with ``get_volumes``/``get_volume``). For the
 others drift is ``unsupported`` and transitional records can only be marked
@@ -25,7 +31,7 @@ import math
 import re
 from typing import Any
 
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import locks
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import connections, locks
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import CinderlibError
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.objects import Snapshot, Volume
 
@@ -170,6 +176,48 @@ def _settle(kind: str, resource, on_backend: bool | None, size: int | None, chec
     return action
 
 
+_CONNECTION_STATUSES = connections.LEFTOVER_STATUSES + connections.FAILED_STATUSES
+
+
+def _connections(backend) -> list:
+    """The backend's connections that resolving settles (also those of a
+    volume whose record is gone: resolving removes them)."""
+    found = []
+    for record in _store().get('connection', backend=backend.id):
+        if record.get('status') not in _CONNECTION_STATUSES:
+            continue
+        volumes = _store().get_volumes(volume_id=record['volume_id'])
+        volume = Volume.from_record(backend, volumes[0] if volumes else {'id': record['volume_id'], 'name': ''})
+        found.append(connections.Connection.from_record(volume, record))
+    return found
+
+
+def _settle_connections(backend, mode: str, check_mode: bool) -> tuple[list, list]:
+    """(connections found, actions): each settled under its volume's lock, or
+    skipped when a run holds it."""
+    found, actions = [], []
+    for connection in _connections(backend):
+        with locks.try_locked(locks.volume_lock_name(connection.volume_id)) as free:
+            entry = dict(connections.describe_record(connection.record), on_backend=None, in_progress=not free)
+            if not free:
+                found.append(entry)
+                if mode == 'resolve':
+                    actions.append(dict(entry, action='skipped', new_status=None,
+                                        reason="another run holds its volume's lock: it is still in progress"))
+                continue
+            # The run may have finished since it was read.
+            current = _store().get_connections(connection_id=connection.id)
+            if not current or current[0].get('status') not in _CONNECTION_STATUSES:
+                continue
+            connection._record = current[0]
+            entry['status'] = connection.status
+            found.append(entry)
+            if mode == 'resolve':
+                actions.append(dict(connections.end_leftover(connection, check_mode), on_backend=None,
+                                    in_progress=False))
+    return found, actions
+
+
 def reconcile(backend, mode: str, check_mode: bool = False) -> dict | None:
     """Compare the store with the backend; with ``mode='resolve'`` settle the
     transitional records left by runs that died (not in check mode).
@@ -207,6 +255,9 @@ def reconcile(backend, mode: str, check_mode: bool = False) -> dict | None:
             transitional.append(entry)
             if mode == 'resolve':
                 actions.append(_settle(kind, resource, on_backend, size, check_mode))
+    found, settled = _settle_connections(backend, mode, check_mode)
+    transitional.extend(found)
+    actions.extend(settled)
     # Drift after resolving, so that it describes what is left.
     remaining = _resources(backend) if actions and not check_mode else resources
     return {'mode': mode, 'transitional': transitional, 'actions': actions, 'drift': _drift(backend, remaining)}

@@ -10,13 +10,14 @@ from unittest import mock
 import pytest
 
 from ansible_collections.cinderlib.storage.plugins.module_utils import connection_state
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import brick, connections, loader
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import brick, connections, loader, locks
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend import Backend
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import (
     DriverOperationError,
     InvalidRequest,
     NotFound,
 )
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.reconcile import reconcile
 
 CHAP = 'CHAP chapuser s3cret-chap-pw'
 NODE = {'host': 'node-a', 'initiator': 'iqn.1993-08.org.debian:01:node-a', 'multipath': False}
@@ -354,3 +355,181 @@ def test_conn_info_with_chap_only_fills_a_matching_user():
     assert 'auth_password' not in connections.conn_info_with_chap(info, 'CHAP other pw')['data']
     assert 'auth_password' not in connections.conn_info_with_chap(info, None)['data']
     assert 'auth_password' not in info['data']
+
+
+# -- what runs that died left: settled by the next run and by reconcile ----------------------------
+class Killed(BaseException):
+    """Stands for SIGKILL at a crash point: no handler of the library runs."""
+
+
+@pytest.fixture
+def kill_at(monkeypatch):
+    """``kill_at('connection.connect.after_driver', func, *args)``: run ``func``
+    until that crash point, as a process killed there would."""
+    def run(point, func, *args):
+        def crash(at):
+            if at == point:
+                raise Killed(at)
+        monkeypatch.setattr(connections, '_test_kill_point', crash)
+        with pytest.raises(Killed):
+            func(*args)
+        monkeypatch.setattr(connections, '_test_kill_point', lambda at: None)
+    return run
+
+
+def conn_records(volume) -> dict:
+    return {r['host']: r['status'] for r in Backend.persistence.get_connections(volume_id=volume.id)}
+
+
+def volume_status(volume) -> str:
+    return Backend.persistence.get_volumes(volume_id=volume.id)[0]['status']
+
+
+def test_reconcile_ends_the_connections_killed_runs_left(exporting, kill_at):
+    backend = exporting.backend
+    half_made = backend.create_volume(1, name='half-made')
+    kill_at('connection.connect.after_driver', half_made.connect, NODE)
+    half_gone = backend.create_volume(1, name='half-gone')
+    kill_at('connection.disconnect.before_driver', half_gone.disconnect, half_gone.connect(NODE))
+    shared = backend.create_volume(1, name='shared')
+    shared.connect(dict(NODE, host='node-b'))
+    kill_at('connection.connect.before_driver', shared.connect, NODE)
+    assert (conn_records(half_made), conn_records(half_gone), conn_records(shared)) == (
+        {'node-a': 'connecting'}, {'node-a': 'disconnecting'}, {'node-a': 'connecting', 'node-b': 'connected'})
+    assert exporting.exports.exports == {'volume-%s' % v.id for v in (half_made, half_gone, shared)}
+
+    for mode, check_mode in (('report', False), ('resolve', True)):
+        report = reconcile(backend, mode, check_mode)
+        assert sorted((t['kind'], t['host'], t['status'], t['in_progress']) for t in report['transitional']) == [
+            ('connection', 'node-a', 'connecting', False), ('connection', 'node-a', 'connecting', False),
+            ('connection', 'node-a', 'disconnecting', False)]
+    assert {a['action'] for a in report['actions']} == {'removed'}
+    assert conn_records(half_made) == {'node-a': 'connecting'} and conn_records(half_gone) == {
+        'node-a': 'disconnecting'}
+
+    exporting.driver.calls.clear()
+    report = reconcile(backend, 'resolve')
+    actions = {a['volume_id']: a for a in report['actions']}
+    assert {v: (a['kind'], a['action'], a['new_status']) for v, a in actions.items()} == {
+        v.id: ('connection', 'removed', None) for v in (half_made, half_gone, shared)}
+    assert 'no host got its connection info' in actions[half_made.id]['reason']
+    # The export stays for node-b, which still uses it; the others are gone.
+    assert exporting.exports.exports == {'volume-%s' % shared.id}
+    assert exporting.driver.calls.count('terminate_connection') == 3
+    assert (conn_records(half_made), conn_records(half_gone), conn_records(shared)) == (
+        {}, {}, {'node-b': 'connected'})
+    assert [volume_status(v) for v in (half_made, half_gone, shared)] == ['available', 'available', 'in-use']
+    assert reconcile(backend, 'resolve')['actions'] == []
+    half_made.refresh()
+    half_made.delete()
+
+
+def test_reconcile_skips_a_run_in_progress_and_an_attached_connection(exporting, kill_at):
+    busy = exporting.backend.create_volume(1, name='busy')
+    kill_at('connection.connect.before_driver', busy.connect, NODE)
+    with locks.locked(locks.volume_lock_name(busy.id), 'busy'):
+        [action] = reconcile(exporting.backend, 'resolve')['actions']
+        assert (action['action'], action['in_progress']) == ('skipped', True)
+        # The next run's check mode does not wait for the lock either.
+        changed, _before, _after, messages = connection_state.ensure_export_present(
+            exporting.backend, params(volume='busy', connector=dict(NODE, host='node-b')), True)
+        assert changed and "has status 'connecting' and was left alone: another run holds" in messages[0]
+    assert conn_records(busy) == {'node-a': 'connecting'}
+    # A record that says a host attached through it is never ended behind that host's back.
+    record = Backend.persistence.get_connections(volume_id=busy.id)[0]
+    Backend.persistence.put('connection', dict(record, status='error_disconnecting', attached=True,
+                                               attached_host='node-a'))
+    [action] = reconcile(exporting.backend, 'resolve')['actions']
+    assert action['action'] == 'skipped' and "attached on host 'node-a'" in action['reason']
+    assert conn_records(busy) == {'node-a': 'error_disconnecting'}
+
+
+def test_a_driver_that_fails_to_end_a_leftover_marks_it(exporting, kill_at):
+    volume = exporting.backend.create_volume(1, name='stuck')
+    kill_at('connection.disconnect.after_driver', volume.disconnect, volume.connect(NODE))
+    exporting.driver.fail['terminate_connection'] = RuntimeError('array unreachable')
+    [action] = reconcile(exporting.backend, 'resolve')['actions']
+    assert (action['action'], action['new_status']) == ('marked_error', 'error_disconnecting')
+    assert 'ending its export failed' in action['reason'] and 'array unreachable' in action['reason']
+    # Its export may still be there: the volume stays in-use until a resolve succeeds.
+    assert conn_records(volume) == {'node-a': 'error_disconnecting'} and volume_status(volume) == 'in-use'
+    del exporting.driver.fail['terminate_connection']
+    [action] = reconcile(exporting.backend, 'resolve')['actions']
+    assert action['action'] == 'removed' and conn_records(volume) == {} and volume_status(volume) == 'available'
+
+
+def test_reconcile_removes_the_connection_of_a_volume_that_is_gone(exporting):
+    volume = exporting.backend.create_volume(1, name='gone')
+    connection = connections.Connection(volume, NODE)
+    connection._save(status='error_connecting')
+    Backend.persistence.remove('volume', volume.id)
+    [action] = reconcile(exporting.backend, 'resolve')['actions']
+    assert action['action'] == 'removed' and 'no longer in the state store' in action['reason']
+    assert Backend.persistence.get_connections() == []
+
+
+def test_a_crash_between_the_last_two_writes_leaves_a_leftover(exporting, monkeypatch):
+    # The volume's status is written before the connection's record: a crash in between
+    # leaves the record transitional, which settling finds (never a silent in-use volume).
+    volume = exporting.backend.create_volume(1, name='order')
+    real_save = connections.Connection._save
+
+    def crash_on_final_save(self, **changes):
+        if changes.get('status') == connections.CONNECTED:
+            raise Killed('between the writes')
+        real_save(self, **changes)
+    monkeypatch.setattr(connections.Connection, '_save', crash_on_final_save)
+    with pytest.raises(Killed):
+        volume.connect(NODE)
+    monkeypatch.setattr(connections.Connection, '_save', real_save)
+    assert conn_records(volume) == {'node-a': 'connecting'} and volume_status(volume) == 'in-use'
+    [action] = reconcile(exporting.backend, 'resolve')['actions']
+    assert action['action'] == 'removed' and volume_status(volume) == 'available'
+
+
+def test_the_next_run_on_the_volume_settles_leftovers_first(exporting, kill_at):
+    backend = exporting.backend
+    volume = backend.create_volume(1, name='data')
+    kill_at('connection.connect.after_driver', volume.connect, dict(NODE, host='node-b'))
+    kill_at('connection.connect.before_driver', volume.connect, NODE)
+    # Check mode says what it would do and does nothing.
+    changed, before, after, messages = connection_state.ensure_export_present(backend, params(connector=NODE), True)
+    assert changed and before['status'] == 'connecting' and after['status'] == 'connected'
+    assert sorted(messages) == sorted(
+        "Connection of volume 'data' to host '%s' was left with status 'connecting' (the run connecting it ended "
+        'before it finished, so no host got its connection info): will end its export and remove its record.' % h
+        for h in ('node-a', 'node-b'))
+    assert conn_records(volume) == {'node-a': 'connecting', 'node-b': 'connecting'}
+    # For real: both ended, then node-a connected anew.
+    changed, before, after, messages = connection_state.ensure_export_present(backend, params(connector=NODE), False)
+    assert changed and after['status'] == 'connected' and after['id'] != before['id'] and len(messages) == 2
+    assert 'ended its export and removed its record' in messages[0]
+    assert conn_records(volume) == {'node-a': 'connected'} and volume_status(volume) == 'in-use'
+    # A run that finds its connection in place but another host's leftover still reports a change.
+    kill_at('connection.disconnect.after_driver', connection_state.ensure_export_absent, backend,
+            params(connector=NODE), False)
+    kill_at('connection.connect.after_driver', volume.connect, dict(NODE, host='node-b'))
+    changed, before, after, messages = connection_state.ensure_export_absent(backend, params(connector=NODE), True)
+    assert changed and before['status'] == 'disconnecting' and after is None and len(messages) == 2
+    changed, before, after, messages = connection_state.ensure_export_absent(backend, params(connector=NODE), False)
+    assert changed and after is None and conn_records(volume) == {} and volume_status(volume) == 'available'
+    assert exporting.exports.exports == set()
+    assert connection_state.ensure_export_absent(backend, params(connector=NODE), False) == (False, None, None, [])
+    volume.refresh()
+    volume.delete()
+
+
+def test_the_local_attach_run_settles_leftovers_too(exporting, kill_at):
+    volume = exporting.backend.create_volume(1, name='data')
+    kill_at('connection.connect.after_driver', volume.attach)
+    assert conn_records(volume) == {'node-a': 'connecting'}
+    changed, before, after, messages = connection_state.ensure_local_absent(exporting.backend, params(), True)
+    assert changed and before['status'] == 'connecting' and 'will end its export' in messages[0]
+    changed, _before, after, messages = connection_state.ensure_local_present(exporting.backend, params(), False)
+    assert changed and after['attached'] and 'ended its export' in messages[0]
+    assert conn_records(volume) == {'node-a': 'connected'}
+    kill_at('connection.disconnect.before_driver', connection_state.ensure_local_absent, exporting.backend,
+            params(), False)
+    changed, before, after, messages = connection_state.ensure_local_absent(exporting.backend, params(), False)
+    assert changed and before['status'] == 'disconnecting' and after is None and len(messages) == 1
+    assert conn_records(volume) == {} and volume_status(volume) == 'available'
