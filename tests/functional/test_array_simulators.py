@@ -64,6 +64,12 @@ def xtremio(tmp_path):
 
 
 @pytest.fixture
+def xtremio_chap(tmp_path):
+    """XtremIO with CHAP required (login and discovery)."""
+    yield from _serve(XtremIOAPI('xtremio_user', 'xtremio_password', chap=True), tmp_path)
+
+
+@pytest.fixture
 def kaminario(tmp_path):
     yield from _serve(KaminarioAPI('kaminario_user', 'kaminario_password'), tmp_path)
 
@@ -103,21 +109,41 @@ def test_xtremio_volume_snapshot_clone_extend_connect_delete(library, xtremio):
     assert on_array[restored.id]['ancestor-vol-id'][1] == snapshot.id
     assert int(on_array[restored.id]['vol-size']) == 3 * GIB
 
-    # Export to another host's connector through the driver.
-    # TODO(conn): through cinderlib's Volume.connect() / Connection once the
-    # library's Connection class lands (branch conn).
-    info = backend.driver.initialize_connection(volume._ovo(), CONNECTOR)
+    # Export to another host's connector: cinderlib's Volume.connect().
+    connection = volume.connect(CONNECTOR)
+    assert connection.connected and volume.status == 'in-use'
+    info = connection.conn_info
     assert info['driver_volume_type'] == 'iscsi'
-    assert info['data']['target_lun'] == 1
+    assert info['data']['target_lun'] == 1 and info['data']['target_portal'] == '127.0.0.1:3260'
     assert info['data']['target_iqn'].startswith('iqn.2008-05.com.xtremio:')
+    assert 'auth_method' not in info['data']  # the simulated cluster has CHAP disabled
+    [initiator] = api.objects['initiators'].values()
+    [group] = api.objects['initiator-groups'].values()
+    assert initiator['port-address'] == CONNECTOR['initiator'] and initiator['ig-id'] == group['ig-id']
     [lun_map] = api.objects['lun-maps'].values()
-    assert (lun_map['vol-name'], lun_map['ig-name']) == (volume.id, CONNECTOR['initiator'])
-    # Again: the driver finds the existing mapping (the array answers already_mapped).
-    assert backend.driver.initialize_connection(volume._ovo(), CONNECTOR)['data']['target_lun'] == 1
-    assert backend.driver.initialize_connection(clone._ovo(), CONNECTOR)['data']['target_lun'] == 2
-    backend.driver.terminate_connection(volume._ovo(), CONNECTOR)
-    backend.driver.terminate_connection(clone._ovo(), CONNECTOR)
+    assert (lun_map['vol-name'], lun_map['ig-name'], lun_map['lun']) == (volume.id, CONNECTOR['initiator'], 1)
+    # Again: the same connection, the array is not asked.
+    asked = len(api.requests)
+    again = volume.connect(CONNECTOR)
+    assert again.id == connection.id and len(api.requests) == asked
+    assert [c.id for c in backend.volumes_filtered(volume_id=volume.id)[0].connections] == [connection.id]
+    clone_connection = clone.connect(CONNECTOR)
+    assert clone_connection.conn_info['data']['target_lun'] == 2 and api.count('lun-maps') == 2
+    assert api.count('initiator-groups') == api.count('initiators') == 1  # one host, one group
+
+    # A connected volume can't be deleted; nothing changes.
+    with pytest.raises(library.InvalidRequest, match="it is connected to host 'consumer-1'; disconnect it first"):
+        volume.delete()
+    assert api.count('lun-maps') == 2 and volume.id in api.volume_names()
+
+    connection.disconnect()
+    assert [m['vol-name'] for m in api.objects['lun-maps'].values()] == [clone.id]
+    volume.refresh()
+    assert volume.status == 'available' and volume.connections == []
+    clone.disconnect(clone_connection)
     assert api.count('lun-maps') == 0
+    # The driver keeps the initiator and its group (xtremio_clean_unused_ig is false by default).
+    assert api.count('initiator-groups') == api.count('initiators') == 1
 
     for resource in (restored, clone, snapshot, volume):
         resource.delete()
@@ -143,6 +169,60 @@ def test_xtremio_verifies_the_simulator_certificate_when_asked(library, xtremio)
                                      driver_ssl_cert_path=cert))
     assert backend.driver.client.verify == cert
     backend.create_volume(1).delete()
+
+
+def test_xtremio_clean_unused_ig_removes_the_initiator_group_on_disconnect(library, xtremio):
+    api, server = xtremio
+    backend = library.Backend(**dict(XTREMIO_SEED, san_ip=server.address, xtremio_clean_unused_ig=True))
+    volume = backend.create_volume(1, name='data')
+    volume.disconnect(volume.connect(CONNECTOR))
+    assert api.count('lun-maps') == api.count('initiator-groups') == api.count('initiators') == 0
+    volume.delete()
+
+
+def test_module_refuses_to_delete_a_connected_volume_before_cascading_to_its_snapshots(library, xtremio):
+    # cinderlib_volume's state=absent with cascade=true deletes snapshots
+    # before the volume: the connection must stop it before the first one.
+    from ansible_collections.cinderlib.storage.plugins.module_utils.volume_state import ensure_volume_absent
+    api, server = xtremio
+    backend = library.Backend(**dict(XTREMIO_SEED, san_ip=server.address))
+    volume = backend.create_volume(1, name='data')
+    snapshot = volume.create_snapshot(name='snap')
+    volume.connect(CONNECTOR)
+    for check_mode in (True, False):
+        with pytest.raises(library.InvalidRequest, match="it is connected to host 'consumer-1'; disconnect it"):
+            ensure_volume_absent(backend, {'name': 'data', 'id': None, 'cascade': True}, check_mode)
+    assert api.volume_names() == sorted([volume.id, snapshot.id]) and api.count('lun-maps') == 1
+    volume.refresh()
+    assert [s.id for s in volume.snapshots] == [snapshot.id] and volume.status == 'in-use'
+
+
+def test_xtremio_chap_passwords_reach_the_caller_but_never_the_store(library, xtremio_chap, tmp_path):
+    # With CHAP on, the driver gives the initiator passwords and puts them in
+    # the connection info: the caller (this process) gets them, the record and
+    # its views don't.
+    api, server = xtremio_chap
+    backend = library.Backend(**dict(XTREMIO_SEED, san_ip=server.address))
+    volume = backend.create_volume(1, name='data')
+    connection = volume.connect(CONNECTOR)
+    [initiator] = api.objects['initiators'].values()
+    login = initiator['chap-authentication-initiator-password']
+    discovery = initiator['chap-discovery-initiator-password']
+    assert login and discovery
+    full = connection.full_conn_info()['data']
+    assert (full['auth_method'], full['auth_username'], full['auth_password']) == ('CHAP', 'chap_user', login)
+    assert full['discovery_auth_password'] == discovery
+    stored = connection.conn_info['data']
+    assert stored['auth_method'] == stored['discovery_auth_method'] == 'CHAP'
+    assert 'auth_password' not in stored and 'discovery_auth_password' not in stored
+    shown = json.dumps([connection.to_dict(), connection.json, volume.json])
+    assert login not in shown and discovery not in shown
+    state = (tmp_path / 'state.db').read_bytes()
+    assert login.encode() not in state and discovery.encode() not in state
+    assert b'xtremio_password' not in state
+    volume.disconnect(connection)
+    assert api.count('lun-maps') == 0
+    volume.delete()
 
 
 # -- Kaminario ----------------------------------------------------------------------
@@ -171,17 +251,27 @@ def test_kaminario_volume_snapshot_extend_connect_delete(library, kaminario):
     volume.extend(2)
     assert k2_volume(api, volume)['size'] == 2 * GIB
 
-    # TODO(conn): through cinderlib's Volume.connect() / Connection once it lands (branch conn).
-    info = backend.driver.initialize_connection(volume._ovo(), CONNECTOR)
-    assert info == {'driver_volume_type': 'iscsi', 'data': {
+    connection = volume.connect(CONNECTOR)
+    assert connection.conn_info == {'driver_volume_type': 'iscsi', 'data': {
         'target_iqn': 'iqn.2009-01.com.kaminario:storage.k2.simulator', 'target_portal': '127.0.0.1:3260',
-        'target_lun': 1, 'target_discovered': True}}
+        'target_lun': 1, 'target_discovered': True, 'access_mode': 'rw'}}
     [host] = api.objects['hosts'].values()
     [iqn] = api.objects['host_iqns'].values()
+    assert host['name'] == CONNECTOR['host']  # unique_fqdn_network (default): hosts are named after the connector
     assert iqn['iqn'] == CONNECTOR['initiator'] and iqn['host'] == {'ref': '/hosts/%d' % host['id']}
-    assert api.count('mappings') == 1
-    backend.driver.terminate_connection(volume._ovo(), CONNECTOR)
+    [mapping] = api.objects['mappings'].values()
+    assert mapping == {'id': mapping['id'], 'volume': {'ref': '/volumes/%d' % k2vol['id']},
+                       'host': {'ref': '/hosts/%d' % host['id']}, 'lun': 1}
+    asked = len(api.requests)
+    assert volume.connect(CONNECTOR).id == connection.id and len(api.requests) == asked
+    with pytest.raises(library.InvalidRequest, match="it is connected to host 'consumer-1'"):
+        volume.delete()
+    assert api.count('mappings') == 1 and k2_volume(api, volume) is not None
+    connection.disconnect()
     assert api.count('mappings') == 0 and api.count('hosts') == 0  # the driver removes a host left unmapped
+    assert api.count('host_iqns') == 0
+    volume.refresh()
+    assert volume.status == 'available' and volume.connections == []
 
     snapshot.delete()
     volume.delete()
@@ -204,7 +294,7 @@ def test_kaminario_copies_need_an_attach_and_fail_cleanly_here(library, kaminari
             volume.clone(name='copy')
         else:
             snapshot.create_volume(name='copy')
-    assert str(error.value).startswith(("Failed to clone volume volume 'source' into volume 'copy'",
+    assert str(error.value).startswith(("Failed to clone volume 'source' into volume 'copy'",
                                         "Failed to create from snapshot 'snap' volume 'copy'"))
     assert 'KaminarioCinderDriver failure' in str(error.value)
     assert {t: api.count(t) for t in before} == before

@@ -48,6 +48,15 @@ class ArrayAPI:
         # (method, path) of every request, authenticated or not: tests read it.
         self.requests: list[tuple[str, str]] = []
 
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """Options of this simulator's CLI beyond the common ones."""
+
+    @classmethod
+    def options(cls, args: argparse.Namespace) -> dict:
+        """Keyword arguments of the constructor from those options."""
+        return {}
+
     def unauthorized(self) -> ApiError:
         """The answer to missing or wrong credentials."""
         raise NotImplementedError
@@ -178,13 +187,14 @@ def main(api_class: type[ArrayAPI], argv: list[str] | None = None) -> int:
     parser.add_argument('--login', required=True)
     parser.add_argument('--password-env', default='SIMULATOR_PASSWORD',
                         help='environment variable holding the password (kept off the command line)')
+    api_class.add_arguments(parser)
     args = parser.parse_args(argv)
     password = os.environ.get(args.password_env)
     if not password:
         parser.error('set the password in the environment variable %s' % args.password_env)
     cert_dir = args.cert_dir or tempfile.mkdtemp(prefix='%s-simulator-' % api_class.product)
     try:
-        server = start(api_class(args.login, password), cert_dir, args.host, args.port)
+        server = start(api_class(args.login, password, **api_class.options(args)), cert_dir, args.host, args.port)
     except (OSError, ValueError) as error:
         print('%s simulator: %s' % (api_class.product, error), file=sys.stderr)
         return 1

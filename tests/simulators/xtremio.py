@@ -17,12 +17,18 @@ Choices of the simulator where the driver does not tell: a mapped volume or
 initiator group can't be deleted, a volume can't shrink, names are unique per
 object type, LUNs of an initiator group count from 1, the 401 body text.
 
-    python -m ansible_collections.cinderlib.storage.tests.simulators.xtremio --login admin --port-file PORTFILE
+CHAP: the cluster's ``chap-authentication-mode`` and ``chap-discovery-mode``
+are ``disabled``, or ``initiator`` with ``chap=True`` (``--chap``); then the
+driver gives each initiator it creates passwords, which the array keeps and
+shows (the driver reads them back to build the connection info).
+
+    python -m ansible_collections.cinderlib.storage.tests.simulators.xtremio --login admin --port-file PORTFILE [--chap]
     (password from the SIMULATOR_PASSWORD environment variable)
 """
 
 from __future__ import annotations
 
+import argparse
 import re
 import sys
 import uuid
@@ -59,20 +65,30 @@ class XtremIOAPI(ArrayAPI):
     product = 'xtremio'
 
     def __init__(self, login: str, password: str, cluster_name: str = 'xtremio_cluster',
-                 portal_ip: str = '127.0.0.1') -> None:
+                 portal_ip: str = '127.0.0.1', chap: bool = False) -> None:
         super().__init__(login, password)
         self.objects: dict[str, dict[int, dict]] = {t: {} for t in TYPES}
         self.next_index = {t: 1 for t in TYPES}
         self.cluster_name = cluster_name
         self._add('clusters', cluster_name, {
             'sys-sw-version': '4.0.25-27', 'ud-ssd-space': str(CLUSTER_SPACE_KIB), 'ud-ssd-space-in-use': '0',
-            'vol-size': '0', 'chap-authentication-mode': 'disabled', 'chap-discovery-mode': 'disabled'})
+            'vol-size': '0', 'chap-authentication-mode': 'initiator' if chap else 'disabled',
+            'chap-discovery-mode': 'initiator' if chap else 'disabled'})
         self._add('xms', 'xms', {'version': '4.2.4', 'sw-version': '4.2.4-4'})
         self._add('target-groups', 'Default', {})
         for number in (1, 2):
             self._add('iscsi-portals', '%s/8-%d' % (portal_ip, number), {
                 'ip-addr': '%s/8' % portal_ip, 'ip-port': 3260,
                 'port-address': 'iqn.2008-05.com.xtremio:simulator-%02d' % number})
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument('--chap', action='store_true',
+                            help='require CHAP (login and discovery): the driver gives initiators passwords')
+
+    @classmethod
+    def options(cls, args: argparse.Namespace) -> dict:
+        return {'chap': args.chap}
 
     # -- state ----------------------------------------------------------------------
     def _add(self, typ: str, name: str, fields: dict) -> dict:

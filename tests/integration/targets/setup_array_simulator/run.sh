@@ -2,7 +2,10 @@
 # Runs an array API simulator (tests/simulators) on 127.0.0.1 and the playbook
 # beside this script against it: present, grown and absent, each twice
 # (changed, then unchanged), then a wrong password at -vvv, which
-# must fail with a clear message and never show the password.
+# must fail with a clear message and never show the password. The first
+# present run (which exports a volume) runs at -vvv too: neither the array's
+# password nor the CHAP passwords the XtremIO driver makes (its simulator
+# requires CHAP) may show.
 #   run.sh xtremio|kaminario
 set -euo pipefail
 
@@ -35,14 +38,15 @@ cleanup() {
 trap cleanup EXIT
 
 case ${array} in
-    xtremio) login=xtremio_user ;;
-    kaminario) login=kaminario_user ;;
+    xtremio) login=xtremio_user; sim_options=(--chap) ;;
+    kaminario) login=kaminario_user; sim_options=() ;;
     *) echo "usage: $0 xtremio|kaminario" >&2; exit 2 ;;
 esac
 
 SIMULATOR_PASSWORD=${password} PYTHONPATH="${collections}${PYTHONPATH:+:${PYTHONPATH}}" \
     python -m "ansible_collections.cinderlib.storage.tests.simulators.${array}" \
-    --login "${login}" --port-file "${work}/port" --cert-dir "${work}/cert" >"${work}/simulator.out" 2>&1 &
+    --login "${login}" --port-file "${work}/port" --cert-dir "${work}/cert" "${sim_options[@]}" \
+    >"${work}/simulator.out" 2>&1 &
 sim_pid=$!
 for _ in $(seq 1 300); do
     [[ -s ${work}/port ]] && break
@@ -66,11 +70,12 @@ play() {
         -e "ansible_python_interpreter=${interpreter}" "$@" >"${log}" 2>&1
 }
 
-# expect CHANGED(yes|no) STATE: run the playbook and check its recap.
+# expect CHANGED(yes|no) STATE [ANSIBLE-PLAYBOOK OPTIONS]: run the playbook and check its recap.
 expect() {
     local want=$1 state=$2 changed
+    shift 2
     write_vars "${password}" "${state}"
-    if ! play; then
+    if ! play "$@"; then
         cat "${log}"
         echo "FAIL: ${array} ${state} failed" >&2
         exit 1
@@ -84,7 +89,40 @@ expect() {
     echo "ok: ${array} ${state} -> changed=${changed}"
 }
 
-expect yes present
+# The CHAP passwords the array keeps for its initiators (XtremIO), one a line.
+chap_passwords() {
+    SIMULATOR_PASSWORD=${password} python - "${address}" "${login}" <<'EOF'
+import json, os, ssl, sys, urllib.request
+address, login = sys.argv[1:]
+context = ssl.create_default_context()
+context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+manager = urllib.request.HTTPPasswordMgrWithDefaultRealm()
+manager.add_password(None, 'https://' + address, login, os.environ['SIMULATOR_PASSWORD'])
+opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context),
+                                     urllib.request.HTTPBasicAuthHandler(manager))
+with opener.open('https://%s/api/json/v2/types/initiators?full=1' % address, timeout=60) as answer:
+    for initiator in json.load(answer)['initiators']:
+        for key in ('chap-authentication-initiator-password', 'chap-discovery-initiator-password'):
+            if initiator.get(key):
+                print(initiator[key])
+EOF
+}
+
+expect yes present -vvv
+secrets=("${password}")
+if [[ ${array} == xtremio ]]; then
+    mapfile -t chap < <(chap_passwords)
+    [[ ${#chap[@]} -eq 2 ]] || { echo "FAIL: expected 2 CHAP passwords on the array, got ${#chap[@]}" >&2; exit 1; }
+    secrets+=("${chap[@]}")
+fi
+for secret in "${secrets[@]}"; do
+    if grep -q -F -e "${secret}" "${log}"; then
+        echo "FAIL: a password shows in the -vvv output of ${array} present" >&2
+        exit 1
+    fi
+done
+grep -q '"conn_info"' "${log}" || { cat "${log}"; echo "FAIL: no conn_info in the -vvv output" >&2; exit 1; }
+echo "ok: ${array} present at -vvv shows no password (${#secrets[@]} checked)"
 expect no present
 expect yes grown
 expect no grown
