@@ -1,6 +1,6 @@
 # Connections over a fake driver and a mocked os-brick: the records, the order of the
 # driver and os-brick calls, secrets, idempotence and failures (the real export on LVM:
-# tests/functional/test_connections.py; the real attach: extensions/molecule/vm/attach.yml).
+# tests/functional/test_connections_lvm.py; the real attach: extensions/molecule/vm/attach.yml).
 from __future__ import annotations
 
 import json
