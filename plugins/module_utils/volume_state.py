@@ -426,13 +426,8 @@ def ensure_volume_absent(backend, params: dict, check_mode: bool) -> tuple[bool,
     if volume is None:
         return False, None, None, []
     before = volume.to_dict()
-    connections = volume.connections
-    if connections:
-        # Checked here too, before cascade deletes any snapshot: Volume.delete refuses only after that.
-        raise InvalidRequest("Can't delete %s on backend '%s': it is connected to %s; disconnect it first "
-                             '(cinderlib_connection with state=absent).' % (
-                                 volume.describe(), volume.backend_name,
-                                 ', '.join("host '%s'" % c.host for c in connections)))
+    # Before cascade deletes any snapshot: Volume.delete refuses only after that.
+    volume.refuse_delete_if_connected()
     snapshots = volume.snapshots
     if snapshots and not params.get('cascade'):
         raise InvalidRequest(

@@ -371,14 +371,18 @@ class Volume(Resource):
         _test_kill_point('volume.create.after_driver')
         self._save(status='available', **self._apply_model_update(update))
 
-    @_locked
-    def delete(self) -> None:
+    def refuse_delete_if_connected(self) -> None:
+        """A connected volume can't be deleted: InvalidRequest naming its hosts."""
         connections = self.connections
         if connections:
             raise InvalidRequest("Can't delete %s on backend '%s': it is connected to %s; disconnect it first "
                                  '(cinderlib_connection with state=absent).' % (
                                      self.describe(), self.backend_name,
                                      ', '.join("host '%s'" % c.host for c in connections)))
+
+    @_locked
+    def delete(self) -> None:
+        self.refuse_delete_if_connected()
         if self.snapshots:
             raise InvalidRequest("Can't delete %s on backend '%s': it has snapshots (%s); delete them first."
                                  % (self.describe(), self.backend_name,
