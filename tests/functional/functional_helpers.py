@@ -4,7 +4,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
+
+
+def library(opts: dict, body: str) -> str:
+    """A script that sets the library up with ``opts`` (``backend`` and
+    ``persistence``, as module options) as ``lvm``, then runs ``body``."""
+    return ('from ansible_collections.cinderlib.storage.plugins.module_utils import cinderlib\n'
+            'cinderlib.setup(persistence_config=%r)\n' % opts['persistence']
+            + 'lvm = cinderlib.Backend(**%r)\n' % opts['backend'] + textwrap.dedent(body))
 
 
 def run_python(code: str, env: dict) -> subprocess.CompletedProcess:

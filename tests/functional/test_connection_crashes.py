@@ -9,11 +9,10 @@ import json
 import sqlite3
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
-from functional_helpers import lv_names, run_adhoc, run_python
+from functional_helpers import library, lv_names, run_adhoc, run_python
 
 BIN = Path(sys.executable).parent
 NODE_A = {'host': 'node-a', 'initiator': 'iqn.1993-08.org.debian:01:node-a', 'ip': '192.0.2.10',
@@ -28,12 +27,6 @@ def fake(tmp_path, lvm_big_vg) -> dict:
                             target_protocol='iscsi', target_helper='fake', volume_backend_name='lvm-fake',
                             lvm_type='default', volume_clear='none'),
             'persistence': {'storage': 'db', 'connection': 'sqlite:///%s' % (tmp_path / 'state.db')}}
-
-
-def library(opts: dict, body: str) -> str:
-    return ('from ansible_collections.cinderlib.storage.plugins.module_utils import cinderlib\n'
-            'cinderlib.setup(persistence_config=%r)\n' % opts['persistence']
-            + 'lvm = cinderlib.Backend(**%r)\n' % opts['backend'] + textwrap.dedent(body))
 
 
 def rows(opts: dict, table: str) -> list[dict]:

@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import textwrap
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from functional_helpers import lv_names, run_adhoc, run_python
+from functional_helpers import library, lv_names, run_adhoc, run_python
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -99,12 +98,6 @@ def big(tmp_path, lvm_big_vg) -> dict:
     """Module options for the big VG, with a state store of the test's own."""
     return {'backend': dict(BIG_BACKEND, volume_group=lvm_big_vg),
             'persistence': {'storage': 'db', 'connection': 'sqlite:///%s' % (tmp_path / 'state.db')}}
-
-
-def library(big: dict, body: str) -> str:
-    return ('from ansible_collections.cinderlib.storage.plugins.module_utils import cinderlib\n'
-            'cinderlib.setup(persistence_config=%r)\n' % big['persistence']
-            + 'lvm = cinderlib.Backend(**%r)\n' % big['backend'] + textwrap.dedent(body))
 
 
 def adhoc_cmd(module: str, args: dict) -> list[str]:
