@@ -282,7 +282,8 @@ def test_kaminario_volume_snapshot_extend_connect_delete(library, kaminario):
 def test_kaminario_copies_need_an_attach_and_fail_cleanly_here(library, kaminario, operation):
     # The K2 driver makes clones and volumes from snapshots by attaching both
     # volumes to this host over iSCSI and copying the data (no array-side
-    # copy); the simulator has no data path. The failure must be clear and
+    # copy); this host has no iSCSI initiator (the molecule vm scenario runs
+    # them with the simulator's LIO data path). The failure must be clear and
     # leave nothing on the array.
     api, server = kaminario
     backend = library.Backend(**dict(KAMINARIO_SEED, san_ip=server.address))
@@ -387,3 +388,76 @@ def test_simulator_cli_writes_its_port_and_stops_on_sigterm(tmp_path, module):
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert 'cli-secret' not in out + err
+
+
+# -- the K2 simulator's data path (tests/simulators/datapath.py) --------------------
+def _k2(api, method, path, body=None):
+    return api.handle(method, '/api/v2' + path, {}, body)[1]
+
+
+def _read(data, key, offset, length):
+    with open(data.path(key), 'rb') as handle:
+        handle.seek(offset)
+        return handle.read(length)
+
+
+def _write(data, key, offset, payload):
+    with open(data.path(key), 'r+b') as handle:
+        handle.seek(offset)
+        handle.write(payload)
+
+
+def test_kaminario_data_path_keeps_snapshots_and_views_point_in_time(tmp_path):
+    # The K2 calls the driver makes for a volume, a snapshot and a view of it
+    # (create_volume_from_snapshot), with the blocks kept in sparse files; the
+    # LIO export of those files runs in the molecule vm scenario.
+    api = KaminarioAPI('u', 'p', data_dir=str(tmp_path / 'data'))
+    data = api.data
+    group = _k2(api, 'POST', '/volume_groups', {'name': 'cvg-1'})
+    volume = _k2(api, 'POST', '/volumes', {'name': 'cv-1', 'size': GIB, 'volume_group': {'ref': '/volume_groups/%d'
+                                                                                         % group['id']}})
+    key = 'volume-%d' % volume['id']
+    assert data.size(key) == GIB * 1024
+    assert os.stat(data.path(key)).st_blocks == 0  # sparse
+    _write(data, key, 4096, b'before the snapshot')
+
+    policy = {'ref': '/retention_policies/1'}
+    snap = _k2(api, 'POST', '/snapshots', {'short_name': 'cs-1', 'source': {'ref': '/volume_groups/%d' % group['id']},
+                                           'retention_policy': policy})
+    _write(data, key, 4096, b'after the snapshot!')
+    view = _k2(api, 'POST', '/snapshots', {'short_name': 'cview-1', 'source': {'ref': '/snapshots/%d' % snap['id']},
+                                           'retention_policy': policy, 'is_exposable': True})
+    snap_key = 'snapshot-%d-volume-%d' % (snap['id'], volume['id'])
+    view_key = 'snapshot-%d-volume-%d' % (view['id'], volume['id'])
+    assert _read(data, snap_key, 4096, 19) == b'before the snapshot'
+    assert _read(data, view_key, 4096, 19) == b'before the snapshot'
+    assert _read(data, key, 4096, 19) == b'after the snapshot!'
+    assert api._data_key({'ref': '/snapshots/%d' % view['id']}) == view_key
+    assert api._data_key({'ref': '/volumes/%d' % volume['id']}) == key
+
+    _k2(api, 'PATCH', '/volumes/%d' % volume['id'], {'size': 2 * GIB})
+    assert data.size(key) == 2 * GIB * 1024
+    assert _read(data, key, 4096, 19) == b'after the snapshot!'
+
+    _k2(api, 'DELETE', '/snapshots/%d' % view['id'])
+    assert data.keys() == sorted([key, snap_key])
+    _k2(api, 'DELETE', '/snapshots/%d' % snap['id'])
+    _k2(api, 'DELETE', '/volumes/%d' % volume['id'])
+    assert data.keys() == []
+
+
+def test_kaminario_lio_option_needs_a_data_dir_and_a_kernel_with_lio(tmp_path):
+    # Outside the VM scenario this host has no LIO: the simulator says so and stops, without a traceback.
+    base_cmd = [sys.executable, '-m', 'ansible_collections.cinderlib.storage.tests.simulators.kaminario',
+                '--login', 'admin', '--port-file', str(tmp_path / 'port'), '--cert-dir', str(tmp_path / 'c'), '--lio']
+    env = dict(os.environ, SIMULATOR_PASSWORD='cli-secret')
+    no_dir = subprocess.run(base_cmd, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert no_dir.returncode == 1 and 'kaminario simulator: --lio needs --data-dir' in no_dir.stderr
+    if Path('/sys/kernel/config/target').is_dir():
+        pytest.skip('this kernel has LIO: the VM scenario runs the export for real')
+    no_lio = subprocess.run(base_cmd + ['--data-dir', str(tmp_path / 'data')], env=env, capture_output=True,
+                            text=True, timeout=120, check=False)
+    assert no_lio.returncode == 1, no_lio.stderr
+    assert no_lio.stderr.startswith("kaminario simulator: can't create the LIO iSCSI target")
+    assert 'Traceback' not in no_lio.stderr
+    assert not (tmp_path / 'port').exists()

@@ -57,6 +57,9 @@ class ArrayAPI:
         """Keyword arguments of the constructor from those options."""
         return {}
 
+    def close(self) -> None:
+        """Release what the simulator holds outside this process (a data path's exports)."""
+
     def unauthorized(self) -> ApiError:
         """The answer to missing or wrong credentials."""
         raise NotImplementedError
@@ -193,9 +196,13 @@ def main(api_class: type[ArrayAPI], argv: list[str] | None = None) -> int:
     if not password:
         parser.error('set the password in the environment variable %s' % args.password_env)
     cert_dir = args.cert_dir or tempfile.mkdtemp(prefix='%s-simulator-' % api_class.product)
+    api = None
     try:
-        server = start(api_class(args.login, password, **api_class.options(args)), cert_dir, args.host, args.port)
-    except (OSError, ValueError) as error:
+        api = api_class(args.login, password, **api_class.options(args))
+        server = start(api, cert_dir, args.host, args.port)
+    except Exception as error:  # pylint: disable=broad-except  # a data path's rtslib errors too
+        if api is not None:
+            api.close()
         print('%s simulator: %s' % (api_class.product, error), file=sys.stderr)
         return 1
     stopped = threading.Event()
@@ -209,4 +216,5 @@ def main(api_class: type[ArrayAPI], argv: list[str] | None = None) -> int:
     stopped.wait()
     server.shutdown()
     server.server_close()
+    api.close()
     return 0

@@ -21,21 +21,32 @@ a volume group with volumes or snapshots can't be deleted; deleting a host
 removes its IQNs; LUNs of a host count from 1; replication objects exist but
 stay empty (replication is not simulated); the 401 body text.
 
-    python -m ansible_collections.cinderlib.storage.tests.simulators.kaminario --login admin --port-file PORTFILE
+With a data path (``--data-dir``, tests/simulators/datapath.py) each volume
+has a sparse file, a snapshot copies its volume group's volumes and a view
+its snapshot's; with ``--lio`` as well, mappings become LUNs of a real LIO
+iSCSI target (the ``iscsi_qualified_target_name``, at ``system/net_ips``
+port 3260) for the host's IQNs: what the K2 driver needs for clones and
+volumes from snapshots, which it copies through an iSCSI attach.
+
+    python -m ansible_collections.cinderlib.storage.tests.simulators.kaminario --login admin --port-file PORTFILE \
+        [--data-dir DIR [--lio] [--portal-ip IP]]
     (password from the SIMULATOR_PASSWORD environment variable)
 """
 
 from __future__ import annotations
 
+import argparse
 import re
 import sys
 import time
 from typing import Any
 
 from ansible_collections.cinderlib.storage.tests.simulators.base import ApiError, ArrayAPI, main
+from ansible_collections.cinderlib.storage.tests.simulators.datapath import FileData, LioExports
 
 PREFIX = '/api/v2'
 CAPACITY_KIB = 10 * 1024 ** 3  # 10 TiB
+TARGET_IQN = 'iqn.2009-01.com.kaminario:storage.k2.simulator'
 # Resource name -> what POST may create (None: read-only in this simulator).
 RESOURCES = {
     'volumes': ('name', 'size', 'volume_group'),
@@ -67,17 +78,37 @@ def ref(typ: str, obj_id: int) -> dict:
 class KaminarioAPI(ArrayAPI):
     product = 'kaminario'
 
-    def __init__(self, login: str, password: str, portal_ip: str = '127.0.0.1') -> None:
+    def __init__(self, login: str, password: str, portal_ip: str = '127.0.0.1',
+                 data_dir: str | None = None, lio: bool = False) -> None:
         super().__init__(login, password)
+        self.data = FileData(data_dir) if data_dir else None
+        self.exports = LioExports(self.data, TARGET_IQN, portal_ip, prefix='k2') if self.data and lio else None
         self.objects: dict[str, dict[int, dict]] = {t: {} for t in RESOURCES}
         self.next_id = {t: 1 for t in RESOURCES}
         self._add('retention_policies', {'name': 'Best_Effort_Retention', 'num_snapshots': 0})
         self._add('system/state', {'rest_api_version': '2.2.0', 'system_version': '6.0.0.0',
-                                   'iscsi_qualified_target_name': 'iqn.2009-01.com.kaminario:storage.k2.simulator',
+                                   'iscsi_qualified_target_name': TARGET_IQN,
                                    'state': 'online'})
         self._add('system/capacity', {'total': CAPACITY_KIB, 'free': CAPACITY_KIB, 'provisioned': 0,
                                       'provisioned_volumes': 0, 'provisioned_snapshots': 0})
         self._add('system/net_ips', {'ip_address': portal_ip, 'wan_port': '', 'type': 'iSCSI'})
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument('--portal-ip', default='127.0.0.1', help='the iSCSI portal the API reports')
+        parser.add_argument('--data-dir', help='keep volumes, snapshots and views as sparse files here')
+        parser.add_argument('--lio', action='store_true',
+                            help='export mappings through the kernel\'s LIO target (root; needs --data-dir)')
+
+    @classmethod
+    def options(cls, args: argparse.Namespace) -> dict:
+        if args.lio and not args.data_dir:
+            raise ValueError('--lio needs --data-dir')
+        return {'portal_ip': args.portal_ip, 'data_dir': args.data_dir, 'lio': args.lio}
+
+    def close(self) -> None:
+        if self.exports:
+            self.exports.close()
 
     # -- state ----------------------------------------------------------------------
     def _add(self, typ: str, fields: dict) -> dict:
@@ -195,6 +226,8 @@ class KaminarioAPI(ArrayAPI):
             raise error(400, 'MC_ERR_INVALID_SIZE', 'size must be a positive number of KiB, got %r' % (size,))
         volume = self._add('volumes', {'name': name, 'size': size, 'volume_group': ref('volume_groups', group['id']),
                                        'is_dedup': group['is_dedup'], 'creation_time': int(time.time())})
+        if self.data:
+            self.data.create('volume-%d' % volume['id'], size * 1024)
         self._refresh_capacity()
         return volume
 
@@ -213,11 +246,17 @@ class KaminarioAPI(ArrayAPI):
             'volume_group': group_ref, 'retention_policy': ref('retention_policies', policy['id']),
             'is_auto_deleteable': bool(body.get('is_auto_deleteable', True)),
             'is_exposable': bool(body.get('is_exposable', False)), 'creation_time': int(time.time())})
-        if snapshot['is_exposable']:
-            for volume in self.objects['volumes'].values():
-                if volume['volume_group'] == group_ref:
-                    self._add('volsnaps', {'snapshot': ref('snapshots', snapshot['id']),
-                                           'volume': ref('volumes', volume['id'])})
+        for volume in self.objects['volumes'].values():
+            if volume['volume_group'] != group_ref:
+                continue
+            if self.data:
+                # What the snapshot holds: its volumes now, or (a view) what its source snapshot held.
+                source_key = ('snapshot-%d-volume-%d' % (source_obj['id'], volume['id']) if is_view
+                              else 'volume-%d' % volume['id'])
+                self.data.copy(source_key, 'snapshot-%d-volume-%d' % (snapshot['id'], volume['id']))
+            if snapshot['is_exposable']:
+                self._add('volsnaps', {'snapshot': ref('snapshots', snapshot['id']),
+                                       'volume': ref('volumes', volume['id'])})
         return snapshot
 
     def _create_hosts(self, body: dict) -> dict:
@@ -246,7 +285,21 @@ class KaminarioAPI(ArrayAPI):
                         % (volume_ref['ref'], host['name']))
         used = {m['lun'] for m in mapped}
         lun = next(n for n in range(1, len(used) + 2) if n not in used)
-        return self._add('mappings', {'volume': {'ref': volume_ref['ref']}, 'host': host_ref, 'lun': lun})
+        mapping = {'volume': {'ref': volume_ref['ref']}, 'host': host_ref, 'lun': lun}
+        if self.exports:
+            self.exports.map(self._data_key(volume_ref), lun, self._host_iqns(host_ref))
+        return self._add('mappings', mapping)
+
+    def _data_key(self, volume_ref: dict) -> str:
+        """The data a mapping of a volume or a view shows (a view of one volume's group)."""
+        typ, obj_id = _ITEM.match(volume_ref['ref']).groups()
+        if typ == '/volumes':
+            return 'volume-%s' % obj_id
+        volsnap = next(v for v in self.objects['volsnaps'].values() if v['snapshot']['ref'] == volume_ref['ref'])
+        return 'snapshot-%s-volume-%s' % (obj_id, _ITEM.match(volsnap['volume']['ref']).group(2))
+
+    def _host_iqns(self, host_ref: dict) -> list[str]:
+        return [i['iqn'] for i in self.objects['host_iqns'].values() if i['host'] == host_ref]
 
     def _patch(self, typ: str, obj: dict, body: dict) -> dict:
         changes = {k: v for k, v in body.items() if k != 'id'}
@@ -256,6 +309,8 @@ class KaminarioAPI(ArrayAPI):
                 raise error(400, 'MC_ERR_INVALID_SIZE', 'volume size can only grow (%s KiB now, %r asked)'
                             % (obj['size'], size))
             obj['size'] = size
+            if self.data:
+                self.data.grow('volume-%d' % obj['id'], size * 1024)
             self._refresh_capacity()
         if 'name' in changes and typ in ('volumes', 'volume_groups', 'hosts'):
             name = changes.pop('name')
@@ -286,6 +341,14 @@ class KaminarioAPI(ArrayAPI):
                     del self.objects['volsnaps'][volsnap['id']]
         if RESOURCES[typ] is None:
             raise error(400, 'MC_ERR_READ_ONLY', '%s cannot be deleted through this API' % typ)
+        if typ == 'mappings' and self.exports:
+            self.exports.unmap(self._data_key(obj['volume']), obj['lun'], self._host_iqns(obj['host']))
+        if self.data and typ == 'volumes':
+            self.data.delete('volume-%d' % obj['id'])
+        if self.data and typ == 'snapshots':
+            for key in self.data.keys():
+                if key.startswith('snapshot-%d-volume-' % obj['id']):
+                    self.data.delete(key)
         del self.objects[typ][obj['id']]
         self._refresh_capacity()
 
