@@ -34,6 +34,10 @@ VM_MEMORY="${CINDERLIB_VM_MEMORY:-3072}"
 VM_CPUS="${CINDERLIB_VM_CPUS:-2}"
 GUEST_VENV=/opt/cinderlib-storage/venv
 PINS="${CINDERLIB_REPO}/roles/runtime/files/constraints.txt"
+DRIVER_MAP="${CINDERLIB_REPO}/roles/runtime/vars/main.yml"
+# Drivers the scenario runs besides LVM: their Python requirements (from the
+# role's mapping: krest for kaminario) go into the image's venv too.
+GUEST_DRIVERS=(kaminario)
 
 # What the converge needs in the guest: systemd and SSH to be reached, Python
 # for Ansible, and what the runtime role would install for LVM with LIO and
@@ -46,11 +50,24 @@ GUEST_PACKAGES=(
 HOST_PACKAGES=(qemu-system-x86 qemu-utils debootstrap openssh-client e2fsprogs)
 
 recipe_hash() {
-    { cat "${BASH_SOURCE[0]}" "${PINS}"; printf '%s\n' "${SUITE}" "${GUEST_PACKAGES[@]}"; } \
+    { cat "${BASH_SOURCE[0]}" "${PINS}" "${DRIVER_MAP}"; printf '%s\n' "${SUITE}" "${GUEST_PACKAGES[@]}"; } \
         | sha256sum | cut -c1-16
 }
 
 IMAGE_DIR="${VM_CACHE}/$(recipe_hash)"
+
+# The pip_packages the runtime role's mapping gives these drivers, one a line.
+driver_pip_packages() {
+    "${VENV}/bin/python" - "${DRIVER_MAP}" "$@" <<'EOF'
+import sys
+import yaml
+with open(sys.argv[1], encoding='utf-8') as handle:
+    drivers = yaml.safe_load(handle)['__cinderlib_runtime_builtin_drivers']
+for name in sys.argv[2:]:
+    for requirement in drivers[name].get('pip_packages', []):
+        print(requirement)
+EOF
+}
 
 need_root() {
     [[ ${EUID} -eq 0 ]] || cl_die "scripts/vm.sh $1 needs root (debootstrap, chroot): sudo $0 $1"
@@ -133,11 +150,12 @@ build() {
     cl_step "The runtime role's virtual environment, from wheels made on this host"
     mkdir -p "${work}/wheels"
     # Guest and host run the same Debian release, so the host's wheels fit.
-    "${VENV}/bin/pip" wheel --quiet --disable-pip-version-check --no-deps -w "${work}/wheels" -r "${PINS}" \
+    { cat "${PINS}"; driver_pip_packages "${GUEST_DRIVERS[@]}"; } >"${work}/pins.txt"
+    "${VENV}/bin/pip" wheel --quiet --disable-pip-version-check --no-deps -w "${work}/wheels" -r "${work}/pins.txt" \
         >"${work}/wheels.log" 2>&1 || { tail -n 30 "${work}/wheels.log" >&2; cl_die "pip wheel failed"; }
     mkdir -p "${root}/tmp/wheels"
     cp "${work}"/wheels/*.whl "${root}/tmp/wheels/"
-    cp "${PINS}" "${root}/tmp/wheels/pins.txt"
+    cp "${work}/pins.txt" "${root}/tmp/wheels/pins.txt"
     chroot "${root}" /usr/bin/python3 -m venv "${GUEST_VENV}"
     chroot "${root}" env PIP_CONFIG_FILE=/dev/null "${GUEST_VENV}/bin/pip" install --quiet --no-index \
         --disable-pip-version-check --find-links /tmp/wheels -r /tmp/wheels/pins.txt >"${work}/pip.log" 2>&1 \
