@@ -291,19 +291,20 @@ def _describe(error: Any) -> str:
     if validator in ('enum', 'const'):
         values = expected if validator == 'enum' else [expected]
         return 'must be one of: %s' % ', '.join(json.dumps(v) for v in values)
-    if validator == 'minimum':
-        return 'must be at least %s' % expected
-    if validator == 'maximum':
-        return 'must be at most %s' % expected
-    if validator == 'maxLength':
-        return 'must be at most %d characters long' % expected
-    if validator == 'pattern':
-        return 'must match the regular expression %r' % expected
-    if validator == 'minItems':
-        return 'must have at least %d item(s)' % expected
-    if validator == 'minProperties':
-        return 'must have at least %d key(s)' % expected
+    if validator in _BOUND_WORDS:
+        return _BOUND_WORDS[validator] % (expected,)
     return 'is not valid (%s)' % validator
+
+
+# JSON Schema keywords that bound a value, and how a message says so.
+_BOUND_WORDS = {
+    'minimum': 'must be at least %s',
+    'maximum': 'must be at most %s',
+    'maxLength': 'must be at most %d characters long',
+    'pattern': 'must match the regular expression %r',
+    'minItems': 'must have at least %d item(s)',
+    'minProperties': 'must have at least %d key(s)',
+}
 
 
 def _where(option: str, path: list) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import types
 
 import pytest
 
@@ -265,3 +266,17 @@ def test_secret_values_skip_booleans_and_empty_values_and_dig_into_mappings():
 def test_looks_secret():
     assert schema.looks_secret('san_password') and schema.looks_secret('API_TOKEN')
     assert not schema.looks_secret('volume_group')
+
+
+@pytest.mark.parametrize('keyword, bound, expected', [
+    ('minimum', 0.5, 'must be at least 0.5'),
+    ('maximum', 100, 'must be at most 100'),
+    ('maxLength', 8, 'must be at most 8 characters long'),
+    ('pattern', '^[a-z]+$', "must match the regular expression '^[a-z]+$'"),
+    ('minItems', 1, 'must have at least 1 item(s)'),
+    ('minProperties', 2, 'must have at least 2 key(s)'),
+    ('multipleOf', 4, 'is not valid (multipleOf)'),
+])
+def test_each_bound_keyword_has_its_words(keyword, bound, expected):
+    error = types.SimpleNamespace(validator=keyword, validator_value=bound)
+    assert schema._describe(error) == expected
