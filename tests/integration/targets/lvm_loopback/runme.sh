@@ -10,22 +10,13 @@ play() {
     ansible-playbook -i "${INVENTORY_PATH}" playbook.yml "$@" >"${log}" 2>&1
 }
 
+# shellcheck source=tests/integration/targets/setup_recap/recap.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../setup_recap/recap.sh"
+
 # expect CHANGED(yes|no) ARGS...: run the playbook and check its recap.
 expect() {
-    local want=$1 changed
-    shift
-    if ! play "$@"; then
-        cat "${log}"
-        echo "FAIL: ansible-playbook $* failed" >&2
-        exit 1
-    fi
-    changed="$(sed -n 's/^localhost .* changed=\([0-9]*\) .*/\1/p' "${log}")"
-    if [[ ${want} == yes && ${changed} -eq 0 ]] || [[ ${want} == no && ${changed} -ne 0 ]]; then
-        cat "${log}"
-        echo "FAIL: ansible-playbook $*: changed=${changed}, expected changes: ${want}" >&2
-        exit 1
-    fi
-    echo "ok: $* -> changed=${changed}"
+    local label="${*:2}"
+    expect_recap "$1" "${label:-(real)}" "${log}" play "${@:2}"
 }
 
 cleanup() {

@@ -70,23 +70,13 @@ play() {
         -e "ansible_python_interpreter=${interpreter}" "$@" >"${log}" 2>&1
 }
 
+# shellcheck source=tests/integration/targets/setup_recap/recap.sh
+source "${here}/../setup_recap/recap.sh"
+
 # expect CHANGED(yes|no) STATE [ANSIBLE-PLAYBOOK OPTIONS]: run the playbook and check its recap.
 expect() {
-    local want=$1 state=$2 changed
-    shift 2
-    write_vars "${password}" "${state}"
-    if ! play "$@"; then
-        cat "${log}"
-        echo "FAIL: ${array} ${state} failed" >&2
-        exit 1
-    fi
-    changed="$(sed -n 's/^localhost .* changed=\([0-9]*\) .*/\1/p' "${log}")"
-    if [[ ${want} == yes && ${changed} -eq 0 ]] || [[ ${want} == no && ${changed} -ne 0 ]]; then
-        cat "${log}"
-        echo "FAIL: ${array} ${state}: changed=${changed}, expected changes: ${want}" >&2
-        exit 1
-    fi
-    echo "ok: ${array} ${state} -> changed=${changed}"
+    write_vars "${password}" "$2"
+    expect_recap "$1" "${array} $2" "${log}" play "${@:3}"
 }
 
 # The CHAP passwords the array keeps for its initiators (XtremIO), one a line.
