@@ -435,6 +435,13 @@ def test_kaminario_data_path_keeps_snapshots_and_views_point_in_time(tmp_path):
     assert api._data_key({'ref': '/snapshots/%d' % view['id']}) == view_key
     assert api._data_key({'ref': '/volumes/%d' % volume['id']}) == key
 
+    empty_group = _k2(api, 'POST', '/volume_groups', {'name': 'cvg-empty'})
+    empty_view = _k2(api, 'POST', '/snapshots', {'short_name': 'cview-empty', 'retention_policy': policy,
+                                                 'source': {'ref': '/volume_groups/%d' % empty_group['id']},
+                                                 'is_exposable': True})
+    with pytest.raises(base.ApiError, match='has no volumes to map'):
+        api._data_key({'ref': '/snapshots/%d' % empty_view['id']})
+
     _k2(api, 'PATCH', '/volumes/%d' % volume['id'], {'size': 2 * GIB})
     assert data.size(key) == 2 * GIB * 1024
     assert _read(data, key, 4096, 19) == b'after the snapshot!'

@@ -295,7 +295,10 @@ class KaminarioAPI(ArrayAPI):
         typ, obj_id = _ITEM.match(volume_ref['ref']).groups()
         if typ == '/volumes':
             return 'volume-%s' % obj_id
-        volsnap = next(v for v in self.objects['volsnaps'].values() if v['snapshot']['ref'] == volume_ref['ref'])
+        volsnap = next((v for v in self.objects['volsnaps'].values() if v['snapshot']['ref'] == volume_ref['ref']),
+                       None)
+        if volsnap is None:
+            raise error(400, 'MC_ERR_EMPTY_VIEW', 'view %s has no volumes to map' % volume_ref['ref'])
         return 'snapshot-%s-volume-%s' % (obj_id, _ITEM.match(volsnap['volume']['ref']).group(2))
 
     def _host_iqns(self, host_ref: dict) -> list[str]:
