@@ -411,8 +411,12 @@ def test_kaminario_data_path_keeps_snapshots_and_views_point_in_time(tmp_path):
     # The K2 calls the driver makes for a volume, a snapshot and a view of it
     # (create_volume_from_snapshot), with the blocks kept in sparse files; the
     # LIO export of those files runs in the molecule vm scenario.
+    (tmp_path / 'data').mkdir()
+    (tmp_path / 'data' / 'volume-1').write_bytes(b'left by an earlier run')
+    (tmp_path / 'data' / 'notes.txt').write_text('not the simulator\'s')
     api = KaminarioAPI('u', 'p', data_dir=str(tmp_path / 'data'))
     data = api.data
+    assert data.keys() == [] and (tmp_path / 'data' / 'notes.txt').exists()
     group = _k2(api, 'POST', '/volume_groups', {'name': 'cvg-1'})
     volume = _k2(api, 'POST', '/volumes', {'name': 'cv-1', 'size': GIB, 'volume_group': {'ref': '/volume_groups/%d'
                                                                                          % group['id']}})

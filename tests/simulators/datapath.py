@@ -24,7 +24,7 @@ import subprocess
 from pathlib import Path
 
 ISCSI_PORT = 3260
-_KEY = re.compile(r'^[a-z0-9-]+$')
+_KEY = re.compile(r'^(volume|snapshot)-[0-9][a-z0-9-]*$')
 
 
 class FileData:
@@ -33,6 +33,9 @@ class FileData:
     def __init__(self, directory: str | os.PathLike) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
+        # The array's objects live in memory: files an earlier run left are nobody's.
+        for key in self.keys():
+            self.delete(key)
 
     def path(self, key: str) -> Path:
         if not _KEY.match(key):
