@@ -75,6 +75,17 @@ def ref(typ: str, obj_id: int) -> dict:
     return {'ref': '/%s/%d' % (typ, obj_id)}
 
 
+# Names of the data path's files: a volume's blocks, and what a snapshot (or view) holds of each
+# volume of its group.
+def volume_data(volume_id: int | str) -> str:
+    return 'volume-%s' % volume_id
+
+
+def snapshot_data(snapshot_id: int | str, volume_id: int | str = '') -> str:
+    """With no volume id: the prefix of all the snapshot's files."""
+    return 'snapshot-%s-volume-%s' % (snapshot_id, volume_id)
+
+
 class KaminarioAPI(ArrayAPI):
     product = 'kaminario'
 
@@ -227,7 +238,7 @@ class KaminarioAPI(ArrayAPI):
         volume = self._add('volumes', {'name': name, 'size': size, 'volume_group': ref('volume_groups', group['id']),
                                        'is_dedup': group['is_dedup'], 'creation_time': int(time.time())})
         if self.data:
-            self.data.create('volume-%d' % volume['id'], size * 1024)
+            self.data.create(volume_data(volume['id']), size * 1024)
         self._refresh_capacity()
         return volume
 
@@ -251,9 +262,9 @@ class KaminarioAPI(ArrayAPI):
                 continue
             if self.data:
                 # What the snapshot holds: its volumes now, or (a view) what its source snapshot held.
-                source_key = ('snapshot-%d-volume-%d' % (source_obj['id'], volume['id']) if is_view
-                              else 'volume-%d' % volume['id'])
-                self.data.copy(source_key, 'snapshot-%d-volume-%d' % (snapshot['id'], volume['id']))
+                source_key = (snapshot_data(source_obj['id'], volume['id']) if is_view
+                              else volume_data(volume['id']))
+                self.data.copy(source_key, snapshot_data(snapshot['id'], volume['id']))
             if snapshot['is_exposable']:
                 self._add('volsnaps', {'snapshot': ref('snapshots', snapshot['id']),
                                        'volume': ref('volumes', volume['id'])})
@@ -294,12 +305,12 @@ class KaminarioAPI(ArrayAPI):
         """The data a mapping of a volume or a view shows (a view of one volume's group)."""
         typ, obj_id = _ITEM.match(volume_ref['ref']).groups()
         if typ == '/volumes':
-            return 'volume-%s' % obj_id
+            return volume_data(obj_id)
         volsnap = next((v for v in self.objects['volsnaps'].values() if v['snapshot']['ref'] == volume_ref['ref']),
                        None)
         if volsnap is None:
             raise error(400, 'MC_ERR_EMPTY_VIEW', 'view %s has no volumes to map' % volume_ref['ref'])
-        return 'snapshot-%s-volume-%s' % (obj_id, _ITEM.match(volsnap['volume']['ref']).group(2))
+        return snapshot_data(obj_id, _ITEM.match(volsnap['volume']['ref']).group(2))
 
     def _host_iqns(self, host_ref: dict) -> list[str]:
         return [i['iqn'] for i in self.objects['host_iqns'].values() if i['host'] == host_ref]
@@ -313,7 +324,7 @@ class KaminarioAPI(ArrayAPI):
                             % (obj['size'], size))
             obj['size'] = size
             if self.data:
-                self.data.grow('volume-%d' % obj['id'], size * 1024)
+                self.data.grow(volume_data(obj['id']), size * 1024)
             self._refresh_capacity()
         if 'name' in changes and typ in ('volumes', 'volume_groups', 'hosts'):
             name = changes.pop('name')
@@ -347,10 +358,10 @@ class KaminarioAPI(ArrayAPI):
         if typ == 'mappings' and self.exports:
             self.exports.unmap(self._data_key(obj['volume']), obj['lun'], self._host_iqns(obj['host']))
         if self.data and typ == 'volumes':
-            self.data.delete('volume-%d' % obj['id'])
+            self.data.delete(volume_data(obj['id']))
         if self.data and typ == 'snapshots':
             for key in self.data.keys():
-                if key.startswith('snapshot-%d-volume-' % obj['id']):
+                if key.startswith(snapshot_data(obj['id'])):
                     self.data.delete(key)
         del self.objects[typ][obj['id']]
         self._refresh_capacity()
