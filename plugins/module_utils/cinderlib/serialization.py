@@ -51,9 +51,9 @@ CLASSES = ('Backend', 'Volume', 'Snapshot', 'Connection')
 KIND_OF = {'Volume': 'volume', 'Snapshot': 'snapshot', 'Connection': 'connection'}
 
 # Record fields holding hosts' credentials (CHAP), and words that mark one
-# inside connection info.
+# inside connection info (RBD's 'keyring': the Ceph key, rbd_keyring_conf's content).
 _SECRET_FIELDS = ('provider_auth',)
-_SECRET_WORDS = ('password', 'secret', 'token')
+_SECRET_WORDS = ('password', 'secret', 'token', 'keyring')
 
 
 # -- output -----------------------------------------------------------------------------
@@ -102,7 +102,7 @@ def secrets_in(value: Any) -> list[str]:
 
 def without_secrets(value: Any) -> Any:
     """A copy of ``value`` without keys that look like secrets (password,
-    secret, token), at any depth: connection info as stored and shown."""
+    secret, token, keyring), at any depth: connection info as stored and shown."""
     value = copy.deepcopy(value)
     _drop_secret_keys(value)
     return value
