@@ -1,0 +1,115 @@
+"""Skips for cinderlib 5.2.0's functional suite, kept in our tree (the suite's
+files are used as the wheel has them).
+
+Copied by tests/peer/prepare.py to the root of the assembled suite. Tests
+that need what this kernel lacks are marked skipped, each with the reason,
+decided by probing the kernel: device-mapper (LVM snapshots; and LVM must not
+run metadata-only), LIO (Cinder's lioadm target) and the iSCSI initiator
+(attaching). The molecule vm scenario has them all and runs the 17 tests.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SBIN_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/local/sbin", "/usr/sbin", "/sbin"])
+WHERE = "runs in the vm scenario (extensions/molecule/vm/peer_suite.yml)"
+
+# Test methods of test_basic.py (without ddt's or test_all_backends' suffixes)
+# by what they need besides creating and deleting LVs.
+NEEDS_DEVICE_MAPPER = {
+    "test_create_snapshot",
+    "test_create_delete_snapshot",
+}
+NEEDS_ATTACH = {  # device-mapper to activate the LV, LIO to export it, iSCSI to attach it
+    "test_create_volume",
+    "test_attach_volume",
+    "test_attach_detach_volume",
+    "test_attach_detach_volume_via_attachment",
+    "test_disk_io",
+    "test_extend",
+    "test_extend_attached",
+    "test_clone",
+    "test_create_volume_from_snapshot",
+}
+
+
+def _module_available(name: str) -> bool:
+    """Whether a kernel module is loaded, built in, or loadable."""
+    if Path("/sys/module", name).exists():
+        return True
+    modprobe = shutil.which("modprobe", path=SBIN_PATH)
+    if modprobe is None:
+        return False
+    try:
+        return subprocess.run([modprobe, "--dry-run", "--quiet", name], capture_output=True, timeout=30,
+                              check=False).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def device_mapper_problem() -> str | None:
+    """Why LVs can't be activated here, or None."""
+    try:
+        has_dm = "device-mapper" in Path("/proc/misc").read_text(encoding="utf-8").split()
+    except OSError:
+        # libdevmapper makes this node even without the driver: only a fallback.
+        has_dm = Path("/dev/mapper/control").exists()
+    if not has_dm:
+        return "the kernel has no device-mapper"
+    # The lvm_loopback role selects a metadata-only lvm.conf with LVM_SYSTEM_DIR.
+    lvm_conf = Path(os.environ.get("LVM_SYSTEM_DIR", "/etc/lvm"), "lvm.conf")
+    try:
+        text = "\n".join(line.split("#", 1)[0] for line in lvm_conf.read_text(encoding="utf-8").splitlines())
+    except OSError:
+        return None
+    if re.search(r"\bactivation\s*=\s*0\b", text):
+        return f"LVM runs metadata-only (activation = 0 in {lvm_conf})"
+    return None
+
+
+def attach_problems() -> list[str]:
+    """Why a volume can't be exported with LIO and attached over iSCSI here."""
+    problems = []
+    if not (Path("/sys/kernel/config/target").is_dir() or _module_available("target_core_mod")):
+        problems.append("no LIO (target_core_mod) in this kernel")
+    if not _module_available("iscsi_tcp"):
+        problems.append("no iSCSI initiator (iscsi_tcp) in this kernel")
+    elif shutil.which("iscsiadm", path=SBIN_PATH) is None:
+        problems.append("no iscsiadm (open-iscsi)")
+    return problems
+
+
+def _fake_target_backends() -> list[str]:
+    """Backends of the suite's config whose exports can't be attached (target_helper fake)."""
+    base_tests = sys.modules.get("cinderlib.tests.functional.base_tests")
+    if base_tests is None:
+        return []
+    config = base_tests.BaseFunctTestCase.ensure_config_loaded()
+    return [b["volume_backend_name"] for b in config["backends"] if b.get("target_helper") == "fake"]
+
+
+def _method(item: pytest.Item, names: set[str]) -> bool:
+    # test_all_backends names the copies <method>_on_<backend>.
+    return any(item.name == name or item.name.startswith(name + "_on_") for name in names)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    dm = device_mapper_problem()
+    attach = ([dm] if dm else []) + attach_problems()
+    if not attach:
+        fake = _fake_target_backends()
+        if fake:
+            attach = [f"backend(s) {', '.join(fake)} export with target_helper fake"]
+    for item in items:
+        if dm and _method(item, NEEDS_DEVICE_MAPPER):
+            item.add_marker(pytest.mark.skip(reason=f"{dm}: {WHERE}"))
+        elif attach and _method(item, NEEDS_ATTACH):
+            item.add_marker(pytest.mark.skip(reason=f"{'; '.join(attach)}: {WHERE}"))
