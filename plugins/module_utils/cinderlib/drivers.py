@@ -64,6 +64,7 @@ def list_supported_drivers(output_version: int = 1) -> dict:
             options = cls.get_driver_options()
         except Exception:  # noqa: BLE001 - a broken driver lists with no options
             options = []
+        options = _with_kept_options(cls, options)
         result[cls.__name__] = {
             'class_name': cls.__name__,
             'class_fqn': '%s.%s' % (cls.__module__, cls.__name__),
@@ -74,6 +75,14 @@ def list_supported_drivers(output_version: int = 1) -> dict:
             'driver_options': [_option(opt, output_version) for opt in options],
         }
     return result
+
+
+def _with_kept_options(cls: type, options: list) -> list:
+    """The driver's options with those cinderlib kept for it (as cinderlib
+    listed them: in place of Cinder's own, else at the end)."""
+    kept = {opt.dest: opt for opt in loader.kept_options(cls)}
+    listed = [kept.pop(opt.dest, opt) for opt in options]
+    return listed + list(kept.values())
 
 
 # -- summaries and one driver's options ----------------------------------------------------
@@ -173,6 +182,7 @@ def driver_info(driver: str) -> dict:
         own = {opt.dest for opt in cls.get_driver_options()}
     except Exception:  # noqa: BLE001 - a driver that can't list its own options
         own = set()
+    own |= {opt.dest for opt in loader.kept_options(cls)}
     schema = backend_schema(options, fqn, title='%s backend configuration' % cls.__name__)
     info = _summary(cls)
     info['options'] = [_option_summary(name, prop, name in own) for name, prop in schema['properties'].items()]

@@ -57,6 +57,21 @@ RENAMED_OPTIONS = {
     'iscsi_target_prefix': 'target_prefix',
 }
 
+# Options Cinder no longer registers but its drivers still read (with
+# getattr on their configuration), which cinderlib kept registering itself:
+# by the class path of the driver that reads them (subclasses inherit them),
+# as (oslo Opt class, its arguments). The one table that validation, the
+# backend's config group and the driver listings use.
+CINDERLIB_KEPT_OPTIONS: dict[str, tuple[tuple[str, dict], ...]] = {
+    # OSSN-0085 removed it from Cinder, whose RBDDriver still reads the file
+    # and puts its content in the connection info "for cinderlib usage".
+    # Arguments as cinderlib 5.2.0 declared it; it is secret by its name
+    # (schema.looks_secret), like every credential.
+    'cinder.volume.drivers.rbd.RBDDriver': (
+        ('StrOpt', {'name': 'rbd_keyring_conf', 'default': '', 'help': 'Path to the ceph keyring file'}),
+    ),
+}
+
 # Loggers that Cinder, its drivers and libraries log through.
 _QUIET_LOGGERS = ('cinder', 'os_brick', 'oslo', 'oslo_concurrency', 'oslo_privsep', 'oslo_db',
                   'oslo_config', 'tooz', 'urllib3', 'requests', 'stevedore', 'py.warnings', 'krest')
@@ -328,7 +343,13 @@ class CinderRuntime:
         self._backend_groups.add(name)
         # Registers every option in a group named after the backend, with no
         # default of its own, so unset options fall back to backend_defaults.
-        configuration = self.configuration.Configuration(options, config_group=name)
+        configuration = self.configuration.Configuration([o for o in options if not is_kept_option(o)],
+                                                         config_group=name)
+        # Options Cinder dropped go in the backend's group only, with their
+        # default: the shared group (every driver's) must not gain them.
+        for opt in options:
+            if is_kept_option(opt):
+                conf.register_opt(opt, group=name)
         configuration_opts = {opt.dest: opt for opt in options}
         problems = []
         for key, value in driver_cfg.items():
@@ -438,8 +459,36 @@ def driver_options(driver_path: Any, who: str) -> list:
     import_or_explain('cinder.objects', what).register_all()
     configuration = import_or_explain('cinder.volume.configuration', what)
     import_or_explain('cinder.volume.manager', what)
-    import_driver(driver_path, who)
-    return _group_options(cfg.CONF, configuration.SHARED_CONF_GROUP)
+    driver_class = import_driver(driver_path, who)
+    options = _group_options(cfg.CONF, configuration.SHARED_CONF_GROUP)
+    known = {opt.dest for opt in options}
+    # Should Cinder register one again, its own definition wins.
+    return options + [opt for opt in kept_options(driver_class) if opt.dest not in known]
+
+
+_KEPT_OPTS: dict[str, Any] = {}
+
+
+def kept_options(driver_class: type) -> list:
+    """The oslo options of ``CINDERLIB_KEPT_OPTIONS`` for this driver class
+    (or a class it derives from). Always the same objects, so that oslo sees
+    one option when they are registered again."""
+    paths = {'%s.%s' % (cls.__module__, cls.__name__) for cls in getattr(driver_class, '__mro__', ())}
+    found = []
+    for path, declared in CINDERLIB_KEPT_OPTIONS.items():
+        if path not in paths:
+            continue
+        for opt_class, kwargs in declared:
+            if kwargs['name'] not in _KEPT_OPTS:
+                cfg = import_or_explain('oslo_config.cfg', 'The cinderlib.storage library')
+                _KEPT_OPTS[kwargs['name']] = getattr(cfg, opt_class)(**kwargs)
+            found.append(_KEPT_OPTS[kwargs['name']])
+    return found
+
+
+def is_kept_option(opt: Any) -> bool:
+    """Whether ``opt`` is one of ``CINDERLIB_KEPT_OPTIONS`` (not Cinder's)."""
+    return _KEPT_OPTS.get(getattr(opt, 'dest', None)) is opt
 
 
 def secret_options(driver_cfg: dict, who: str) -> set[str]:
