@@ -98,7 +98,7 @@ class Bench:
         from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.persistence import open_store
         store = open_store(self.persistence)
         try:
-            return store.get_volumes()
+            return store.volume_records()
         finally:
             store.close()
 

@@ -248,7 +248,7 @@ def _consumer_source(library, params: dict) -> tuple[dict, dict | None]:
     if params.get('conn_info') is not None:
         return copy.deepcopy(params['conn_info']), None
     store = library.Backend.persistence
-    found = store.get_connections(connection_id=params['connection_id'])
+    found = store.connection_records(connection_id=params['connection_id'])
     if not found:
         raise NotFound('connection_id: no connection %s in the state store %s; give the id that '
                        'cinderlib_connection returned on the storage host (connection.id), with the same '
@@ -257,7 +257,7 @@ def _consumer_source(library, params: dict) -> tuple[dict, dict | None]:
     if record.get('status') != CONNECTED or not record.get('conn_info'):
         raise InvalidRequest("Connection %s has status '%s' in the state store, not 'connected': export it again "
                              'on the storage host first.' % (record['id'], record.get('status')))
-    volumes = store.get_volumes(volume_id=record['volume_id'])
+    volumes = store.volume_records(volume_id=record['volume_id'])
     provider_auth = volumes[0].get('provider_auth') if volumes else None
     return conn_info_with_chap(record['conn_info'], provider_auth), record
 

@@ -166,6 +166,7 @@ def check_snapshot_params(params: dict) -> None:
     """cinderlib_snapshot's options, checked before anything is opened."""
     check_name(params.get('volume'), 'volume')
     check_name(params.get('name'), 'name')
+    check_id(params.get('id'), 'id', bool(params.get('non_uuid_ids')))
 
 
 # -- look-ups ---------------------------------------------------------------------------
@@ -173,28 +174,40 @@ def _store(backend):
     return type(backend).persistence
 
 
+def _ids(resources: list) -> str:
+    return ', '.join(sorted(r.id for r in resources))
+
+
 def _find_volume(backend, name: str | None, volume_id: str | None) -> Volume | None:
-    """The volume keyed by name (and id), or None; refuses ambiguous keys."""
+    """The volume keyed by name (its display name) and/or id, or None.
+
+    Display names are labels in the library (several volumes may share one);
+    the modules key volumes by them, so a name that several volumes carry is
+    refused unless the id says which.
+    """
     if name:
         found = backend.volumes_filtered(volume_name=name)
         if len(found) > 1:
-            raise InvalidRequest("Several volumes are named '%s' on backend '%s'; use id to choose one."
-                                 % (name, backend.id))
+            chosen = [v for v in found if v.id == volume_id]
+            if not chosen:
+                raise InvalidRequest("Several volumes are named '%s' on backend '%s' (ids %s); give id to choose "
+                                     "one." % (name, backend.id, _ids(found)))
+            found = chosen
         if found and volume_id and found[0].id != volume_id:
             raise InvalidRequest("Volume '%s' on backend '%s' has id %s, not %s; remove id or fix it."
                                  % (name, backend.id, found[0].id, volume_id))
         if found or not volume_id:
             return found[0] if found else None
-    records = _store(backend).get_volumes(volume_id=volume_id)
+    records = _store(backend).volume_records(volume_id=volume_id)
     if not records:
         return None
     record = records[0]
     if record.get('backend') != backend.id:
         raise InvalidRequest("Volume id %s belongs to a volume on backend '%s', not '%s'; use another id."
                              % (volume_id, record.get('backend'), backend.id))
-    if name and record.get('name') != name:
+    if name and record.get('display_name') != name:
         raise InvalidRequest("Volume id %s already belongs to volume '%s' on backend '%s'; use another id "
-                             "for '%s'." % (volume_id, record.get('name') or '', backend.id, name))
+                             "for '%s'." % (volume_id, record.get('display_name') or '', backend.id, name))
     from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.objects import Volume
     return Volume.from_record(backend, record)
 
@@ -205,21 +218,21 @@ def _find_source_volume(backend, ref: str, option: str) -> Volume:
         raise NotFound("%s: volume '%s' is not known on backend '%s'; give the name or id of an existing "
                        "volume." % (option, ref, backend.id))
     if len(found) > 1:
-        raise InvalidRequest("%s: several volumes are named '%s' on backend '%s'; give its id."
-                             % (option, ref, backend.id))
+        raise InvalidRequest("%s: several volumes are named '%s' on backend '%s' (ids %s); give the id of one."
+                             % (option, ref, backend.id, _ids(found)))
     return found[0]
 
 
 def _find_source_snapshot(backend, ref: str) -> Snapshot:
     store = _store(backend)
-    records = store.get_snapshots(snapshot_id=ref) or store.get_snapshots(name=ref)
+    records = store.snapshot_records(snapshot_id=ref) or store.snapshot_records(display_name=ref)
     records = [r for r in records if r.get('backend') == backend.id]
     if not records:
         raise NotFound("source_snapshot: snapshot '%s' is not known on backend '%s'; give the name or id "
                        "of an existing snapshot." % (ref, backend.id))
     if len(records) > 1:
-        raise InvalidRequest("source_snapshot: several snapshots are named '%s' on backend '%s'; give its id."
-                             % (ref, backend.id))
+        raise InvalidRequest("source_snapshot: several snapshots are named '%s' on backend '%s' (ids %s); give "
+                             "the id of one." % (ref, backend.id, ', '.join(sorted(r['id'] for r in records))))
     from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.objects import Snapshot
     return Snapshot.get_by_id(backend, records[0]['id'])
 
@@ -272,9 +285,14 @@ def _add_hint(exc: CinderlibError, hint: str) -> None:
 
 
 # -- volumes ------------------------------------------------------------------------------
+# Record fields of the modules' options whose names differ (Cinder's names).
+_FIELD_OF = {'name': 'display_name', 'description': 'display_description'}
+
+
 def _record_updates(current: dict, params: dict, keys: tuple) -> dict:
+    """The options among ``keys`` whose value differs from the record's, by option name."""
     return {k: copy.deepcopy(params[k]) for k in keys
-            if params.get(k) is not None and params[k] != current.get(k)}
+            if params.get(k) is not None and params[k] != current.get(_FIELD_OF.get(k, k))}
 
 
 def _spec_messages(current: dict, described: str, params: dict) -> list[str]:
@@ -306,9 +324,10 @@ def _lock_key(backend, ref: str | None, volume_id: str | None = None) -> str:
     """
     for candidate in (volume_id, ref):
         if candidate:
-            records = [r for r in _store(backend).get_volumes(volume_id=candidate) if r.get('backend') == backend.id]
+            records = [r for r in _store(backend).volume_records(volume_id=candidate) if r.get('backend') == backend.id]
             if records:
-                return ref if ref and ref == records[0].get('name') else (records[0].get('name') or candidate)
+                display_name = records[0].get('display_name')
+                return ref if ref and ref == display_name else (display_name or candidate)
     return ref or volume_id or ''
 
 
@@ -413,7 +432,7 @@ def _create_volume(backend, params: dict, size: int | None, check_mode: bool, me
     try:
         volume.create()
     except CinderlibError as exc:
-        if _store(backend).get_volumes(volume_id=volume.id):
+        if _store(backend).volume_records(volume_id=volume.id):
             _add_hint(exc, "%s is recorded with status '%s'; state=absent removes it." % (
                 volume.describe().capitalize(), volume.status))
         raise
@@ -432,7 +451,7 @@ def ensure_volume_absent(backend, params: dict, check_mode: bool) -> tuple[bool,
     if snapshots and not params.get('cascade'):
         raise InvalidRequest(
             "Can't delete %s on backend '%s': it has snapshots (%s). Delete them first or set cascade=true."
-            % (volume.describe(), volume.backend_name, ', '.join(s.name or s.id for s in snapshots)))
+            % (volume.describe(), volume.backend_name, ', '.join(s.display_name or s.id for s in snapshots)))
     if check_mode:
         return True, before, None, []
     for snapshot in snapshots:
@@ -461,7 +480,8 @@ def quick_volume_state(store, backend_id: str, params: dict, on_backend) -> tupl
 def _quick_present(store, backend_id: str, params: dict, on_backend) -> tuple | None:
     size, messages = _requested_size(params)
     name, volume_id = params.get('name'), params.get('id')
-    records = store.get_volumes(backend=backend_id, name=name) if name else store.get_volumes(volume_id=volume_id)
+    records = (store.volume_records(backend=backend_id, display_name=name) if name
+               else store.volume_records(volume_id=volume_id))
     if len(records) != 1:
         return None
     record = records[0]
@@ -472,17 +492,17 @@ def _quick_present(store, backend_id: str, params: dict, on_backend) -> tuple | 
     if not on_backend(record):
         # Gone from the backend (or smaller than recorded): the full path reports it.
         return None
-    view = views.volume_view(record, store.get_snapshots(volume_id=record['id']),
-                             store.get_connections(volume_id=record['id']))
-    messages.extend(_spec_messages(view, "volume '%s'" % (record.get('name') or record['id']), params))
+    view = views.volume_view(record, store.snapshot_records(volume_id=record['id']),
+                             store.connection_records(volume_id=record['id']))
+    messages.extend(_spec_messages(view, "volume '%s'" % (record.get('display_name') or record['id']), params))
     return False, view, view, messages
 
 
 def _quick_absent(store, backend_id: str, params: dict) -> tuple | None:
     name, volume_id = params.get('name'), params.get('id')
-    if name and store.get_volumes(backend=backend_id, name=name):
+    if name and store.volume_records(backend=backend_id, display_name=name):
         return None
-    if volume_id and store.get_volumes(volume_id=volume_id):
+    if volume_id and store.volume_records(volume_id=volume_id):
         return None
     return False, None, None, []
 
@@ -493,12 +513,12 @@ def quick_snapshot_state(store, backend_id: str, params: dict, on_backend) -> tu
     backend, which also shows the backend answers), or a snapshot that is not
     there to delete; None for anything else."""
     ref = params['volume']
-    volumes = [r for r in store.get_volumes(volume_id=ref) if r.get('backend') == backend_id] or \
-        store.get_volumes(backend=backend_id, name=ref)
+    volumes = [r for r in store.volume_records(volume_id=ref) if r.get('backend') == backend_id] or \
+        store.volume_records(backend=backend_id, display_name=ref)
     if len(volumes) > 1:
         return None
-    snapshots = [s for s in (store.get_snapshots(volume_id=volumes[0]['id']) if volumes else [])
-                 if (s.get('name') or '') == params['name']]
+    snapshots = [s for s in (store.snapshot_records(volume_id=volumes[0]['id']) if volumes else [])
+                 if _is_snapshot(s, params)]
     if params.get('state', 'present') == 'absent':
         return (False, None, None, []) if not snapshots else None
     if (len(volumes) != 1 or len(snapshots) != 1 or snapshots[0].get('status') != 'available'
@@ -513,26 +533,45 @@ def _snapshot_volume(backend, params: dict, must_exist: bool) -> Volume | None:
     ref = params['volume']
     found = backend.volumes_filtered(volume_id=ref) or backend.volumes_filtered(volume_name=ref)
     if len(found) > 1:
-        raise InvalidRequest("Several volumes are named '%s' on backend '%s'; give the volume's id."
-                             % (ref, backend.id))
+        raise InvalidRequest("Several volumes are named '%s' on backend '%s' (ids %s); give the volume's id."
+                             % (ref, backend.id, _ids(found)))
     if not found and must_exist:
         raise NotFound("Can't snapshot volume '%s': it is not known on backend '%s'; give the name or id of "
                        "an existing volume." % (ref, backend.id))
     return found[0] if found else None
 
 
-def _find_snapshot(volume: Volume, name: str) -> Snapshot | None:
-    found = [s for s in volume.snapshots if s.name == name]
+def _is_snapshot(record: dict, params: dict) -> bool:
+    """Whether a snapshot record is the one the options name (id, else name)."""
+    if params.get('id'):
+        return record['id'] == params['id']
+    return (record.get('display_name') or '') == params['name']
+
+
+def _find_snapshot(volume: Volume, params: dict) -> Snapshot | None:
+    """The snapshot of ``volume`` the options name, or None; refuses a name
+    several snapshots share (unless the id says which) and an id of another
+    snapshot or volume."""
+    name, snapshot_id = params.get('name'), params.get('id')
+    found = [s for s in volume.snapshots if _is_snapshot(s.record, params)]
     if len(found) > 1:
-        raise InvalidRequest("%s has several snapshots named '%s'; delete the extra ones by hand."
-                             % (volume.describe().capitalize(), name))
+        raise InvalidRequest("%s has several snapshots named '%s' (ids %s); give id to choose one."
+                             % (volume.describe().capitalize(), name, _ids(found)))
+    if found and name and snapshot_id and found[0].display_name != name:
+        raise InvalidRequest("Snapshot id %s of %s is named '%s', not '%s'; fix name or id."
+                             % (snapshot_id, volume.describe(), found[0].display_name, name))
+    if not found and snapshot_id:
+        other = _store(volume.backend).snapshot_records(snapshot_id=snapshot_id)
+        if other:
+            raise InvalidRequest("Snapshot id %s belongs to a snapshot of volume %s, not of %s; use another id."
+                                 % (snapshot_id, other[0].get('volume_id'), volume.describe()))
     return found[0] if found else None
 
 
 @_one_run_per_volume(_snapshot_key)
 def ensure_snapshot_present(backend, params: dict, check_mode: bool) -> tuple[bool, dict | None, dict, list[str]]:
     volume = _snapshot_volume(backend, params, must_exist=True)
-    snapshot = _find_snapshot(volume, params['name'])
+    snapshot = _find_snapshot(volume, params)
     if snapshot is not None:
         _check_usable(snapshot)
         before = snapshot.to_dict()
@@ -548,7 +587,8 @@ def ensure_snapshot_present(backend, params: dict, check_mode: bool) -> tuple[bo
 
     _check_usable(volume, "Can't snapshot: ")
     from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.objects import Snapshot
-    snapshot = Snapshot(volume, name=params['name'], description=params.get('description') or '')
+    snapshot = Snapshot(volume, name=params.get('name') or '', description=params.get('description') or '',
+                        **({'id': params['id']} if params.get('id') else {}))
     if check_mode:
         after = snapshot.to_dict()
         after['status'] = 'available'
@@ -563,7 +603,7 @@ def ensure_snapshot_present(backend, params: dict, check_mode: bool) -> tuple[bo
 
 def _roll_back_snapshot(snapshot: Snapshot) -> str:
     """Undo a failed create; a sentence saying what was left."""
-    if not _store(snapshot.backend).get_snapshots(snapshot_id=snapshot.id):
+    if not _store(snapshot.backend).snapshot_records(snapshot_id=snapshot.id):
         # The store write itself failed: nothing reached the driver.
         return 'Nothing was created.'
     try:
@@ -577,7 +617,7 @@ def _roll_back_snapshot(snapshot: Snapshot) -> str:
 @_one_run_per_volume(_snapshot_key)
 def ensure_snapshot_absent(backend, params: dict, check_mode: bool) -> tuple[bool, dict | None, None, list[str]]:
     volume = _snapshot_volume(backend, params, must_exist=False)
-    snapshot = _find_snapshot(volume, params['name']) if volume is not None else None
+    snapshot = _find_snapshot(volume, params) if volume is not None else None
     if snapshot is None:
         return False, None, None, []
     before = snapshot.to_dict()

@@ -11,7 +11,9 @@ version_added: 0.1.0
 description:
   - Makes sure a snapshot of a volume exists or is gone, by calling the Cinder volume driver of
     the backend named by O(backend) directly on the managed node.
-  - A snapshot is identified by its O(volume) and its O(name).
+  - A snapshot is identified by its O(volume) and its O(name), or by its O(id). Names are
+    labels: the library (like cinderlib) lets several snapshots of a volume share one, and then
+    this module fails, listing their ids, unless O(id) says which.
   - A snapshot whose creation fails is removed again (the driver is asked to delete what it may
     have made), so that a failed task leaves nothing behind; the task fails with the driver's
     reason.
@@ -36,9 +38,15 @@ options:
     required: true
   name:
     description:
-      - Name of the snapshot, unique per volume.
+      - Name of the snapshot (its C(display_name)).
+      - One of O(name) and O(id) is required.
     type: str
-    required: true
+  id:
+    description:
+      - Id of the snapshot (a UUID): with O(state=present), the id a new snapshot gets, or the
+        snapshot to keep; with O(state=absent), the snapshot to delete.
+    type: str
+    version_added: 0.2.0
   state:
     description:
       - V(present) creates the snapshot if needed; V(absent) deletes it.
@@ -145,10 +153,11 @@ def run(module: CinderlibModule) -> dict:
 def main() -> None:
     module = CinderlibModule(argument_spec=dict(
         volume=dict(type='str', required=True),
-        name=dict(type='str', required=True),
+        name=dict(type='str'),
+        id=dict(type='str'),
         state=dict(type='str', default='present', choices=['present', 'absent']),
         description=dict(type='str'),
-    ))
+    ), required_one_of=[('name', 'id')])
     module.run(run, check=check_snapshot_params)
 
 

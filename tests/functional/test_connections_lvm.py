@@ -82,7 +82,7 @@ def test_connect_and_disconnect_through_the_lvm_driver(tmp_path, run_env, fake_t
             'conn_info': conn.conn_info, 'full': conn.full_conn_info(), 'connected': conn.connected,
             'same': again.id == conn.id, 'other': other.id != conn.id, 'status': vol.status,
             'attach_status': vol.attach_status, 'provider_auth': vol.record.get('provider_auth'),
-            'records': store.get_connections(volume_id=vol.id), 'refused': refused,
+            'records': store.connection_records(volume_id=vol.id), 'refused': refused,
             'view': vol.to_dict()['connections'], 'hosts': vol.to_dict()['attached_hosts'],
             'dump': vol.dump}))
         ''' % (fake_target_backend, NODE_A, NODE_A, NODE_B)), run_env))
@@ -113,7 +113,7 @@ def test_connect_and_disconnect_through_the_lvm_driver(tmp_path, run_env, fake_t
         end = (vol.status, vol.attach_status, len(vol.connections))
         vol.delete()
         print(json.dumps({'middle': middle, 'end': end,
-                          'left': cinderlib.Backend.persistence.get_connections()}))
+                          'left': cinderlib.Backend.persistence.connection_records()}))
         ''' % fake_target_backend), run_env))
     assert got['middle'] == ['in-use', 1] and got['end'] == ['available', 'detached', 0] and got['left'] == []
 
@@ -206,7 +206,7 @@ def test_modules_export_idempotently_to_a_stored_node_id(tmp_path, run_env, fake
         from ansible_collections.cinderlib.storage.plugins.module_utils import cinderlib, connection_state
         cinderlib.setup(persistence_config=%r, file_locks_path=%r)
         conn_info, record = connection_state._consumer_source(cinderlib, {'connection_id': %r})
-        [volume] = cinderlib.Backend.persistence.get_volumes(volume_id=record['volume_id'])
+        [volume] = cinderlib.Backend.persistence.volume_records(volume_id=record['volume_id'])
         print('password restored:', conn_info['data']['auth_password'] == volume['provider_auth'].split()[2])
         print('record has it:', 'auth_password' in record['conn_info']['data'])
         print('cinder imported:', any(m == 'cinder' or m.startswith('cinder.') for m in sys.modules))

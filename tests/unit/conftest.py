@@ -80,6 +80,7 @@ def _fake_snapshot_ovo(self):
 
 
 def _reset_library() -> None:
+    objects.Resource._live.clear()
     Backend.backends = {}
     Backend.global_initialization = False
     Backend.settings = None
@@ -111,8 +112,8 @@ def fake_backend(request, monkeypatch):
     Backend.settings = loader.make_settings({'persistence_config': {'storage': request.param}})
     Backend.persistence = open_store(Backend.settings.persistence_config)
     Backend.global_initialization = True
-    monkeypatch.setattr(objects.Volume, '_ovo', _fake_volume_ovo)
-    monkeypatch.setattr(objects.Snapshot, '_ovo', _fake_snapshot_ovo)
+    monkeypatch.setattr(objects.Volume, '_ovo', property(_fake_volume_ovo))
+    monkeypatch.setattr(objects.Snapshot, '_ovo', property(_fake_snapshot_ovo))
     yield make_fake_backend('fake', FakeDriver())
     Backend.persistence.close()
     _reset_library()

@@ -168,7 +168,7 @@ class Backend(serialization.Serializable):
 
     def volumes_filtered(self, volume_id: str | None = None, volume_name: str | None = None) -> list:
         from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.objects import Volume
-        records = Backend.persistence.get_volumes(backend=self.id, volume_id=volume_id, name=volume_name)
+        records = Backend.persistence.volume_records(backend=self.id, volume_id=volume_id, display_name=volume_name)
         return [Volume.from_record(self, record) for record in records]
 
     def refresh(self) -> None:

@@ -25,7 +25,7 @@ _NAME = 'versioned_object.name'
 OVO_OF = {'Volume': 'Volume', 'Snapshot': 'Snapshot', 'Connection': 'VolumeAttachment'}
 
 # Object fields that are not record fields (names, relations, soft-delete).
-_COMMON_SKIP = {'deleted', 'deleted_at', 'created_at', 'updated_at', 'display_name', 'display_description'}
+_COMMON_SKIP = {'deleted', 'deleted_at', 'created_at', 'updated_at'}
 _VOLUME_SKIP = _COMMON_SKIP | {'snapshots', 'volume_attachment', 'volume_type', 'glance_metadata',
                                'consistencygroup', 'group', 'cluster'}
 _SNAPSHOT_SKIP = _COMMON_SKIP | {'volume', 'progress', 'cgsnapshot', 'group_snapshot'}
@@ -60,9 +60,9 @@ def _timestamp(value):
 def _record(data: dict, skip: set, backend: str) -> dict:
     record = {k: copy.deepcopy(v) for k, v in data.items() if k not in skip and v is not None and not is_ovo(v)}
     record['backend'] = backend
-    if 'display_name' in data or 'display_description' in data:
-        record['name'] = data.get('display_name') or ''
-        record['description'] = data.get('display_description') or ''
+    for key in ('display_name', 'display_description'):
+        if key in data:
+            record[key] = data.get(key) or ''
     for key in ('created_at', 'updated_at'):
         if data.get(key):
             record[key] = _timestamp(data[key])
@@ -91,7 +91,7 @@ def volume(value, backend: str, where: str = 'ovo') -> tuple[dict, list | None, 
     """
     data = ovo_data(value, 'Volume', where)
     record = _record(data, _VOLUME_SKIP, backend)
-    record.setdefault('name', '')
+    record.setdefault('display_name', '')
     record['metadata'] = dict(data.get('metadata') or {})
     record['admin_metadata'] = dict(data.get('admin_metadata') or {})
     host = data.get('host') or ''

@@ -121,10 +121,12 @@ class Connection(Resource):
 
     @classmethod
     def from_record(cls, volume, record: dict) -> Connection:
-        connection = cls.__new__(cls)
-        Resource.__init__(connection, volume.backend, record)
+        connection = cls._known(volume.backend, record)
+        if connection is None:
+            connection = cls.__new__(cls)
+            Resource.__init__(connection, volume.backend, record)
+            connection._full_conn_info = None
         connection.volume = volume
-        connection._full_conn_info = None
         return connection
 
     def describe(self) -> str:
@@ -233,12 +235,12 @@ class Connection(Resource):
             if not others:
                 # One export per volume (LVM targets), made for its first connection.
                 update = _driver_call(self, 'export', backend.driver.create_export,
-                                      _runtime().context, volume._ovo(), connector)
+                                      _runtime().context, volume._ovo, connector)
                 changes = volume._apply_model_update(update)
                 if changes:
                     volume._save(**changes)
             conn_info = _driver_call(self, 'initialize', backend.driver.initialize_connection,
-                                     volume._ovo(), connector)
+                                     volume._ovo, connector)
         except CinderlibError:
             self._save(status='error_connecting')
             raise
@@ -289,7 +291,7 @@ class Connection(Resource):
         drivers (LVM) decide from them whether an export is still in use."""
         runtime = _runtime()
         objects = runtime.cinder_objects
-        ovo = self.volume._ovo()
+        ovo = self.volume._ovo
         attachments = []
         for connection in [self, *[c for c in self.volume.connections if c.id != self.id]]:
             attachment = objects.VolumeAttachment(
@@ -425,7 +427,7 @@ def end_leftover(connection: Connection, check_mode: bool = False) -> dict:
                            'state=absent with connection_id %s)' % (where, connection.id))
     if check_mode:
         return dict(entry, action='removed', new_status=None, reason=why)
-    if not connection._store.get_volumes(volume_id=connection.volume_id):
+    if not connection._store.volume_records(volume_id=connection.volume_id):
         connection._store.remove('connection', connection.id)
         return dict(entry, action='removed', new_status=None,
                     reason="%s, and its volume is no longer in the state store" % why)

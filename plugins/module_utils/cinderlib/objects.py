@@ -14,13 +14,15 @@ operation still in progress; ``reconcile.py`` resolves leftovers.
 from __future__ import annotations
 
 import copy
+import datetime
 import functools
 import os
 import signal
 import uuid
+import weakref
 from typing import Any
 
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import locks, serialization, views
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import fields, locks, serialization, views
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import (
     CinderlibError,
     DriverOperationError,
@@ -29,10 +31,20 @@ from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.except
     describe_cause,
 )
 
-# Record keys that are ours, not fields of Cinder's Volume object.
-_VOLUME_OWN_KEYS = ('backend', 'name', 'description', 'volume_type', 'metadata', 'admin_metadata',
-                    'created_at', 'updated_at', 'pool_name')
-_SNAPSHOT_OWN_KEYS = ('name', 'description', 'metadata', 'created_at', 'updated_at', 'backend')
+# Record keys that are ours, or are set on the driver's object apart.
+_VOLUME_OWN_KEYS = ('backend', 'volume_type', 'metadata', 'admin_metadata', 'created_at', 'updated_at',
+                    'deleted_at', 'pool_name')
+_SNAPSHOT_OWN_KEYS = ('metadata', 'created_at', 'updated_at', 'deleted_at', 'backend')
+
+
+def named(kwargs: dict) -> dict:
+    """cinderlib's ``name``/``description`` arguments as the display fields
+    they set (``display_name``/``display_description``)."""
+    for short, field in (('name', 'display_name'), ('description', 'display_description')):
+        if short in kwargs:
+            value = kwargs.pop(short)
+            kwargs.setdefault(field, value)
+    return kwargs
 
 
 def _validate_id(value: Any, what: str) -> str:
@@ -90,13 +102,38 @@ def _locked(method):
 
 
 class Resource(serialization.Serializable):
-    """What volumes and snapshots share: a record and its store."""
+    """What volumes, snapshots and connections share: a record and its store.
+
+    Attributes are the fields of Cinder's object (``fields.py``), read from
+    the record. One object per resource lives in a process at a time (as
+    cinderlib's objects did): looking a resource up again gives the object
+    already in use, its record refreshed, so a change made through one
+    reference is seen through every other.
+    """
 
     kind = 'resource'
+    _live: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
     def __init__(self, backend, record: dict) -> None:
         self.backend = backend
         self._record = record
+        Resource._live[(self.kind, record['id'])] = self
+
+    @classmethod
+    def _known(cls, backend, record: dict):
+        """The live object of ``record``'s resource, refreshed with it, or None."""
+        found = Resource._live.get((cls.kind, record['id']))
+        if type(found) is not cls:
+            return None
+        found.backend = backend
+        found._record = record
+        return found
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Resource) and (self.kind, self.id) == (other.kind, other.id)
+
+    def __hash__(self) -> int:
+        return hash((self.kind, self.id))
 
     @property
     def _store(self):
@@ -109,8 +146,12 @@ class Resource(serialization.Serializable):
 
     def __getattr__(self, name: str) -> Any:
         record = self.__dict__.get('_record')
-        if record is not None and name in record:
-            return record[name]
+        if record is not None:
+            if name in record:
+                return record[name]
+            defaults = fields.DEFAULTS.get(self.kind, {})
+            if name in defaults:
+                return copy.deepcopy(defaults[name])
         raise AttributeError(name)
 
     def __repr__(self) -> str:
@@ -122,14 +163,29 @@ class Resource(serialization.Serializable):
 
     @property
     def name(self) -> str:
-        return self._record.get('name') or ''
+        """The name on the backend, as Cinder's ``name`` (``volume-<id>``);
+        what a user named it is ``display_name``."""
+        return fields.NAME_TEMPLATES.get(self.kind, '%s') % (self._record.get('_name_id') or self.id)
+
+    @property
+    def display_name(self) -> str:
+        return self._record.get('display_name') or ''
+
+    @property
+    def description(self) -> str:
+        return self._record.get('display_description') or ''
 
     @property
     def status(self) -> str:
         return self._record.get('status')
 
     def describe(self) -> str:
-        return "%s '%s'" % (self.kind, self.name or self.id)
+        return "%s '%s'" % (self.kind, self.display_name or self.id)
+
+    def _forget(self) -> None:
+        """Mark the record deleted, as Cinder's objects are once destroyed."""
+        self._record.update(status='deleted', deleted=True,
+                            deleted_at=datetime.datetime.now(datetime.UTC).replace(tzinfo=None).isoformat())
 
     def _save(self, **changes: Any) -> None:
         self._record.update(changes)
@@ -138,13 +194,27 @@ class Resource(serialization.Serializable):
     # Fields kept only in the state store: changing them needs no driver call.
     _updatable: tuple = ()
 
-    def update(self, **fields: Any) -> None:
-        """Change record-only fields (``description``...); the driver is not called."""
-        unknown = sorted(set(fields) - set(self._updatable))
+    def update(self, **changes: Any) -> None:
+        """Change record-only fields (``display_description``, or
+        ``description`` as cinderlib spelled it...); the driver is not called."""
+        changes = named(changes)
+        unknown = sorted(set(changes) - set(self._updatable))
         if unknown:
             raise InvalidRequest("Can't change %s of %s: only %s can be changed." % (
                 ', '.join(unknown), self.describe(), ', '.join(self._updatable)))
-        self._save(**copy.deepcopy(fields))
+        self._save(**copy.deepcopy(changes))
+
+    def to_json(self, simplified: bool = True) -> dict:
+        """``json``, or with ``simplified`` (the default, as in cinderlib) the
+        resource's own data only: a snapshot or connection without its
+        volume's. What persistence plugins store."""
+        data = self.json
+        if simplified:
+            data.pop('volume', None)
+        return data
+
+    def to_jsons(self, simplified: bool = True) -> str:
+        return serialization.to_string(self.to_json(simplified))
 
     def refresh(self) -> None:
         found = self._store.get(self.kind, id=self.id)
@@ -163,7 +233,7 @@ class Resource(serialization.Serializable):
 
 class Volume(Resource):
     kind = 'volume'
-    _updatable = ('description', 'bootable', 'metadata')
+    _updatable = ('display_name', 'display_description', 'bootable', 'metadata')
     # Snapshots (connections) that loading serialized data gave without
     # saving them; None: the state store knows them.
     _snapshots: list | None = None
@@ -176,21 +246,26 @@ class Volume(Resource):
             backend = source.backend
         else:
             backend = backend_or_vol
+        kwargs = named(kwargs)
         record: dict = {}
         if source is not None:
-            for key in ('size', 'description', 'bootable', 'metadata', 'volume_type', 'pool_name'):
+            # A clone or a volume from a snapshot starts with its source's
+            # fields, as in cinderlib (its display name included).
+            for key in ('size', 'display_name', 'display_description', 'bootable', 'metadata', 'volume_type',
+                        'pool_name'):
                 if key in source._record:
                     record[key] = copy.deepcopy(source._record[key])
         size = kwargs.pop('size', record.get('size'))
         record.update({
             'id': _validate_id(kwargs.pop('id', None) or uuid.uuid4(), 'Volume'),
             'backend': backend.id,
-            'name': kwargs.pop('name', '') or '',
-            'description': kwargs.pop('description', record.get('description', '')) or '',
+            'display_name': kwargs.pop('display_name', record.get('display_name', '')) or '',
+            'display_description': kwargs.pop('display_description', record.get('display_description', '')) or '',
             'size': size,
             'bootable': bool(kwargs.pop('bootable', record.get('bootable', False))),
             'status': 'creating',
             'attach_status': 'detached',
+            'deleted': False,
             'metadata': dict(kwargs.pop('metadata', None) or record.get('metadata') or {}),
             'admin_metadata': {},
             'project_id': kwargs.pop('project_id', None) or _setting('project_id'),
@@ -227,9 +302,16 @@ class Volume(Resource):
 
     @classmethod
     def from_record(cls, backend, record: dict) -> Volume:
-        volume = cls.__new__(cls)
-        Resource.__init__(volume, backend, record)
+        volume = cls._known(backend, record)
+        if volume is None:
+            volume = cls.__new__(cls)
+            Resource.__init__(volume, backend, record)
         return volume
+
+    @property
+    def volume_type(self):
+        """The volume's type as Cinder's VolumeType object (extra and QoS specs), or None."""
+        return self._ovo.volume_type
 
     @property
     def size(self) -> int:
@@ -247,7 +329,7 @@ class Volume(Resource):
         if self._connections is not None:
             return list(self._connections)
         from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.connections import Connection
-        return [Connection.from_record(self, r) for r in self._store.get_connections(volume_id=self.id)]
+        return [Connection.from_record(self, r) for r in self._store.connection_records(volume_id=self.id)]
 
     def connection_for(self, host: str):
         """The connection to host ``host`` (connector ``host``), or None."""
@@ -299,17 +381,19 @@ class Volume(Resource):
         vg = getattr(self.backend.driver, 'vg', None)
         if vg is None or not callable(getattr(vg, 'get_volume', None)):
             return None
-        return _driver_call(self, 'look up', lambda: vg.get_volume(self._ovo().name) is not None)
+        return _driver_call(self, 'look up', lambda: vg.get_volume(self.name) is not None)
 
     # -- Cinder object for the driver ------------------------------------------------
+    @property
     def _ovo(self):
+        """A Cinder Volume object made from the record, for the driver (a
+        new one each time: changing it changes nothing)."""
         runtime = _runtime()
         objects = runtime.cinder_objects
         ctx = runtime.context
-        fields = {k: v for k, v in self._record.items()
-                  if k not in _VOLUME_OWN_KEYS and k in objects.Volume.fields}
-        ovo = objects.Volume(ctx, display_name=self.name, display_description=self._record.get('description'),
-                             **fields)
+        ovo_fields = {k: v for k, v in self._record.items()
+                      if k not in _VOLUME_OWN_KEYS and k in objects.Volume.fields}
+        ovo = objects.Volume(ctx, **ovo_fields)
         ovo.metadata = dict(self._record.get('metadata') or {})
         ovo.admin_metadata = dict(self._record.get('admin_metadata') or {})
         ovo.glance_metadata = {}
@@ -358,13 +442,13 @@ class Volume(Resource):
                     raise NotFound("Source volume %s is not known on backend '%s'."
                                    % (self._record['source_volid'], self.backend_name))
                 update = _driver_call(self, 'clone %s into' % source[0].describe(),
-                                      self.backend.driver.create_cloned_volume, self._ovo(), source[0]._ovo())
+                                      self.backend.driver.create_cloned_volume, self._ovo, source[0]._ovo)
             elif self._record.get('snapshot_id'):
                 snapshot = Snapshot.get_by_id(self.backend, self._record['snapshot_id'])
                 update = _driver_call(self, 'create from %s' % snapshot.describe(),
-                                      self.backend.driver.create_volume_from_snapshot, self._ovo(), snapshot._ovo())
+                                      self.backend.driver.create_volume_from_snapshot, self._ovo, snapshot._ovo)
             else:
-                update = _driver_call(self, 'create', self.backend.driver.create_volume, self._ovo())
+                update = _driver_call(self, 'create', self.backend.driver.create_volume, self._ovo)
         except CinderlibError:
             self._save(status='error')
             raise
@@ -386,23 +470,25 @@ class Volume(Resource):
         if self.snapshots:
             raise InvalidRequest("Can't delete %s on backend '%s': it has snapshots (%s); delete them first."
                                  % (self.describe(), self.backend_name,
-                                    ', '.join(s.name or s.id for s in self.snapshots)))
+                                    ', '.join(s.display_name or s.id for s in self.snapshots)))
         self._save(status='deleting')
         _test_kill_point('volume.delete.before_driver')
         try:
-            _driver_call(self, 'delete', self.backend.driver.delete_volume, self._ovo())
+            _driver_call(self, 'delete', self.backend.driver.delete_volume, self._ovo)
         except CinderlibError:
             self._save(status='error_deleting')
             raise
         _test_kill_point('volume.delete.after_driver')
         self._store.remove('volume', self.id)
-        self._record['status'] = 'deleted'
+        self._forget()
         locks.forget(locks.volume_lock_name(self.id))  # ids are never reused
         if hasattr(self.backend, '_volume_removed'):
             self.backend._volume_removed(self)
 
     @_locked
-    def extend(self, new_size: int) -> None:
+    def extend(self, new_size: int) -> int:
+        """Grow the volume; returns its new size in bytes, as the host sees
+        it when it is attached here (os-brick's answer), else as asked."""
         if not isinstance(new_size, int) or isinstance(new_size, bool) or new_size <= self.size:
             raise InvalidRequest('New size of %s must be a whole number of GiB larger than its current %s GiB, '
                                  'not %r.' % (self.describe(), self.size, new_size))
@@ -410,27 +496,32 @@ class Volume(Resource):
         self._save(status='extending')
         _test_kill_point('volume.extend.before_driver')
         try:
-            _driver_call(self, 'extend', self.backend.driver.extend_volume, self._ovo(), new_size)
+            _driver_call(self, 'extend', self.backend.driver.extend_volume, self._ovo, new_size)
         except CinderlibError:
             self._save(status='error_extending')
             raise
         _test_kill_point('volume.extend.after_driver')
         self._save(status=previous if previous in ('available', 'in-use') else 'available', size=new_size)
         if previous == 'in-use':
-            self._extend_attached_devices()
+            seen = self._extend_attached_devices()
+            if seen is not None:
+                return seen
+        return new_size * 1024 ** 3
 
-    def _extend_attached_devices(self) -> None:
+    def _extend_attached_devices(self) -> int | None:
         """Tell os-brick on this host that an attached volume grew (cinderlib
-        did); hosts that attached it elsewhere rescan themselves."""
+        did); hosts that attached it elsewhere rescan themselves. Returns the
+        size os-brick sees here, None when it is not attached here."""
         for connection in self.connections:
             if connection.attached_here():
                 try:
-                    connection.extend()
+                    return connection.extend()
                 except CinderlibError as exc:
                     exc.message = ('%s grew to %s GiB on the backend, but its device on this host was not '
                                    'grown: %s' % (self.describe().capitalize(), self.size, exc.message))
                     exc.args = (exc.message,)
                     raise
+        return None
 
     def clone(self, **new_fields: Any) -> Volume:
         new_fields['source_volid'] = self.id
@@ -453,22 +544,24 @@ class Volume(Resource):
         # self.snapshots: the store's, or those loaded data gave (serialization).
         return views.volume_view(self._record, [s.record for s in self.snapshots],
                                  [c.record for c in self._connections] if self._connections is not None
-                                 else self._store.get_connections(volume_id=self.id))
+                                 else self._store.connection_records(volume_id=self.id))
 
 
 class Snapshot(Resource):
     kind = 'snapshot'
-    _updatable = ('description',)
+    _updatable = ('display_name', 'display_description')
 
     def __init__(self, volume: Volume, **kwargs: Any) -> None:
+        kwargs = named(kwargs)
         record = {
             'id': _validate_id(kwargs.pop('id', None) or uuid.uuid4(), 'Snapshot'),
             'volume_id': volume.id,
             'backend': volume.backend_name,
-            'name': kwargs.pop('name', '') or '',
-            'description': kwargs.pop('description', '') or '',
+            'display_name': kwargs.pop('display_name', '') or '',
+            'display_description': kwargs.pop('display_description', '') or '',
             'volume_size': volume.size,
             'status': 'creating',
+            'deleted': False,
             'progress': '0%',
             'metadata': dict(kwargs.pop('metadata', None) or {}),
             'project_id': _setting('project_id'),
@@ -481,8 +574,10 @@ class Snapshot(Resource):
 
     @classmethod
     def from_record(cls, volume: Volume, record: dict) -> Snapshot:
-        snapshot = cls.__new__(cls)
-        Resource.__init__(snapshot, volume.backend, record)
+        snapshot = cls._known(volume.backend, record)
+        if snapshot is None:
+            snapshot = cls.__new__(cls)
+            Resource.__init__(snapshot, volume.backend, record)
         snapshot.volume = volume
         return snapshot
 
@@ -499,14 +594,15 @@ class Snapshot(Resource):
         from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend import Backend
         return Backend.persistence
 
+    @property
     def _ovo(self):
+        """A Cinder Snapshot object made from the record (and its volume's), for the driver."""
         runtime = _runtime()
         objects = runtime.cinder_objects
-        fields = {k: v for k, v in self._record.items()
-                  if k not in _SNAPSHOT_OWN_KEYS and k in objects.Snapshot.fields}
-        ovo = objects.Snapshot(runtime.context, display_name=self.name,
-                               display_description=self._record.get('description'), **fields)
-        ovo.volume = self.volume._ovo()
+        ovo_fields = {k: v for k, v in self._record.items()
+                      if k not in _SNAPSHOT_OWN_KEYS and k in objects.Snapshot.fields}
+        ovo = objects.Snapshot(runtime.context, **ovo_fields)
+        ovo.volume = self.volume._ovo
         ovo.metadata = dict(self._record.get('metadata') or {})
         _fill_unset_fields(ovo)
         ovo.obj_reset_changes()
@@ -517,7 +613,7 @@ class Snapshot(Resource):
         self._save(status='creating')
         _test_kill_point('snapshot.create.before_driver')
         try:
-            update = _driver_call(self, 'create', self.backend.driver.create_snapshot, self._ovo())
+            update = _driver_call(self, 'create', self.backend.driver.create_snapshot, self._ovo)
         except CinderlibError:
             self._save(status='error')
             raise
@@ -529,13 +625,13 @@ class Snapshot(Resource):
         self._save(status='deleting')
         _test_kill_point('snapshot.delete.before_driver')
         try:
-            _driver_call(self, 'delete', self.backend.driver.delete_snapshot, self._ovo())
+            _driver_call(self, 'delete', self.backend.driver.delete_snapshot, self._ovo)
         except CinderlibError:
             self._save(status='error_deleting')
             raise
         _test_kill_point('snapshot.delete.after_driver')
         self._store.remove('snapshot', self.id)
-        self._record['status'] = 'deleted'
+        self._forget()
         if self.volume._snapshots is not None:
             self.volume._snapshots = [s for s in self.volume._snapshots if s.id != self.id]
 
@@ -579,3 +675,18 @@ def _setting(name: str):
 
 def _host(backend) -> str:
     return _setting('host') or 'cinderlib'
+
+
+def volume_of(record: dict) -> Volume:
+    """The Volume of a stored record, bound to its backend when this process
+    has initialised it, else to the backend's name."""
+    from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend import Backend
+    return Volume.from_record(Backend.backends.get(record['backend'], record['backend']), record)
+
+
+def child_of(kind: str, record: dict, store) -> Resource:
+    """The Snapshot or Connection of a stored record, with its volume."""
+    from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.connections import Connection
+    volumes = store.volume_records(volume_id=record['volume_id'])
+    volume = volume_of(volumes[0] if volumes else {'id': record['volume_id'], 'backend': record.get('backend')})
+    return (Snapshot if kind == 'snapshot' else Connection).from_record(volume, record)

@@ -26,19 +26,23 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from typing import Any
 
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import fields
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import (
     MissingDependencyError,
     PersistenceError,
 )
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """Version of the SQL schema this code writes (see ``SQLStore._migrate``).
 
 1: the first schema. 2: an index on volumes (backend, status), for finding the
 records an interrupted operation left (reconcile). 3: a table of connectors
 (hosts' os-brick connector properties stored under a node id, for exporting
-volumes to hosts that share the store). ``_UPGRADES`` turns a store of any
-older version into this one, in place.
+volumes to hosts that share the store). 4: records hold Cinder's field names
+(``display_name``, ``display_description``; they held ``name`` and
+``description``), and display names are labels, not keys: no unique
+(backend, name) any more. ``_UPGRADES`` turns a store of any older version
+into this one, in place.
 """
 
 RESOURCES = ('volume', 'snapshot', 'connection', 'connector')
@@ -47,6 +51,7 @@ SQLITE_BUSY_TIMEOUT = 60
 """Seconds a SQLite writer waits for another process's write to finish."""
 
 _BACKEND_STATUS_INDEX = 'ix_cinderlib_volumes_backend_status'
+_BACKEND_NAME_INDEX = 'ix_cinderlib_volumes_backend_display_name'
 _PG_MIGRATION_LOCK = 0x636C6962  # 'clib': the advisory lock of schema changes
 
 
@@ -79,42 +84,157 @@ def _record_columns(sa) -> list:
             sa.Column('updated_at', sa.String(32))]
 
 
-_NAME_CLASH = 'Another %s named %r already exists on backend %r; names are unique per backend.'
-
-
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).replace(tzinfo=None).isoformat()
 
 
 class RecordLookups:
-    """Lookups by the names the library reads best, over ``get(kind, **filters)``;
-    shared by the stores and the fast path's read-only SQLite reader."""
+    """Record lookups by the names the library reads best, over
+    ``get(kind, **filters)``; shared by the stores and the fast path's
+    read-only SQLite reader. (cinderlib's ``get_volumes``... give objects:
+    see ``PersistenceDriverBase``.)"""
 
     def get(self, kind: str, **filters: Any) -> list[dict]:
         raise NotImplementedError
 
-    def get_volumes(self, backend: str | None = None, volume_id: str | None = None,
-                    name: str | None = None) -> list[dict]:
-        return self.get('volume', backend=backend, id=volume_id, name=name)
+    def volume_records(self, backend: str | None = None, volume_id: str | None = None,
+                       display_name: str | None = None) -> list[dict]:
+        return self.get('volume', backend=backend, id=volume_id, display_name=display_name)
 
-    def get_snapshots(self, snapshot_id: str | None = None, volume_id: str | None = None,
-                      name: str | None = None) -> list[dict]:
-        return self.get('snapshot', id=snapshot_id, volume_id=volume_id, name=name)
+    def snapshot_records(self, snapshot_id: str | None = None, volume_id: str | None = None,
+                         display_name: str | None = None) -> list[dict]:
+        return self.get('snapshot', id=snapshot_id, volume_id=volume_id, display_name=display_name)
 
-    def get_connections(self, connection_id: str | None = None,
-                        volume_id: str | None = None) -> list[dict]:
+    def connection_records(self, connection_id: str | None = None,
+                           volume_id: str | None = None) -> list[dict]:
         return self.get('connection', id=connection_id, volume_id=volume_id)
 
 
-class StateStore(RecordLookups, ABC):
+class KeyValue:
+    """A driver's key/value pair, as cinderlib's persistence API passes it."""
+
+    def __init__(self, key: str | None = None, value: str | None = None) -> None:
+        self.key = key
+        self.value = value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, KeyValue) and (self.key, self.value) == (other.key, other.value)
+
+    def __hash__(self) -> int:
+        return hash((self.key, self.value))
+
+    def __repr__(self) -> str:
+        return '<cinderlib.KeyValue %s>' % self.key
+
+
+class PersistenceDriverBase:
+    """cinderlib's documented base of persistence plugins: resources go in
+    and come out as the library's objects (Volume, Snapshot, Connection).
+
+    A plugin subclasses this, implements the ``get_*``, ``set_*`` and
+    ``delete_*`` methods and ``db``, and is selected with
+    ``persistence_config={'storage': <instance, class or entry point name>}``
+    (entry points of group ``cinderlib.persistence.storage``). The library
+    reaches a plugin through ``persistence_plugins.PluginStore``. The stores
+    of this module implement the same API over their records.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        pass
+
+    @property
+    def db(self):
+        """The subset of Cinder's DB API that drivers call."""
+        raise NotImplementedError()
+
+    def get_volumes(self, volume_id=None, volume_name=None, backend_name=None) -> list:
+        raise NotImplementedError()
+
+    def get_snapshots(self, snapshot_id=None, snapshot_name=None, volume_id=None) -> list:
+        raise NotImplementedError()
+
+    def get_connections(self, connection_id=None, volume_id=None) -> list:
+        raise NotImplementedError()
+
+    def get_key_values(self, key=None) -> list[KeyValue]:
+        raise NotImplementedError()
+
+    def set_volume(self, volume) -> None:
+        raise NotImplementedError()
+
+    def set_snapshot(self, snapshot) -> None:
+        raise NotImplementedError()
+
+    def set_connection(self, connection) -> None:
+        raise NotImplementedError()
+
+    def set_key_value(self, key_value: KeyValue) -> None:
+        raise NotImplementedError()
+
+    def delete_volume(self, volume) -> None:
+        raise NotImplementedError()
+
+    def delete_snapshot(self, snapshot) -> None:
+        raise NotImplementedError()
+
+    def delete_connection(self, connection) -> None:
+        raise NotImplementedError()
+
+    def delete_key_value(self, key: str) -> None:
+        raise NotImplementedError()
+
+
+def _objects():
+    from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import objects
+    return objects
+
+
+class StateStore(RecordLookups, PersistenceDriverBase, ABC):
     """What every store offers. Records are dicts with at least ``id``.
 
-    Volumes carry ``backend`` (the backend name) and ``name``; snapshots
-    ``volume_id``; connections ``volume_id`` and ``connector``; connectors
-    (a host's connector properties) their node id as ``id`` and ``host``.
+    Volumes carry ``backend`` (the backend name) and ``display_name``;
+    snapshots ``volume_id``; connections ``volume_id`` and ``connector``;
+    connectors (a host's connector properties) their node id as ``id`` and
+    ``host``. Over the records, cinderlib's object API
+    (``PersistenceDriverBase``): ``get_volumes`` and the rest give objects.
     """
 
     storage = 'abstract'
+
+    # -- cinderlib's object API, over the records ------------------------------
+    @property
+    def db(self):
+        from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.dbapi import DriverDB
+        return DriverDB(self)
+
+    def get_volumes(self, volume_id=None, volume_name=None, backend_name=None) -> list:
+        records = self.volume_records(backend=backend_name, volume_id=volume_id, display_name=volume_name)
+        return [_objects().volume_of(record) for record in records]
+
+    def get_snapshots(self, snapshot_id=None, snapshot_name=None, volume_id=None) -> list:
+        records = self.snapshot_records(snapshot_id=snapshot_id, volume_id=volume_id, display_name=snapshot_name)
+        return [_objects().child_of('snapshot', record, self) for record in records]
+
+    def get_connections(self, connection_id=None, volume_id=None) -> list:
+        records = self.connection_records(connection_id=connection_id, volume_id=volume_id)
+        return [_objects().child_of('connection', record, self) for record in records]
+
+    def get_key_values(self, key=None) -> list[KeyValue]:
+        return [KeyValue(k, v) for k, v in sorted(self.key_values(key).items())]
+
+    def set_key_value(self, key_value: KeyValue) -> None:
+        self.put_key_value(key_value.key, key_value.value)
+
+    def set_volume(self, volume) -> None:
+        volume._record = self.put('volume', volume._record)
+
+    set_snapshot = set_connection = set_volume
+
+    def delete_volume(self, volume) -> None:
+        self.remove(volume.kind, volume.id)
+        volume._forget()
+
+    delete_snapshot = delete_connection = delete_volume
 
     # -- resources --------------------------------------------------------
     @abstractmethod
@@ -131,11 +251,11 @@ class StateStore(RecordLookups, ABC):
 
     # -- driver private data ------------------------------------------------
     @abstractmethod
-    def get_key_values(self, key: str | None = None) -> dict[str, str]:
+    def key_values(self, key: str | None = None) -> dict[str, str]:
         """Key/value pairs drivers keep (all, or the one named ``key``)."""
 
     @abstractmethod
-    def set_key_value(self, key: str, value: str) -> None:
+    def put_key_value(self, key: str, value: str) -> None:
         """Set a driver's key/value pair."""
 
     @abstractmethod
@@ -187,11 +307,6 @@ class MemoryStore(StateStore):
     def put(self, kind, record):
         self._check_kind(kind)
         with self._lock:
-            if kind == 'volume' and record.get('name'):
-                clash = [r for r in self._data[kind].values() if r['id'] != record.get('id')
-                         and r.get('backend') == record.get('backend') and r.get('name') == record['name']]
-                if clash:
-                    raise PersistenceError(_NAME_CLASH % (kind, record['name'], record.get('backend')))
             stored = self._stamped(record, self._data[kind].get(record.get('id')))
             self._data[kind][stored['id']] = stored
             return copy.deepcopy(stored)
@@ -201,13 +316,13 @@ class MemoryStore(StateStore):
         with self._lock:
             return self._data[kind].pop(record_id, None) is not None
 
-    def get_key_values(self, key=None):
+    def key_values(self, key=None):
         with self._lock:
             if key is None:
                 return dict(self._key_values)
             return {key: self._key_values[key]} if key in self._key_values else {}
 
-    def set_key_value(self, key, value):
+    def put_key_value(self, key, value):
         with self._lock:
             self._key_values[key] = value
 
@@ -219,8 +334,8 @@ class MemoryStore(StateStore):
 # Columns every resource table has besides ``data`` (the whole record as
 # JSON). They exist for filtering and for readers that want no JSON.
 _INDEXED = {
-    'volume': ('backend', 'name', 'status', 'size'),
-    'snapshot': ('volume_id', 'name', 'status'),
+    'volume': ('backend', 'display_name', 'status', 'size'),
+    'snapshot': ('volume_id', 'display_name', 'status'),
     'connection': ('volume_id', 'status'),
     'connector': ('host',),
 }
@@ -264,18 +379,17 @@ class SQLStore(StateStore):
             'cinderlib_volumes', metadata,
             sa.Column('id', sa.String(255), primary_key=True),
             sa.Column('backend', sa.String(255), nullable=False, index=True),
-            # NULL for unnamed volumes, so the unique key ignores them.
-            sa.Column('name', sa.String(255), nullable=True),
+            sa.Column('display_name', sa.String(255)),
             sa.Column('status', sa.String(32)),
             sa.Column('size', sa.Integer),
             *_record_columns(sa),
-            sa.UniqueConstraint('backend', 'name', name='uq_volume_backend_name'),
-            sa.Index(_BACKEND_STATUS_INDEX, 'backend', 'status'))
+            sa.Index(_BACKEND_STATUS_INDEX, 'backend', 'status'),
+            sa.Index(_BACKEND_NAME_INDEX, 'backend', 'display_name'))
         tables['snapshot'] = sa.Table(
             'cinderlib_snapshots', metadata,
             sa.Column('id', sa.String(255), primary_key=True),
             sa.Column('volume_id', sa.String(255), nullable=False, index=True),
-            sa.Column('name', sa.String(255)),
+            sa.Column('display_name', sa.String(255)),
             sa.Column('status', sa.String(32)),
             *_record_columns(sa))
         tables['connection'] = sa.Table(
@@ -427,14 +541,14 @@ class SQLStore(StateStore):
                 stored = self._stamped(record, previous)
                 values = {'data': json.dumps(stored, default=str, sort_keys=True),
                           'created_at': stored['created_at'], 'updated_at': stored['updated_at']}
-                for column in _INDEXED[kind]:
-                    values[column] = stored.get(column) if column != 'name' else (stored.get('name') or None)
+                values.update({column: stored.get(column) for column in _INDEXED[kind]})
                 if row:
                     conn.execute(table.update().where(table.c.id == stored['id']).values(**values))
                 else:
                     conn.execute(table.insert().values(id=stored['id'], **values))
-        except sa.exc.IntegrityError as exc:
-            raise PersistenceError(_NAME_CLASH % (kind, record.get('name'), record.get('backend')), exc) from exc
+        except sa.exc.SQLAlchemyError as exc:
+            raise PersistenceError("Can't write %s %s to the state store %s: %s" % (
+                kind, record.get('id'), self.connection, _first_line(exc)), exc) from exc
         return stored
 
     def remove(self, kind, record_id):
@@ -444,7 +558,7 @@ class SQLStore(StateStore):
             return conn.execute(table.delete().where(table.c.id == record_id)).rowcount > 0
 
     # -- key/values -------------------------------------------------------------
-    def get_key_values(self, key=None):
+    def key_values(self, key=None):
         sa = self._sa
         table = self._tables['key_value']
         query = sa.select(table.c.key, table.c.value)
@@ -453,7 +567,7 @@ class SQLStore(StateStore):
         with self._engine.connect() as conn:
             return {row[0]: row[1] for row in conn.execute(query)}
 
-    def set_key_value(self, key, value):
+    def put_key_value(self, key, value):
         table = self._tables['key_value']
         for attempt in (1, 2):
             try:
@@ -488,7 +602,35 @@ def _upgrade_to_3(sa, conn, tables) -> None:
     tables['connector'].create(conn, checkfirst=True)
 
 
-_UPGRADES = {2: _upgrade_to_2, 3: _upgrade_to_3}
+def _upgrade_to_4(sa, conn, tables) -> None:
+    """Version 4: records with Cinder's field names (``display_name``...),
+    display names no longer unique per backend.
+
+    The volumes table is rebuilt (SQLite can't drop a unique constraint);
+    the snapshots table gets its column renamed. Every record is rewritten.
+    """
+    volumes, snapshots = tables['volume'], tables['snapshot']
+    old = volumes.name + '_v3'
+    # Index names are per database: the new table's indexes take them over.
+    for index in ('ix_%s_backend' % volumes.name, _BACKEND_STATUS_INDEX, _BACKEND_NAME_INDEX):
+        conn.execute(sa.text('DROP INDEX IF EXISTS %s' % index))
+    conn.execute(sa.text('ALTER TABLE %s RENAME TO %s' % (volumes.name, old)))
+    volumes.create(conn)
+    rows = conn.execute(sa.text('SELECT id, data, created_at, updated_at FROM %s' % old)).all()
+    for row in rows:
+        record = fields.with_display_fields(json.loads(row.data))
+        values = {column: record.get(column) for column in _INDEXED['volume']}
+        conn.execute(volumes.insert().values(id=row.id, data=json.dumps(record, default=str, sort_keys=True),
+                                             created_at=row.created_at, updated_at=row.updated_at, **values))
+    conn.execute(sa.text('DROP TABLE %s' % old))
+    conn.execute(sa.text('ALTER TABLE %s RENAME COLUMN name TO display_name' % snapshots.name))
+    for row in conn.execute(sa.select(snapshots.c.id, snapshots.c.data)).all():
+        record = fields.with_display_fields(json.loads(row.data))
+        conn.execute(snapshots.update().where(snapshots.c.id == row.id).values(
+            data=json.dumps(record, default=str, sort_keys=True), display_name=record.get('display_name')))
+
+
+_UPGRADES = {2: _upgrade_to_2, 3: _upgrade_to_3, 4: _upgrade_to_4}
 
 
 def _first_line(exc: BaseException) -> str:
@@ -506,8 +648,6 @@ def open_store(config: dict | StateStore | None) -> StateStore:
     # Unset options (None, as Ansible fills suboptions) are absent options.
     config = {k: v for k, v in (config or {}).items() if v is not None}
     storage = config.pop('storage', None) or 'db'
-    if isinstance(storage, StateStore):
-        return storage
     if storage == 'memory':
         _reject_extra(storage, config)
         return MemoryStore()
@@ -520,9 +660,11 @@ def open_store(config: dict | StateStore | None) -> StateStore:
         connection = config.pop('connection', None) or 'sqlite:///' + default_db_path()
         _reject_extra(storage, config)
         return SQLStore(connection)
-    raise PersistenceError(
-        "Unknown persistence storage %r: use 'db' (with a SQLAlchemy URL in 'connection'), "
-        "'memory_db' or 'memory'." % (storage,))
+    # A plugin: an instance, a class, or an entry point's name (cinderlib's ways).
+    from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.persistence_plugins import (
+        plugin_store,
+    )
+    return plugin_store(storage, config)
 
 
 def _reject_extra(storage: str, config: Iterable[str]) -> None:

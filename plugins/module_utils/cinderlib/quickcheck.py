@@ -34,7 +34,7 @@ import subprocess
 from collections.abc import Callable
 from typing import Any
 
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import loader
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import fields, loader
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.persistence import (
     SCHEMA_VERSION,
     SQLITE_BUSY_TIMEOUT,
@@ -50,13 +50,12 @@ LVM_DRIVER = 'cinder.volume.drivers.lvm.LVMVolumeDriver'
 # cinder/common/config.py): a backend that does not set them gets these.
 _LVM_DEFAULTS = {'volume_group': 'cinder-volumes', 'lvm_conf_file': '/etc/cinder/lvm.conf',
                  'lvm_suppress_fd_warnings': False}
-# Cinder's volume_name_template default; the modules set no Cinder global options.
-VOLUME_NAME_TEMPLATE = 'volume-%s'
 
 # Tables of persistence.SQLStore, read here without SQLAlchemy
 # (tests/unit/.../test_quickcheck.py checks both agree on the same store).
 _TABLES = {'volume': 'cinderlib_volumes', 'snapshot': 'cinderlib_snapshots', 'connection': 'cinderlib_connections'}
-_COLUMNS = {'volume': ('id', 'backend', 'name', 'status', 'size'), 'snapshot': ('id', 'volume_id', 'name', 'status'),
+_COLUMNS = {'volume': ('id', 'backend', 'display_name', 'status', 'size'),
+            'snapshot': ('id', 'volume_id', 'display_name', 'status'),
             'connection': ('id', 'volume_id', 'status')}
 
 VALIDATED_DIR = 'validated-backends'
@@ -70,8 +69,8 @@ class Unavailable(Exception):
 class SQLiteReader(RecordLookups):
     """A SQLite state store read with ``sqlite3``, in one read transaction.
 
-    Same read methods as ``StateStore`` (``get``, ``get_volumes``,
-    ``get_snapshots``, ``get_connections``), same records, same order.
+    Same read methods as ``StateStore`` (``get``, ``volume_records``,
+    ``snapshot_records``, ``connection_records``), same records, same order.
     """
 
     def __init__(self, path: str) -> None:
@@ -204,8 +203,9 @@ def lvm_command(config: dict, volume_id: str, root_helper: str, im_root: bool) -
     if _as_bool(options['lvm_suppress_fd_warnings']):
         prefix.append('LVM_SUPPRESS_FD_WARNINGS=1')
     helper = [] if im_root else shlex.split(root_helper or '')
+    lv = fields.NAME_TEMPLATES['volume'] % volume_id
     return helper + prefix + ['lvs', '--noheadings', '--unit=g', '-o', 'vg_name,name,size', '--nosuffix',
-                              '--readonly', '%s/%s' % (options['volume_group'], VOLUME_NAME_TEMPLATE % volume_id)]
+                              '--readonly', '%s/%s' % (options['volume_group'], lv)]
 
 
 def lvm_volume_size(config: dict, volume_id: str, root_helper: str, im_root: bool,

@@ -74,7 +74,7 @@ def _gib(size: Any) -> int | None:
 
 
 def _snapshot_lv_name(backend, snapshot: Snapshot) -> str:
-    name = snapshot._ovo().name
+    name = snapshot._ovo.name
     # LVM drivers keep snapshots as LVs named with a leading '_' (their own
     # _escape_snapshot), so that a snapshot name can't clash with a volume's.
     escape = getattr(backend.driver, '_escape_snapshot', None)
@@ -87,7 +87,7 @@ def _on_backend(backend, kind: str, resource) -> tuple[bool | None, int | None]:
         exists = resource.exists_on_backend()
         if not exists:
             return exists, None
-        found = resource.backend.driver.vg.get_volume(resource._ovo().name)
+        found = resource.backend.driver.vg.get_volume(resource._ovo.name)
         return True, _gib((found or {}).get('size'))
     vg = getattr(backend.driver, 'vg', None)
     if vg is None or not callable(getattr(vg, 'get_volume', None)):
@@ -96,7 +96,7 @@ def _on_backend(backend, kind: str, resource) -> tuple[bool | None, int | None]:
 
 
 def _describe(kind: str, record: dict) -> dict:
-    entry = {'kind': kind, 'id': record['id'], 'name': record.get('name') or '', 'status': record.get('status'),
+    entry = {'kind': kind, 'id': record['id'], 'name': record.get('display_name') or '', 'status': record.get('status'),
              'size': record.get('size') if kind == 'volume' else record.get('volume_size')}
     if kind == 'snapshot':
         entry['volume_id'] = record.get('volume_id')
@@ -106,10 +106,11 @@ def _describe(kind: str, record: dict) -> dict:
 def _resources(backend) -> list[tuple[str, Any]]:
     """Every volume of the backend and every snapshot of those, as objects."""
     found = []
-    for record in _store().get_volumes(backend=backend.id):
+    for record in _store().volume_records(backend=backend.id):
         volume = Volume.from_record(backend, record)
         found.append(('volume', volume))
-        found.extend(('snapshot', Snapshot.from_record(volume, s)) for s in _store().get_snapshots(volume_id=volume.id))
+        found.extend(('snapshot', Snapshot.from_record(volume, s))
+                     for s in _store().snapshot_records(volume_id=volume.id))
     return found
 
 
@@ -131,7 +132,7 @@ def _drift(backend, resources: list) -> dict:
     snapshot_template = conf.snapshot_name_template % '\0'
     patterns = {'volume': _id_pattern(conf.volume_name_template % '\0'),
                 'snapshot': _id_pattern(escape(snapshot_template) if callable(escape) else snapshot_template)}
-    lvs = {lv['name']: lv for lv in vg.get_volumes()}
+    lvs = {lv['name']: lv for lv in vg.volume_records()}
     known = {(kind, resource.id) for kind, resource in resources}
     unknown = []
     for name, lv in sorted(lvs.items()):
@@ -144,7 +145,7 @@ def _drift(backend, resources: list) -> dict:
     for kind, resource in resources:
         if resource.status in TRANSITIONAL[kind]:
             continue  # reported (and resolved) as transitional
-        name = resource._ovo().name if kind == 'volume' else _snapshot_lv_name(backend, resource)
+        name = resource._ovo.name if kind == 'volume' else _snapshot_lv_name(backend, resource)
         if name not in lvs:
             missing.append(dict(_describe(kind, resource.record), backend_name=name))
     return {'status': 'checked', 'unknown_on_backend': unknown, 'missing_on_backend': missing, 'reason': ''}
@@ -186,8 +187,8 @@ def _connections(backend) -> list:
     for record in _store().get('connection', backend=backend.id):
         if record.get('status') not in _CONNECTION_STATUSES:
             continue
-        volumes = _store().get_volumes(volume_id=record['volume_id'])
-        volume = Volume.from_record(backend, volumes[0] if volumes else {'id': record['volume_id'], 'name': ''})
+        volumes = _store().volume_records(volume_id=record['volume_id'])
+        volume = Volume.from_record(backend, volumes[0] if volumes else {'id': record['volume_id'], 'display_name': ''})
         found.append(connections.Connection.from_record(volume, record))
     return found
 
@@ -206,7 +207,7 @@ def _settle_connections(backend, mode: str, check_mode: bool) -> tuple[list, lis
                                         reason="another run holds its volume's lock: it is still in progress"))
                 continue
             # The run may have finished since it was read.
-            current = _store().get_connections(connection_id=connection.id)
+            current = _store().connection_records(connection_id=connection.id)
             if not current or current[0].get('status') not in _CONNECTION_STATUSES:
                 continue
             connection._record = current[0]

@@ -4,8 +4,9 @@
 (str), ``dump``/``dumps`` (fully loaded) of backends, volumes, snapshots
 and connections, and ``load`` of any of them.
 
-Format ``cinderlib.storage/1`` (``FORMAT``, the ``format`` key of every
-serialized object):
+Format ``cinderlib.storage/2`` (``FORMAT``, the ``format`` key of every
+serialized object; format 1 held ``name``/``description`` where records
+now hold Cinder's ``display_name``/``display_description``, and is read too):
 
 - Backend: ``{'format', 'class': 'Backend', 'backend': CONFIG, 'volumes': [...]}``,
   its volumes' ``json`` (or, in its ``dump``, their ``dump``).
@@ -37,15 +38,14 @@ import json as jsonlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import cinderlib5_json
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import cinderlib5_json, fields
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import (
     InvalidRequest,
     NotFound,
-    PersistenceError,
 )
 
 FORMAT_NAME = 'cinderlib.storage'
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: records with Cinder's field names (display_name...); 1 is read too
 FORMAT = '%s/%d' % (FORMAT_NAME, FORMAT_VERSION)
 CLASSES = ('Backend', 'Volume', 'Snapshot', 'Connection')
 KIND_OF = {'Volume': 'volume', 'Snapshot': 'snapshot', 'Connection': 'connection'}
@@ -122,7 +122,7 @@ def public_record(record: dict, kind: str) -> dict:
 def _connection_records(volume) -> list[dict]:
     if isinstance(getattr(type(volume), 'connections', None), property):
         return [c.record for c in volume.connections]
-    return volume._store.get_connections(volume_id=volume.id)
+    return volume._store.connection_records(volume_id=volume.id)
 
 
 def resource_data(resource, full: bool) -> dict:
@@ -364,6 +364,8 @@ def _checked(record: Any, kind: str, backend: str, where: str, volume_id: str | 
         raise InvalidRequest('The data to load%s is not a %s record: it needs an id.' % (_at(where), kind))
     record = copy.deepcopy(record)
     record['backend'] = backend  # a name, never a configuration
+    if kind in ('volume', 'snapshot'):
+        fields.with_display_fields(record)  # format 1's names
     if kind == 'volume':
         size = record.get('size')
         if not isinstance(size, int) or isinstance(size, bool) or size < 1:
@@ -404,27 +406,10 @@ def _restore_secrets(new: dict, old: dict, kind: str, top: bool = True) -> None:
             _restore_secrets(new[key], value, kind, top=False)
 
 
-def _check_names(store, records: list[tuple[str, dict]]) -> None:
-    seen: dict[tuple, str] = {}
-    for kind, record in records:
-        if kind != 'volume' or not record.get('name'):
-            continue
-        key = (record['backend'], record['name'])
-        other = seen.setdefault(key, record['id'])
-        if other == record['id']:
-            other = next((v['id'] for v in store.get_volumes(backend=key[0], name=key[1]) if v['id'] != record['id']),
-                         None)
-        if other:
-            raise PersistenceError("Can't load volume %r (%s) into backend %r: volume %s there has the same name, "
-                                   'and names are unique per backend; nothing was saved.'
-                                   % (record['name'], record['id'], record['backend'], other))
-
-
 def save_records(store, items: list[Item]) -> dict[tuple[str, str], dict]:
     """Write every record of ``items`` to ``store``; returns the stored
-    records by (kind, id). A volume name clash stops it before any write."""
+    records by (kind, id)."""
     records = records_of(items)
-    _check_names(store, records)
     stored = {}
     for kind, record in records:
         record = copy.deepcopy(record)
@@ -481,7 +466,7 @@ def _build(item: Item, backend, stored: dict, save: bool):
     if item.cls == 'Volume':
         return volumes[0]
     if not volumes:
-        found = _library().persistence.get_volumes(volume_id=item.record['volume_id'])
+        found = _library().persistence.volume_records(volume_id=item.record['volume_id'])
         if not found:
             raise NotFound('The %s to load belongs to volume %s, which is neither in the data nor in the state store.'
                            % (item.cls.lower(), item.record['volume_id']))

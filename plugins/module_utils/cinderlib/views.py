@@ -1,7 +1,11 @@
 # Copyright: contributors to the cinderlib.storage collection
 # Apache License 2.0 (see LICENSE)
 """Friendly, flat views of stored records: what modules return, facts hold
-and the inventory shows. Pure functions over dicts; cinder-free."""
+and the inventory shows. Pure functions over dicts; cinder-free.
+
+A view's ``name`` and ``description`` are the record's ``display_name`` and
+``display_description``: what the user named the resource (the modules'
+``name`` option), not Cinder's ``volume-<id>``."""
 
 from __future__ import annotations
 
@@ -16,7 +20,8 @@ def source_of(record: dict) -> dict | None:
 
 
 def snapshot_view(record: dict) -> dict:
-    return {'id': record['id'], 'name': record.get('name') or '', 'description': record.get('description', ''),
+    return {'id': record['id'], 'name': record.get('display_name') or '',
+            'description': record.get('display_description') or '',
             'volume_id': record.get('volume_id'), 'volume_size': record.get('volume_size'),
             'status': record.get('status'), 'backend': record.get('backend'),
             'created_at': record.get('created_at'), 'updated_at': record.get('updated_at')}
@@ -42,8 +47,8 @@ def volume_view(record: dict, snapshots: list[dict] = (), connections: list[dict
     conns = [connection_view(c) for c in connections]
     return {
         'id': record['id'],
-        'name': record.get('name') or '',
-        'description': record.get('description', ''),
+        'name': record.get('display_name') or '',
+        'description': record.get('display_description') or '',
         'size': record.get('size'),
         'status': record.get('status'),
         'backend': record.get('backend'),
@@ -65,7 +70,7 @@ def volume_view(record: dict, snapshots: list[dict] = (), connections: list[dict
 def backend_volume_views(store, backend: str | None = None) -> list[dict]:
     """Views of every volume in ``store`` (of one backend, or all), reading
     snapshots and connections once rather than per volume."""
-    volumes = store.get_volumes(backend=backend)
+    volumes = store.volume_records(backend=backend)
     snapshots: dict[str, list] = {}
     for snap in store.get('snapshot'):
         snapshots.setdefault(snap.get('volume_id'), []).append(snap)

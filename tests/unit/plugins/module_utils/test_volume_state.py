@@ -15,7 +15,6 @@ from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.except
     DriverOperationError,
     InvalidRequest,
     NotFound,
-    PersistenceError,
 )
 from ansible_collections.cinderlib.storage.plugins.module_utils.volume_state import (
     ensure_snapshot_absent,
@@ -168,7 +167,7 @@ def test_record_only_updates(fake_backend):
     params = dict(name='v1', description='new', bootable=True, metadata={'b': '2'})
     changed, before, after, _m = vol_present(fake_backend, **params, check_mode=True)
     assert changed and before['description'] == '' and after['description'] == 'new'
-    assert records(fake_backend)[0]['description'] == ''
+    assert records(fake_backend)[0]['display_description'] == ''
     changed, _b, after, _m = vol_present(fake_backend, **params)
     assert changed and after['bootable'] is True and after['metadata'] == {'b': '2'}
     assert not vol_present(fake_backend, **params)[0]
@@ -260,15 +259,78 @@ def test_id_on_another_backend(fake_backend, other_backend):
     assert vol_present(fake_backend, name='v1', size=1)[0]
 
 
-def test_name_clash_in_the_store(fake_backend, monkeypatch):
-    """Another run created the name between our look-up and our create."""
-    vol_present(fake_backend, name='v1', size=1)
-    monkeypatch.setattr(volume_state, '_find_volume', lambda *args: None)
-    with pytest.raises(PersistenceError, match="Another volume named 'v1' already exists on backend 'fake'") as err:
-        vol_present(fake_backend, name='v1', size=1)
-    assert 'state=absent' not in str(err.value)
-    assert fake_backend.driver.calls == ['create_volume']
-    assert len(records(fake_backend)) == 1
+def test_a_display_name_several_library_volumes_share_is_refused_with_their_ids(fake_backend):
+    # The library (as cinderlib) lets volumes share a display name; the modules key by it.
+    first = fake_backend.create_volume(1, name='dup')
+    second = fake_backend.create_volume(2, name='dup')
+    ids = ', '.join(sorted((first.id, second.id)))
+    for call in (lambda: vol_present(fake_backend, name='dup', size=1),
+                 lambda: vol_absent(fake_backend, name='dup')):
+        with pytest.raises(InvalidRequest, match=r"Several volumes are named 'dup' on backend 'fake' \(ids %s\); "
+                                                 r"give id to choose one" % ids):
+            call()
+    assert len(records(fake_backend)) == 2
+    # The id says which.
+    changed, before, _a, _m = vol_present(fake_backend, name='dup', id=second.id, size=2)
+    assert not changed and before['id'] == second.id and before['name'] == 'dup'
+    assert vol_absent(fake_backend, name='dup', id=first.id)[0]
+    assert [r['id'] for r in records(fake_backend)] == [second.id]
+
+
+class _FileLock:
+    """An inter-process lock (flock) with tooz's acquire(blocking): what the
+    Cinder runtime's locks are, without Cinder."""
+
+    def __init__(self, path):
+        self._path = path
+        self._file = None
+
+    def acquire(self, blocking=True):
+        import fcntl
+        self._file = open(self._path, 'a')  # noqa: SIM115 - held until release
+        fcntl.flock(self._file, fcntl.LOCK_EX)
+        return True
+
+    def release(self):
+        self._file.close()
+
+
+def _race_for_a_name(url, lock_dir, barrier, results):
+    from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import locks, persistence
+    from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend import Backend
+    try:
+        Backend.persistence = persistence.SQLStore(url)  # a store of this process's own
+        locks._lock = lambda name: _FileLock(str(lock_dir / name.replace('/', '_')))
+        # Each process has a FakeDriver of its own, which can't know what the other made.
+        Backend.backends['fake'].driver.vg = None
+        barrier.wait()
+        changed, _b, after, _m = vol_present(Backend.backends['fake'], name='race', size=1)
+        results.put(('ok', changed, after['id']))
+    except Exception as exc:  # noqa: BLE001 - reported to the test
+        results.put(('error', repr(exc), None))
+
+
+@pytest.mark.parametrize('fake_backend', ['memory'], indirect=True)
+def test_two_processes_racing_on_one_name_make_one_volume(fake_backend, tmp_path):
+    import multiprocessing
+
+    from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import persistence
+    url = 'sqlite:///%s' % (tmp_path / 'state.db')
+    persistence.SQLStore(url).close()
+    ctx = multiprocessing.get_context('fork')
+    barrier, results = ctx.Barrier(2), ctx.Queue()
+    procs = [ctx.Process(target=_race_for_a_name, args=(url, tmp_path, barrier, results)) for _n in range(2)]
+    for proc in procs:
+        proc.start()
+    outcomes = [results.get(timeout=60) for _proc in procs]
+    for proc in procs:
+        proc.join(timeout=30)
+    assert [o[0] for o in outcomes] == ['ok', 'ok'], outcomes
+    # One created it; the other, waiting on the name's lock, found it.
+    assert sorted(o[1] for o in outcomes) == [False, True] and outcomes[0][2] == outcomes[1][2]
+    store = persistence.SQLStore(url)
+    assert [r['display_name'] for r in store.volume_records(backend='fake')] == ['race']
+    store.close()
 
 
 def test_non_uuid_id(fake_backend):

@@ -100,7 +100,7 @@ def exporting(fake_backend, monkeypatch, tmp_path):
         setattr(driver, name, getattr(exports, name))
     monkeypatch.setattr(Backend, 'validate_connector', lambda self, c: self.driver.validate_connector(c))
     monkeypatch.setattr(connections, '_runtime', lambda: SimpleNamespace(context=None))
-    monkeypatch.setattr(connections.Connection, '_volume_ovo_with_attachments', lambda self: self.volume._ovo())
+    monkeypatch.setattr(connections.Connection, '_volume_ovo_with_attachments', lambda self: self.volume._ovo)
     monkeypatch.setattr(connections, 'local_host', lambda: 'node-a')
     initiator = FakeInitiator(tmp_path / 'sdb')
     runtime = SimpleNamespace(
@@ -124,7 +124,7 @@ def test_connect_exports_once_and_reuses_the_connection_of_a_host(exporting):
     assert volume.status == 'in-use' and volume.attach_status == 'attached'
     assert volume.record['provider_auth'] == CHAP
     # The stored record and every output lack the CHAP password; the attaching host gets it back.
-    stored = Backend.persistence.get_connections(connection_id=connection.id)[0]
+    stored = Backend.persistence.connection_records(connection_id=connection.id)[0]
     assert stored['status'] == 'connected' and stored['host'] == 'node-a' and stored['protocol'] == 'iscsi'
     assert 's3cret-chap-pw' not in json.dumps([stored, volume.dump, connection.to_dict(), volume.to_dict()])
     assert connection.conn_info['data']['access_mode'] == 'rw'
@@ -152,7 +152,7 @@ def test_a_failed_export_is_recorded_and_a_retry_reuses_the_record(exporting):
     with pytest.raises(DriverOperationError, match="Failed to export connection of volume 'data' to host "
                                                    "'node-a' on backend 'fake': target busy"):
         volume.connect(NODE)
-    [record] = Backend.persistence.get_connections(volume_id=volume.id)
+    [record] = Backend.persistence.connection_records(volume_id=volume.id)
     assert record['status'] == 'error_connecting' and volume.status == 'available'
     del exporting.driver.fail['create_export']
     connection = volume.connect(NODE)
@@ -166,7 +166,7 @@ def test_a_connector_the_driver_refuses_changes_nothing(exporting):
         volume.connect({'host': 'bare'})
     with pytest.raises(InvalidRequest, match="connector has no 'host'"):
         volume.connect({'initiator': 'iqn.x'})
-    assert Backend.persistence.get_connections() == [] and 'create_export' not in exporting.driver.calls
+    assert Backend.persistence.connection_records() == [] and 'create_export' not in exporting.driver.calls
 
 
 def test_delete_is_refused_while_connected(exporting):
@@ -186,16 +186,19 @@ def test_attach_connects_and_attaches_with_os_brick_then_detach_undoes_both(expo
     assert call[0] == 'connect_volume' and call[1]['auth_password'] == 's3cret-chap-pw'
     assert connection.path == str(exporting.initiator.path) and connection.attached
     assert volume.local_attach.id == connection.id
-    stored = Backend.persistence.get_connections(connection_id=connection.id)[0]
+    stored = Backend.persistence.connection_records(connection_id=connection.id)[0]
     assert stored['attach_status'] == 'attached' and stored['attached_host'] == 'node-a'
     assert stored['device']['scsi_wwn'] == '36001405' and stored['path'] == str(exporting.initiator.path)
 
     # Attached already: nothing is called again.
     assert volume.attach().id == connection.id and len(exporting.initiator.calls) == 1
 
+    path = connection.path
     volume.detach(force=True)
     name, data, device, force, ignore_errors = exporting.initiator.calls[-1]
-    assert name == 'disconnect_volume' and device['path'] == connection.path and force and ignore_errors
+    assert name == 'disconnect_volume' and device['path'] == path and force and ignore_errors
+    # One object per connection, as in cinderlib: the one attach() gave is detached too.
+    assert not connection.attached and connection.path is None
     assert exporting.driver.calls[-2:] == ['terminate_connection', 'remove_export']
     assert volume.connections == [] and volume.status == 'available'
 
@@ -243,7 +246,7 @@ def test_export_to_a_node_id_check_mode_real_and_again(exporting):
     changed, before, after, _messages = connection_state.ensure_export_present(
         exporting.backend, params(connector='n1'), True)
     assert changed and before is None and after['host'] == 'node-a' and after['conn_info'] is None
-    assert Backend.persistence.get_connections() == []
+    assert Backend.persistence.connection_records() == []
     changed, _before, after, _messages = connection_state.ensure_export_present(
         exporting.backend, params(connector='n1'), False)
     assert changed and after['node_id'] == 'n1' and after['conn_info']['driver_volume_type'] == 'iscsi'
@@ -280,12 +283,12 @@ def test_consumer_attach_by_connection_id_restores_chap_and_records_the_attach(e
     changed, _before, after, _messages = connection_state.ensure_consumer_present(library, given, False)
     assert changed and after['path'] == str(exporting.initiator.path)
     assert exporting.initiator.calls[-1][1]['auth_password'] == 's3cret-chap-pw'
-    stored = Backend.persistence.get_connections(connection_id=connection.id)[0]
+    stored = Backend.persistence.connection_records(connection_id=connection.id)[0]
     assert stored['attached'] and stored['attached_host'] == 'node-a'
     assert not connection_state.ensure_consumer_present(library, given, False)[0]
     assert connection_state.ensure_consumer_absent(library, given, False)[0]
     assert not connection_state.ensure_consumer_absent(library, given, False)[0]
-    assert not Backend.persistence.get_connections(connection_id=connection.id)[0]['attached']
+    assert not Backend.persistence.connection_records(connection_id=connection.id)[0]['attached']
 
 
 def test_consumer_conn_info_without_the_chap_password_is_refused(exporting):
@@ -378,11 +381,11 @@ def kill_at(monkeypatch):
 
 
 def conn_records(volume) -> dict:
-    return {r['host']: r['status'] for r in Backend.persistence.get_connections(volume_id=volume.id)}
+    return {r['host']: r['status'] for r in Backend.persistence.connection_records(volume_id=volume.id)}
 
 
 def volume_status(volume) -> str:
-    return Backend.persistence.get_volumes(volume_id=volume.id)[0]['status']
+    return Backend.persistence.volume_records(volume_id=volume.id)[0]['status']
 
 
 def test_reconcile_ends_the_connections_killed_runs_left(exporting, kill_at):
@@ -436,7 +439,7 @@ def test_reconcile_skips_a_run_in_progress_and_an_attached_connection(exporting,
         assert changed and "has status 'connecting' and was left alone: another run holds" in messages[0]
     assert conn_records(busy) == {'node-a': 'connecting'}
     # A record that says a host attached through it is never ended behind that host's back.
-    record = Backend.persistence.get_connections(volume_id=busy.id)[0]
+    record = Backend.persistence.connection_records(volume_id=busy.id)[0]
     Backend.persistence.put('connection', dict(record, status='error_disconnecting', attached=True,
                                                attached_host='node-a'))
     [action] = reconcile(exporting.backend, 'resolve')['actions']
@@ -465,7 +468,7 @@ def test_reconcile_removes_the_connection_of_a_volume_that_is_gone(exporting):
     Backend.persistence.remove('volume', volume.id)
     [action] = reconcile(exporting.backend, 'resolve')['actions']
     assert action['action'] == 'removed' and 'no longer in the state store' in action['reason']
-    assert Backend.persistence.get_connections() == []
+    assert Backend.persistence.connection_records() == []
 
 
 def test_a_crash_between_the_last_two_writes_leaves_a_leftover(exporting, monkeypatch):

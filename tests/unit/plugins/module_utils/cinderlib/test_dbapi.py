@@ -28,7 +28,7 @@ def test_volume_get_reads_like_a_row(db):
 def test_volume_update_persists(db):
     db.volume_update(None, 'v1', {'provider_location': 'here', 'id': 'ignored'})
     assert db.volume_get(None, 'v1').provider_location == 'here'
-    assert db.store.get_volumes(volume_id='v1')[0]['provider_location'] == 'here'
+    assert db.store.volume_records(volume_id='v1')[0]['provider_location'] == 'here'
 
 
 def test_volumes_by_host_use_the_backend_part(db):

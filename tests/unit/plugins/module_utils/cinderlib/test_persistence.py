@@ -25,7 +25,7 @@ def store(request, tmp_path):
 
 
 def volume(vid, name='', backend='lvm', **extra):
-    record = {'id': vid, 'name': name, 'backend': backend, 'size': 1, 'status': 'available'}
+    record = {'id': vid, 'display_name': name, 'backend': backend, 'size': 1, 'status': 'available'}
     record.update(extra)
     return record
 
@@ -34,47 +34,47 @@ class TestContract:
     def test_put_then_get_returns_the_record_with_timestamps(self, store):
         stored = store.put('volume', volume('v1', 'data', metadata={'a': 'b'}))
         assert stored['created_at'] and stored['updated_at']
-        [got] = store.get_volumes(backend='lvm')
-        assert got['metadata'] == {'a': 'b'} and got['name'] == 'data'
+        [got] = store.volume_records(backend='lvm')
+        assert got['metadata'] == {'a': 'b'} and got['display_name'] == 'data'
 
     def test_update_keeps_created_at(self, store):
         first = store.put('volume', volume('v1', 'data'))
         changed = dict(first, size=2)
         second = store.put('volume', changed)
         assert second['created_at'] == first['created_at']
-        assert store.get_volumes(volume_id='v1')[0]['size'] == 2
+        assert store.volume_records(volume_id='v1')[0]['size'] == 2
 
     @pytest.mark.parametrize('filters, expected', [
         ({'backend': 'lvm'}, ['v1', 'v2']),
         ({'backend': 'other'}, ['v3']),
-        ({'name': 'b'}, ['v2']),
+        ({'display_name': 'b'}, ['v2']),
         ({'volume_id': 'v3'}, ['v3']),
-        ({'backend': 'lvm', 'name': 'c'}, []),
+        ({'backend': 'lvm', 'display_name': 'c'}, []),
     ])
     def test_filters(self, store, filters, expected):
         store.put('volume', volume('v1', 'a'))
         store.put('volume', volume('v2', 'b'))
         store.put('volume', volume('v3', 'c', backend='other'))
-        assert sorted(v['id'] for v in store.get_volumes(**filters)) == expected
+        assert sorted(v['id'] for v in store.volume_records(**filters)) == expected
 
-    def test_names_are_unique_per_backend(self, store):
+    def test_display_names_are_labels_not_keys(self, store):
+        # As in cinderlib and Cinder: the modules' name uniqueness is theirs (volume_state).
         store.put('volume', volume('v1', 'data'))
-        with pytest.raises(PersistenceError, match="Another volume named 'data' already exists on backend 'lvm'"):
-            store.put('volume', volume('v2', 'data'))
-        assert [v['id'] for v in store.get_volumes()] == ['v1']
+        store.put('volume', volume('v2', 'data'))
+        assert sorted(v['id'] for v in store.volume_records(backend='lvm', display_name='data')) == ['v1', 'v2']
 
     def test_same_name_on_other_backend_and_unnamed_volumes_are_fine(self, store):
         store.put('volume', volume('v1', 'data'))
         store.put('volume', volume('v2', 'data', backend='other'))
         store.put('volume', volume('v3'))
         store.put('volume', volume('v4'))
-        assert len(store.get_volumes()) == 4
+        assert len(store.volume_records()) == 4
 
     def test_remove(self, store):
         store.put('volume', volume('v1'))
         assert store.remove('volume', 'v1') is True
         assert store.remove('volume', 'v1') is False
-        assert store.get_volumes() == []
+        assert store.volume_records() == []
 
     def test_connectors_by_node_id(self, store):
         assert store.get_connector('node-a') is None
@@ -87,18 +87,18 @@ class TestContract:
     def test_snapshots_and_connections_by_volume(self, store):
         store.put('snapshot', {'id': 's1', 'volume_id': 'v1', 'name': 'snap'})
         store.put('connection', {'id': 'c1', 'volume_id': 'v1', 'connector': {'host': 'h'}})
-        assert store.get_snapshots(volume_id='v1')[0]['name'] == 'snap'
-        assert store.get_connections(volume_id='v1')[0]['connector'] == {'host': 'h'}
-        assert store.get_snapshots(volume_id='v2') == []
+        assert store.snapshot_records(volume_id='v1')[0]['name'] == 'snap'
+        assert store.connection_records(volume_id='v1')[0]['connector'] == {'host': 'h'}
+        assert store.snapshot_records(volume_id='v2') == []
 
     def test_key_values(self, store):
-        store.set_key_value('k', 'v')
-        store.set_key_value('k', 'w')
-        store.set_key_value('other', 'x')
-        assert store.get_key_values('k') == {'k': 'w'}
-        assert store.get_key_values() == {'k': 'w', 'other': 'x'}
+        store.put_key_value('k', 'v')
+        store.put_key_value('k', 'w')
+        store.put_key_value('other', 'x')
+        assert store.key_values('k') == {'k': 'w'}
+        assert store.key_values() == {'k': 'w', 'other': 'x'}
         store.delete_key_value('k')
-        assert store.get_key_values('k') == {}
+        assert store.key_values('k') == {}
 
     def test_record_without_id_is_refused(self, store):
         with pytest.raises(PersistenceError, match='needs an id'):
@@ -114,7 +114,7 @@ class TestSQLStore:
         url = 'sqlite:///%s' % (tmp_path / 'shared.db')
         first, second = persistence.SQLStore(url), persistence.SQLStore(url)
         first.put('volume', volume('v1', 'data'))
-        assert second.get_volumes()[0]['id'] == 'v1'
+        assert second.volume_records()[0]['id'] == 'v1'
 
     def test_schema_is_versioned_and_wal_is_on(self, tmp_path):
         path = tmp_path / 's.db'
@@ -131,14 +131,15 @@ class TestSQLStore:
         conn.execute("UPDATE cinderlib_meta SET value='99' WHERE key='schema_version'")
         conn.commit()
         conn.close()
-        with pytest.raises(PersistenceError, match='schema version 99, newer than the 3 this collection knows'):
+        with pytest.raises(PersistenceError, match='schema version 99, newer than the %d this collection knows'
+                           % persistence.SCHEMA_VERSION):
             persistence.SQLStore('sqlite:///%s' % path)
 
     def test_records_are_readable_without_the_library(self, tmp_path):
         path = tmp_path / 's.db'
         persistence.SQLStore('sqlite:///%s' % path).put('volume', volume('v1', 'data'))
         conn = sqlite3.connect(str(path))
-        row = conn.execute('SELECT backend, name, size, data FROM cinderlib_volumes').fetchone()
+        row = conn.execute('SELECT backend, display_name, size, data FROM cinderlib_volumes').fetchone()
         assert row[:3] == ('lvm', 'data', 1) and json.loads(row[3])['id'] == 'v1'
 
     def test_unreachable_database_names_the_url_without_its_password(self):
@@ -162,7 +163,7 @@ class TestPostgreSQLStore:
         first, second = persistence.SQLStore(postgresql_store_url), persistence.SQLStore(postgresql_store_url)
         try:
             first.put('volume', volume('v1', 'data'))
-            assert second.get_volumes()[0]['id'] == 'v1'
+            assert second.volume_records()[0]['id'] == 'v1'
             assert second.schema_version == persistence.SCHEMA_VERSION
         finally:
             first.close()
@@ -177,7 +178,7 @@ class TestPostgreSQLStore:
         engine = sa.create_engine(postgresql_store_url)
         try:
             with engine.connect() as conn:
-                row = conn.execute(sa.text('SELECT backend, name, size, data FROM cinderlib_volumes')).one()
+                row = conn.execute(sa.text('SELECT backend, display_name, size, data FROM cinderlib_volumes')).one()
         finally:
             engine.dispose()
         assert tuple(row[:3]) == ('lvm', 'data', 1) and json.loads(row[3])['id'] == 'v1'
@@ -205,8 +206,8 @@ class TestPostgreSQLStore:
         store = persistence.SQLStore(postgresql_store_url)
         try:
             store.put('volume', volume('v1', 'data'))
-            with pytest.raises(PersistenceError) as error:
-                store.put('volume', volume('v2', 'data'))
+            with pytest.raises(PersistenceError, match="Can't write volume v2 to the state store") as error:
+                store.put('volume', volume('v2', 'data', size='not a number'))  # the size column refuses it
             password = make_url(postgresql_store_url).password
             # The cause is what a traceback (-vvv) shows.
             assert password not in str(error.value) and password not in str(error.value.cause)

@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import persistence
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend import Backend
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import PersistenceError
 
 # The DDL of schema version 1 (cinderlib.storage 0.1), as SQLAlchemy emitted it.
@@ -36,6 +37,13 @@ V1_VOLUME = {'id': 'v1', 'backend': 'lvm', 'name': 'data01', 'status': 'availabl
              'created_at': '2025-01-01T00:00:00', 'updated_at': '2025-01-01T00:00:00'}
 V1_SNAPSHOT = {'id': 's1', 'volume_id': 'v1', 'name': 'nightly', 'status': 'available',
                'created_at': '2025-01-01T00:00:00', 'updated_at': '2025-01-01T00:00:00'}
+
+
+def upgraded(record: dict) -> dict:
+    """A record of schema < 4 as schema 4 holds it (Cinder's field names)."""
+    record = dict(record)
+    record['display_name'] = record.pop('name')
+    return record
 
 
 @pytest.fixture(params=['sqlite', 'postgresql'])
@@ -75,21 +83,22 @@ def test_a_version_1_store_is_upgraded_in_place_and_keeps_its_records(url):
 
     store = persistence.SQLStore(url)
     try:
-        assert store.schema_version == persistence.SCHEMA_VERSION == 3
-        assert store.get_volumes() == [V1_VOLUME]
-        assert store.get_snapshots(volume_id='v1') == [V1_SNAPSHOT]
-        assert store.get_key_values() == {'driver-key': 'x'}
-        # The upgraded store works as a new one does, constraints included.
-        store.put('volume', {'id': 'v2', 'backend': 'lvm', 'name': 'data02', 'status': 'creating', 'size': 1})
-        with pytest.raises(PersistenceError, match="named 'data01' already exists"):
-            store.put('volume', {'id': 'v3', 'backend': 'lvm', 'name': 'data01', 'size': 1})
-        assert [v['id'] for v in store.get_volumes(backend='lvm')] == ['v1', 'v2']
+        assert store.schema_version == persistence.SCHEMA_VERSION == 4
+        assert store.volume_records() == [upgraded(V1_VOLUME)]
+        assert store.snapshot_records(volume_id='v1') == [upgraded(V1_SNAPSHOT)]
+        assert store.snapshot_records(display_name='nightly')[0]['id'] == 's1'
+        assert store.key_values() == {'driver-key': 'x'}
+        # The upgraded store works as a new one does: display names are labels now.
+        store.put('volume', {'id': 'v2', 'backend': 'lvm', 'display_name': 'data02', 'status': 'creating',
+                             'size': 1})
+        store.put('volume', {'id': 'v3', 'backend': 'lvm', 'display_name': 'data01', 'size': 1})
+        assert [v['id'] for v in store.volume_records(backend='lvm', display_name='data01')] == ['v1', 'v3']
     finally:
         store.close()
-    assert 'ix_cinderlib_volumes_backend_status' in indexes(url)
+    assert {'ix_cinderlib_volumes_backend_status', 'ix_cinderlib_volumes_backend_display_name'} <= indexes(url)
     # Opening it again changes nothing.
     again = persistence.SQLStore(url)
-    assert again.schema_version == 3 and len(again.get_volumes()) == 2
+    assert again.schema_version == 4 and len(again.volume_records()) == 3
     again.close()
 
 
@@ -117,14 +126,48 @@ def test_a_version_2_store_gets_the_connectors_table_and_keeps_its_records(url):
 
     store = persistence.SQLStore(url)
     try:
-        assert store.schema_version == 3
-        assert store.get_volumes() == [V1_VOLUME]
-        assert store.get_connections(volume_id='v1')[0]['connector'] == {'host': 'h'}
+        assert store.schema_version == 4
+        assert store.volume_records() == [upgraded(V1_VOLUME)]
+        assert store.connection_records(volume_id='v1')[0]['connector'] == {'host': 'h'}
         store.put('connector', {'id': 'node-a', 'host': 'a', 'connector': {'host': 'a'}})
         assert store.get_connector('node-a')['connector'] == {'host': 'a'}
     finally:
         store.close()
     assert 'cinderlib_connectors' in tables(url)
+
+
+def write_v3_store(url: str) -> None:
+    """A store as the last release (schema 3) left it: version 1, the index of
+    version 2, the connectors table of version 3, and a connector stored."""
+    write_v1_store(url)
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text('CREATE INDEX ix_cinderlib_volumes_backend_status ON cinderlib_volumes (backend, status)'))
+        conn.execute(sa.text('CREATE TABLE cinderlib_connectors (id VARCHAR(255) NOT NULL, host VARCHAR(255), '
+                             'data TEXT NOT NULL, created_at VARCHAR(32), updated_at VARCHAR(32), PRIMARY KEY (id))'))
+        conn.execute(sa.text('CREATE INDEX ix_cinderlib_connectors_host ON cinderlib_connectors (host)'))
+        conn.execute(sa.text("INSERT INTO cinderlib_connectors (id, host, data) VALUES ('node-a', 'a', :data)"),
+                     {'data': json.dumps({'id': 'node-a', 'host': 'a', 'connector': {'host': 'a'}})})
+        conn.execute(sa.text("UPDATE cinderlib_meta SET value='3' WHERE \"key\"='schema_version'"))
+    engine.dispose()
+
+
+def test_a_store_of_the_last_release_is_upgraded_and_used_by_the_library(url, monkeypatch):
+    write_v3_store(url)
+    store = persistence.SQLStore(url)
+    try:
+        assert store.schema_version == 4
+        # The library finds the old records by display name and through cinderlib's object API.
+        [volume] = store.get_volumes(volume_name='data01', backend_name='lvm')
+        assert (volume.id, volume.display_name, volume.name, volume.size) == ('v1', 'data01', 'volume-v1', 3)
+        [snapshot] = store.get_snapshots(snapshot_name='nightly')
+        assert (snapshot.id, snapshot.display_name, snapshot.volume.id) == ('s1', 'nightly', 'v1')
+        assert store.get_connector('node-a')['connector'] == {'host': 'a'}
+        monkeypatch.setattr(Backend, 'persistence', store)
+        volume.update(description='kept')
+        assert store.volume_records(volume_id='v1')[0]['display_description'] == 'kept'
+    finally:
+        store.close()
 
 
 def test_a_new_store_is_made_at_the_current_version(url):
@@ -138,9 +181,9 @@ def test_a_store_newer_than_the_code_is_refused_and_left_alone(url):
     persistence.SQLStore(url).close()
     engine = sa.create_engine(url)
     with engine.begin() as conn:
-        conn.execute(sa.text("UPDATE cinderlib_meta SET value='4' WHERE \"key\"='schema_version'"))
+        conn.execute(sa.text("UPDATE cinderlib_meta SET value='5' WHERE \"key\"='schema_version'"))
     engine.dispose()
-    with pytest.raises(PersistenceError, match=r'has schema version 4, newer than the 3 this collection knows; '
+    with pytest.raises(PersistenceError, match=r'has schema version 5, newer than the 4 this collection knows; '
                                                r'upgrade the cinderlib.storage collection'):
         persistence.SQLStore(url)
 
@@ -156,13 +199,13 @@ def _worker(url: str, barrier, results) -> None:
         store = persistence.SQLStore(url)  # every process opens (and creates) the store at once
         for number in range(RECORDS):
             record_id = '%d-%d' % (os.getpid(), number)
-            store.put('volume', {'id': record_id, 'name': record_id, 'backend': 'b', 'status': 'creating',
+            store.put('volume', {'id': record_id, 'display_name': record_id, 'backend': 'b', 'status': 'creating',
                                  'size': 1})
-            record = store.get_volumes(volume_id=record_id)[0]
+            record = store.volume_records(volume_id=record_id)[0]
             record['status'] = 'available'
             store.put('volume', record)
-            store.set_key_value('shared-%d' % (number % 3), record_id)
-        mine = [v['id'] for v in store.get_volumes(backend='b') if v['id'].startswith('%d-' % os.getpid())]
+            store.put_key_value('shared-%d' % (number % 3), record_id)
+        mine = [v['id'] for v in store.volume_records(backend='b') if v['id'].startswith('%d-' % os.getpid())]
         results.put(('ok', mine))
         for number in range(RECORDS):
             store.remove('volume', '%d-%d' % (os.getpid(), number))
@@ -184,6 +227,6 @@ def test_processes_creating_and_writing_one_store_at_once(url):
     assert errors == []
     assert all(len(ids) == RECORDS for _status, ids in outcomes)
     store = persistence.SQLStore(url)
-    assert store.get_volumes() == [] and store.schema_version == persistence.SCHEMA_VERSION
-    assert sorted(store.get_key_values()) == ['shared-0', 'shared-1', 'shared-2']
+    assert store.volume_records() == [] and store.schema_version == persistence.SCHEMA_VERSION
+    assert sorted(store.key_values()) == ['shared-0', 'shared-1', 'shared-2']
     store.close()

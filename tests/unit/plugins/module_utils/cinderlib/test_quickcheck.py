@@ -24,12 +24,12 @@ def sqlite_store(tmp_path):
     store = SQLStore('sqlite:///%s' % path)
     for i, (backend, name) in enumerate((('lvm', 'v0'), ('lvm', 'v1'), ('other', 'v0'), ('lvm', 'v3'))):
         store.put('volume', {'id': '00000000-0000-4000-8000-%012d' % i, 'backend': backend,
-                             'name': name, 'size': i + 1, 'status': 'available', 'metadata': {'n': i}})
-    store.put('volume', {'id': '00000000-0000-4000-8000-000000000009', 'backend': 'lvm', 'name': '',
+                             'display_name': name, 'size': i + 1, 'status': 'available', 'metadata': {'n': i}})
+    store.put('volume', {'id': '00000000-0000-4000-8000-000000000009', 'backend': 'lvm', 'display_name': '',
                          'size': 1, 'status': 'error'})
     for i in range(3):
         store.put('snapshot', {'id': 's%d' % i, 'volume_id': '00000000-0000-4000-8000-%012d' % (i % 2),
-                               'name': 'snap%d' % i, 'status': 'available', 'backend': 'lvm'})
+                               'display_name': 'snap%d' % i, 'status': 'available', 'backend': 'lvm'})
     store.put('connection', {'id': 'c1', 'volume_id': '00000000-0000-4000-8000-000000000000', 'status': 'attached',
                              'connector': {'host': 'h1'}})
     yield store, path
@@ -37,15 +37,15 @@ def sqlite_store(tmp_path):
 
 
 READS = [
-    ('get_volumes', {}),
-    ('get_volumes', {'backend': 'lvm'}),
-    ('get_volumes', {'backend': 'lvm', 'name': 'v0'}),
-    ('get_volumes', {'backend': 'lvm', 'name': 'nope'}),
-    ('get_volumes', {'volume_id': '00000000-0000-4000-8000-000000000002'}),
-    ('get_snapshots', {'volume_id': '00000000-0000-4000-8000-000000000000'}),
-    ('get_snapshots', {'name': 'snap1'}),
-    ('get_connections', {'volume_id': '00000000-0000-4000-8000-000000000000'}),
-    ('get_connections', {'volume_id': '00000000-0000-4000-8000-000000000001'}),
+    ('volume_records', {}),
+    ('volume_records', {'backend': 'lvm'}),
+    ('volume_records', {'backend': 'lvm', 'display_name': 'v0'}),
+    ('volume_records', {'backend': 'lvm', 'display_name': 'nope'}),
+    ('volume_records', {'volume_id': '00000000-0000-4000-8000-000000000002'}),
+    ('snapshot_records', {'volume_id': '00000000-0000-4000-8000-000000000000'}),
+    ('snapshot_records', {'display_name': 'snap1'}),
+    ('connection_records', {'volume_id': '00000000-0000-4000-8000-000000000000'}),
+    ('connection_records', {'volume_id': '00000000-0000-4000-8000-000000000001'}),
 ]
 
 

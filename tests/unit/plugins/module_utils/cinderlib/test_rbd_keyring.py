@@ -170,7 +170,7 @@ def _stored_text() -> str:
     found = []
     for kind in ('volume', 'snapshot', 'connection'):
         found.extend(store.get(kind))
-    found.append(store.get_key_values())
+    found.append(store.key_values())
     return json.dumps(found, default=str)
 
 

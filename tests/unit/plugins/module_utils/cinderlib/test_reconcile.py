@@ -26,7 +26,7 @@ def left_as(backend, name: str, status: str, on_array: bool = True, size: int = 
 
 
 def statuses(backend) -> dict:
-    return {r['name']: (r['status'], r['size']) for r in Backend.persistence.get_volumes(backend=backend.id)}
+    return {r['display_name']: (r['status'], r['size']) for r in Backend.persistence.volume_records(backend=backend.id)}
 
 
 def test_resolve_settles_each_transitional_record_from_what_the_backend_has(fake_backend):
@@ -113,7 +113,7 @@ def test_snapshots_are_settled_too(fake_backend):
     lost._save(status='creating')
     report = reconcile(fake_backend, 'resolve')
     assert {a['name']: a['action'] for a in report['actions']} == {'kept': 'adopted', 'lost': 'removed'}
-    assert [(s.name, s.status) for s in volume.snapshots] == [('kept', 'available')]
+    assert [(s.display_name, s.status) for s in volume.snapshots] == [('kept', 'available')]
 
 
 @pytest.mark.parametrize('setting', [None, 'volume.create.after_driver'])

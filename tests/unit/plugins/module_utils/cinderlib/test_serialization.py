@@ -12,11 +12,10 @@ from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backen
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import (
     InvalidRequest,
     NotFound,
-    PersistenceError,
 )
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.persistence import open_store
 
-FORMAT = 'cinderlib.storage/1'
+FORMAT = 'cinderlib.storage/2'
 
 
 @pytest.fixture
@@ -53,7 +52,7 @@ def test_volume_json_and_dump(populated):
     assert data['record']['id'] == volume.id and data['record']['size'] == 1
     assert 'snapshots' not in data
     dumped = volume.dump
-    assert sorted(s['name'] for s in dumped['snapshots']) == ['s1', 's2']
+    assert sorted(s['display_name'] for s in dumped['snapshots']) == ['s1', 's2']
     assert dumped['connections'] == []
     assert json.loads(volume.dumps) == dumped and json.loads(volume.jsons) == data
 
@@ -71,7 +70,7 @@ def test_backend_json_dump_and_module_level(populated, other_backend):
     data = populated.json
     assert data['format'] == FORMAT and data['class'] == 'Backend'
     assert data['backend'] == {'volume_backend_name': 'fake'}
-    assert sorted(v['record']['name'] for v in data['volumes']) == ['data', 'plain']
+    assert sorted(v['record']['display_name'] for v in data['volumes']) == ['data', 'plain']
     assert all('snapshots' not in v for v in data['volumes'])
     assert all('snapshots' in v for v in populated.dump['volumes'])
     everything = json.loads(cinderlib.dumps())
@@ -110,9 +109,9 @@ def test_load_without_save_writes_nothing_and_keeps_the_snapshots(populated):
     serialized = populated.dumps
     store = new_empty_store('memory')
     backend = cinderlib.load(serialized)
-    assert store.get_volumes() == [] and store.get_snapshots() == []
-    [data] = [v for v in backend.volumes if v.name == 'data']
-    assert sorted(s.name for s in data.snapshots) == ['s1', 's2']
+    assert store.volume_records() == [] and store.snapshot_records() == []
+    [data] = [v for v in backend.volumes if v.display_name == 'data']
+    assert sorted(s.display_name for s in data.snapshots) == ['s1', 's2']
     assert data.to_dict()['qos_specs'] == {'maxIOPS': '100'}
     with pytest.raises(InvalidRequest, match='it has snapshots'):
         data.delete()
@@ -122,7 +121,7 @@ def test_load_each_form(populated):
     [volume] = populated.volumes_filtered(volume_name='data')
     snapshot = volume.snapshots[0]
     assert cinderlib.load(volume.jsons).id == volume.id
-    assert cinderlib.Volume.load(volume.dump).name == 'data'
+    assert cinderlib.Volume.load(volume.dump).display_name == 'data'
     loaded = cinderlib.load(snapshot.json)
     assert isinstance(loaded, cinderlib.Snapshot) and loaded.volume.id == volume.id
     both = cinderlib.load([volume.json, snapshot.json])
@@ -135,8 +134,8 @@ def test_load_snapshot_alone_into_an_empty_store_brings_its_volume(populated):
     serialized = volume.snapshots[0].jsons
     store = new_empty_store()
     snapshot = cinderlib.load(serialized, save=True)
-    assert [v['id'] for v in store.get_volumes()] == [volume.id]
-    assert [s['id'] for s in store.get_snapshots()] == [snapshot.id]
+    assert [v['id'] for v in store.volume_records()] == [volume.id]
+    assert [s['id'] for s in store.snapshot_records()] == [snapshot.id]
 
 
 def test_missing_backend_fails_clearly_and_saves_nothing(populated):
@@ -145,7 +144,7 @@ def test_missing_backend_fails_clearly_and_saves_nothing(populated):
     with pytest.raises(NotFound, match=r"backend 'gone', which is not initialised in this process.*"
                                        r"fail_on_missing_backend=False"):
         cinderlib.load(data, save=True)
-    assert store.get_volumes() == []
+    assert store.volume_records() == []
 
 
 def test_missing_backend_binds_to_the_name(populated):
@@ -154,7 +153,7 @@ def test_missing_backend_binds_to_the_name(populated):
     store = new_empty_store()
     backend = cinderlib.load(serialized, save=True)
     assert isinstance(backend, serialization.DetachedBackend) and backend.id == 'gone'
-    assert sorted(v.name for v in backend.volumes) == ['data', 'plain']
+    assert sorted(v.display_name for v in backend.volumes) == ['data', 'plain']
     assert {v.backend_name for v in backend.volumes} == {'gone'}
     assert sorted(v['name'] for v in views.backend_volume_views(store, 'gone')) == ['data', 'plain']
     assert json.loads(backend.dumps)['backend'] == {'volume_backend_name': 'gone'}
@@ -178,9 +177,9 @@ def test_full_backend_config_initialises_the_backend(populated, monkeypatch):
     backend = cinderlib.load(data, save=True)
     assert made == {'new': {'volume_driver': 'x.Driver', 'san_password': 'pw'}}
     assert backend is Backend.backends['new'] and len(backend.volumes) == 2
-    stored = json.dumps(store.get_volumes() + store.get_snapshots())
+    stored = json.dumps(store.volume_records() + store.snapshot_records())
     assert 'pw' not in stored and 'x.Driver' not in stored
-    assert {v['backend'] for v in store.get_volumes()} == {'new'}
+    assert {v['backend'] for v in store.volume_records()} == {'new'}
 
 
 def test_records_never_keep_a_backend_config(populated):
@@ -191,34 +190,50 @@ def test_records_never_keep_a_backend_config(populated):
             snap['backend'] = {'san_password': 'pw'}
     store = new_empty_store()
     cinderlib.load(data, save=True)
-    assert 'pw' not in json.dumps(store.get_volumes() + store.get_snapshots())
+    assert 'pw' not in json.dumps(store.volume_records() + store.snapshot_records())
 
 
 def test_stored_credentials_survive_loading_output_without_them(populated):
     [volume] = populated.volumes_filtered(volume_name='plain')
     volume._save(provider_auth='CHAP user s3cr3t')
     cinderlib.load(populated.dumps, save=True)
-    assert Backend.persistence.get_volumes(volume_id=volume.id)[0]['provider_auth'] == 'CHAP user s3cr3t'
+    assert Backend.persistence.volume_records(volume_id=volume.id)[0]['provider_auth'] == 'CHAP user s3cr3t'
 
 
-def test_name_clash_saves_nothing(populated):
+def test_volumes_with_the_same_display_name_load_side_by_side(populated):
+    # Display names are labels (as in cinderlib): other volumes named alike load beside them.
     data = populated.dump
     for volume in data['volumes']:
         volume['record']['id'] = volume['record']['id'][:-4] + 'beef'
         for snap in volume['snapshots']:
             snap['volume_id'] = volume['record']['id']
-    before = Backend.persistence.get_volumes()
-    with pytest.raises(PersistenceError, match="Can't load volume 'data' .* nothing was saved"):
-        cinderlib.load(data, save=True)
-    assert Backend.persistence.get_volumes() == before
+    before = Backend.persistence.volume_records()
+    cinderlib.load(data, save=True)
+    after = Backend.persistence.volume_records()
+    assert len(after) == 2 * len(before)
+    assert sorted(v['display_name'] for v in after) == sorted(2 * [v['display_name'] for v in before])
+
+
+def test_format_1_records_load_with_cinders_field_names(populated):
+    # What this collection wrote before format 2: records with name/description.
+    data = populated.json
+    for volume in data['volumes']:
+        record = volume['record']
+        record['name'], record['description'] = record.pop('display_name'), record.pop('display_description')
+    data['format'] = 'cinderlib.storage/1'
+    for volume in data['volumes']:
+        volume['format'] = data['format']
+    backend = cinderlib.load(data)
+    assert sorted(v.display_name for v in backend.volumes) == ['data', 'plain']
+    assert all('name' not in v.record and 'description' not in v.record for v in backend.volumes)
 
 
 @pytest.mark.parametrize('data, message', [
     ('{not json', 'not valid JSON'),
     ({'volumes': []}, "needs a 'class'"),
-    ({'class': 'Backend', 'format': 'cinderlib.storage/2', 'backend': {'volume_backend_name': 'x'}},
-     r"format 'cinderlib.storage/2', from a newer cinderlib.storage.*upgrade"),
-    ({'class': 'Backend', 'format': 'other/1', 'backend': {'volume_backend_name': 'x'}}, 'reads cinderlib.storage/1'),
+    ({'class': 'Backend', 'format': 'cinderlib.storage/3', 'backend': {'volume_backend_name': 'x'}},
+     r"format 'cinderlib.storage/3', from a newer cinderlib.storage.*upgrade"),
+    ({'class': 'Backend', 'format': 'other/1', 'backend': {'volume_backend_name': 'x'}}, 'reads cinderlib.storage/2'),
     ({'class': 'Volume', 'record': {'id': 'v'}}, 'names no backend'),
     ({'class': 'Volume', 'backend': 'x', 'record': {'size': 1}}, r'\(at record\) is not a volume record'),
     ({'class': 'Volume', 'backend': 'x', 'record': {'id': 'v', 'size': 0}}, 'no valid size'),

@@ -62,14 +62,15 @@ def test_records_from_cinderlib5_json_without_cinder():
     plain = next(v for v in item.volumes if v.record['id'] == PLAIN)
     # cinderlib kept the backend name in a snapshot's 'progress'.
     assert {s['progress'] for s in plain.snapshots} == {'100%'}
-    assert all(not k.startswith('display_') and not k.startswith('deleted') for k in plain.record)
+    # Cinder's field names, as cinderlib wrote them (display_name...); not its deletion marks.
+    assert plain.record['display_name'] == 'plain' and not any(k.startswith('deleted') for k in plain.record)
 
 
 def test_load_rebuilds_the_backend_volumes_and_snapshots(lvm):
     backend = cinderlib.load(fixture_text())
     assert backend is lvm
     check_volumes(backend.volumes)
-    assert Backend.persistence.get_volumes() == []
+    assert Backend.persistence.volume_records() == []
 
 
 def test_load_and_save_shows_them_in_views_and_facts(lvm):
@@ -91,7 +92,7 @@ def test_load_the_other_cinderlib5_forms(lvm):
     volume = cinderlib.load(forms['volume'])
     assert volume.id == TYPED and volume.to_dict()['qos_specs'] == QOS_SPECS
     snapshot = cinderlib.load(json.dumps(forms['snapshot']), save=True)
-    assert (snapshot.id, snapshot.name, snapshot.volume.id) == (SNAP_B, 'snap-b', PLAIN)
+    assert (snapshot.id, snapshot.display_name, snapshot.volume.id) == (SNAP_B, 'snap-b', PLAIN)
     # The volume a cinderlib snapshot carried lists only its other snapshots:
     # the store, not that list, says which the volume has.
     assert [s.id for s in snapshot.volume.snapshots] == [SNAP_B]
@@ -112,9 +113,9 @@ def test_loaded_records_make_valid_cinder_objects(library):
     library.Backend.settings.fail_on_missing_backend = False
     backend = library.load(fixture_text(), save=True)
     by_id = {v.id: v for v in backend.volumes}
-    typed = by_id[TYPED]._ovo()
+    typed = by_id[TYPED]._ovo
     assert (typed.display_name, typed.size, typed.host, typed.bootable) == ('typed', 2, 'cl5host@lvm#lvm', True)
     assert typed.volume_type.extra_specs == EXTRA_SPECS and typed.volume_type.qos_specs.specs == QOS_SPECS
     [snap_a] = [s for s in by_id[PLAIN].snapshots if s.id == SNAP_A]
-    ovo = snap_a._ovo()
+    ovo = snap_a._ovo
     assert (ovo.display_name, ovo.volume_size, ovo.volume.id, ovo.status) == ('snap-a', 1, PLAIN, 'available')
