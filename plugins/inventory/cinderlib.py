@@ -141,15 +141,19 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     @staticmethod
     def host_names(volumes: list[dict]) -> list[str]:
-        """Host name per volume: its name, its id when unnamed, NAME@BACKEND
-        when the name is used on more than one backend."""
+        """Host name per volume: its name, its id when unnamed or when the
+        backend has other volumes of that name (the library allows it),
+        NAME@BACKEND when the name is used on more than one backend."""
         backends_by_name: dict[str, set] = {}
+        per_backend: dict[tuple, int] = {}
         for volume in volumes:
             if volume['name']:
                 backends_by_name.setdefault(volume['name'], set()).add(volume['backend'])
+                key = (volume['name'], volume['backend'])
+                per_backend[key] = per_backend.get(key, 0) + 1
         names = []
         for volume in volumes:
-            if not volume['name']:
+            if not volume['name'] or per_backend[(volume['name'], volume['backend'])] > 1:
                 names.append(volume['id'])
             elif len(backends_by_name[volume['name']]) > 1:
                 names.append('%s@%s' % (volume['name'], volume['backend']))
