@@ -12,7 +12,10 @@ description:
   - Makes sure a volume exists (empty, cloned from another volume or created from a snapshot) or
     is gone, on the backend named by O(backend), by calling the Cinder volume driver directly on
     the managed node.
-  - A volume is identified by O(name), unique per backend, or by O(id). What the collection knows
+  - A volume is identified by O(name) (its C(display_name)), which this module keeps unique per
+    backend, or by O(id). The library, like cinderlib, lets several volumes share a display name;
+    a name that several volumes share fails the task, listing their ids, unless O(id) says which.
+    What the collection knows
     about volumes lives in the state store (O(persistence)); every run also asks the driver, when
     it can tell (LVM-based drivers can), whether the volume is still on the array.
   - An existing volume is grown when O(size) is larger; it is never shrunk. Its O(description),
@@ -45,7 +48,8 @@ extends_documentation_fragment:
 options:
   name:
     description:
-      - Name of the volume, unique per backend; the key that makes the module idempotent.
+      - Name of the volume (its C(display_name)), unique per backend among the volumes this module
+        made; the key that makes the module idempotent.
       - One of O(name), O(id) and O(volumes) is required.
       - Not empty, at most 255 characters, no control characters (newline, tab...).
     type: str
