@@ -28,7 +28,7 @@ from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.except
 # The rest is imported on first use (PEP 562): the modules' fast path imports
 # submodules of this package and should not pay for the whole library.
 _LAZY = {'Backend', 'setup', 'list_supported_drivers', 'Connection', 'Snapshot', 'Volume', 'dump', 'dumps', 'json',
-         'jsons', 'load'}
+         'jsons', 'load', 'KeyValue', 'PersistenceDriverBase'}
 
 
 def __getattr__(name: str):
@@ -39,6 +39,10 @@ def __getattr__(name: str):
     from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend import Backend, setup
     from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.connections import Connection
     from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.objects import Snapshot, Volume
+    from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.persistence import (
+        KeyValue,
+        PersistenceDriverBase,
+    )
     from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.serialization import (
         dump,
         dumps,
@@ -48,7 +52,7 @@ def __getattr__(name: str):
     )
     exported = dict(Backend=Backend, setup=setup, list_supported_drivers=Backend.list_supported_drivers,
                     Connection=Connection, Snapshot=Snapshot, Volume=Volume, dump=dump, dumps=dumps, json=json,
-                    jsons=jsons, load=load)
+                    jsons=jsons, load=load, KeyValue=KeyValue, PersistenceDriverBase=PersistenceDriverBase)
     globals().update(exported)
     return exported[name]
 
