@@ -140,7 +140,7 @@ ansible_facts:
               size: 1
               status: available
               backend: lvm
-          serialized: '{"format":"cinderlib.storage/1","class":"Backend","backend":{"volume_backend_name":"lvm"},...}'
+          serialized: '{"format":"cinderlib.storage/2","class":"Backend","backend":{"volume_backend_name":"lvm"},...}'
       contains:
         id:
           description: The backend's name (its C(volume_backend_name)).
@@ -164,12 +164,12 @@ ansible_facts:
         serialized:
           description:
             - The backend and its volumes, with their snapshots and connections, as a JSON string in
-              format C(cinderlib.storage/1) (the library's C(Backend.dumps), as cinderlib's C(dumps)).
+              format C(cinderlib.storage/2) (the library's C(Backend.dumps), as cinderlib's C(dumps)).
             - Load it on another node or into another state store with the library's
               C(cinderlib.load(serialized, save=True)).
             - Holds no credentials unless O(output_all_backend_info) is set.
           type: str
-          sample: '{"format":"cinderlib.storage/1","class":"Backend","volumes":[],...}'
+          sample: '{"format":"cinderlib.storage/2","class":"Backend","volumes":[],...}'
 reconcile:
   description: The state store compared with the backend (volumes and facts are read after resolving).
   returned: when O(reconcile) is not V(none)

@@ -57,7 +57,7 @@ def test_facts_serialized_loads_into_an_empty_store(tmp_path, run_env, lvm_backe
         assert rc == 0 and result['changed'], out
     facts_a = facts(lvm_backend, store_of(db_a), run_env)
     serialized = json.loads(facts_a['serialized'])
-    assert serialized['format'] == 'cinderlib.storage/1' and serialized['backend'] == {'volume_backend_name': 'lvm'}
+    assert serialized['format'] == 'cinderlib.storage/2' and serialized['backend'] == {'volume_backend_name': 'lvm'}
 
     data_file = tmp_path / 'serialized.json'
     data_file.write_text(facts_a['serialized'], encoding='utf-8')
