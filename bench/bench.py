@@ -247,7 +247,7 @@ print(json.dumps({'init': init, 'times': times}))
         try:
             for i in range(count):
                 store.put('volume', {'id': '00000000-0000-4000-8000-%012d' % i,
-                                     'backend': 'backend%02d' % (i % backends), 'name': 'vol%05d' % i,
+                                     'backend': 'backend%02d' % (i % backends), 'display_name': 'vol%05d' % i,
                                      'size': 1 + i % 50, 'status': 'available'})
         finally:
             store.close()

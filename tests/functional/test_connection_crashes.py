@@ -39,8 +39,8 @@ def rows(opts: dict, table: str) -> list[dict]:
 def state(opts: dict) -> tuple[dict, dict]:
     """({volume name: status}, {(volume name, host): connection status})."""
     volumes = {v['id']: v for v in rows(opts, 'volumes')}
-    return ({v['name']: v['status'] for v in volumes.values()},
-            {(volumes[c['volume_id']]['name'], c['host']): c['status'] for c in rows(opts, 'connections')})
+    return ({v['display_name']: v['status'] for v in volumes.values()},
+            {(volumes[c['volume_id']]['display_name'], c['host']): c['status'] for c in rows(opts, 'connections')})
 
 
 def module_cmd(module: str, args: dict, check: bool = False) -> list[str]:
@@ -121,7 +121,7 @@ def test_connection_runs_killed_half_way_are_settled_by_reconcile(run_env, fake,
     rc, result, out = run_adhoc('cinderlib.storage.cinderlib_backend_facts', dict(fake, reconcile='resolve'),
                                 run_env)
     assert rc == 0 and result['changed'] is True, out
-    names = {v['id']: v['name'] for v in rows(fake, 'volumes')}
+    names = {v['id']: v['display_name'] for v in rows(fake, 'volumes')}
     actions = {names[a['volume_id']]: a for a in result['reconcile']['actions']}
     assert {n: (a['kind'], a['host'], a['status'], a['action'], a['new_status']) for n, a in actions.items()} == {
         n: ('connection', h, s, 'removed', None) for (n, h), s in LEFT.items() if h == 'node-a'}

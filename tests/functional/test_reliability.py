@@ -27,7 +27,7 @@ def store_volumes(url: str) -> list[dict]:
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
-            rows = conn.execute(sa.text('SELECT id, name, status, size, backend FROM cinderlib_volumes')).all()
+            rows = conn.execute(sa.text('SELECT id, display_name, status, size, backend FROM cinderlib_volumes')).all()
     finally:
         engine.dispose()
     return [dict(row._mapping) for row in rows]
@@ -74,7 +74,7 @@ def test_concurrent_playbooks_on_one_backend_and_store(tmp_path, run_env, lvm_bi
         wait_for_files([barrier / ('created-w%d' % w) for w in range(WORKERS)], procs, timeout=400)
         # Every worker's create phase is over: each volume is recorded once and is an LV.
         records = store_volumes(store_url)
-        names = sorted(r['name'] for r in records)
+        names = sorted(r['display_name'] for r in records)
         assert names == sorted('w%d-%d' % (w, n) for w in range(WORKERS) for n in range(count))
         assert {r['status'] for r in records} == {'available'}
         assert sorted(lv_names(lvm_big_vg, run_env)) == sorted('volume-%s' % r['id'] for r in records)
@@ -106,7 +106,7 @@ def adhoc_cmd(module: str, args: dict) -> list[str]:
 
 
 def by_name(url: str) -> dict[str, dict]:
-    return {r['name']: r for r in store_volumes(url)}
+    return {r['display_name']: r for r in store_volumes(url)}
 
 
 def url_of(big: dict) -> str:
