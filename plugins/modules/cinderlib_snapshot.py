@@ -12,7 +12,7 @@ description:
   - Makes sure a snapshot of a volume exists or is gone, by calling the Cinder volume driver of
     the backend named by O(backend) directly on the managed node.
   - A snapshot is identified by its O(volume) and its O(name), or by its O(id). Names are
-    labels: the library (like cinderlib) lets several snapshots of a volume share one, and then
+    labels in the library (as in cinderlib), so several snapshots of a volume may share one; then
     this module fails, listing their ids, unless O(id) says which.
   - A snapshot whose creation fails is removed again (the driver is asked to delete what it may
     have made), so that a failed task leaves nothing behind; the task fails with the driver's
@@ -43,7 +43,7 @@ options:
     type: str
   id:
     description:
-      - Id of the snapshot (a UUID): with O(state=present), the id a new snapshot gets, or the
+      - Id of the snapshot (a UUID). With O(state=present), the id a new snapshot gets, or the
         snapshot to keep; with O(state=absent), the snapshot to delete.
     type: str
     version_added: 0.2.0

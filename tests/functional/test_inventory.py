@@ -73,9 +73,11 @@ def test_status_filter_compose_groups_and_cache(tmp_path, run_env):
     db = tmp_path / 'state.db'
     code = ('from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.persistence import open_store\n'
             'store = open_store({"connection": "sqlite:///%s"})\n'
-            'store.put("volume", {"id": "v1", "backend": "lvm", "name": "ok1", "size": 1, "status": "available"})\n'
-            'store.put("volume", {"id": "v2", "backend": "lvm", "name": "big", "size": 200, "status": "available"})\n'
-            'store.put("volume", {"id": "v3", "backend": "lvm", "name": "bad", "size": 1, "status": "error"})\n'
+            'def put(i, name, size, status):\n'
+            '    store.put("volume", dict(id=i, backend="lvm", display_name=name, size=size, status=status))\n'
+            'put("v1", "ok1", 1, "available")\n'
+            'put("v2", "big", 200, "available")\n'
+            'put("v3", "bad", 1, "error")\n'
             % db)
     proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=run_env, check=False)
     assert proc.returncode == 0, proc.stderr

@@ -85,7 +85,7 @@ def test_volume_lifecycle_on_real_lvm(tmp_path, run_env, lvm_backend, lvm_backen
         import json
         lvm = cinderlib.Backend(**%r)
         vol = lvm.create_volume(1, name='data01', description='d')
-        print(json.dumps({'created': vol.id, 'status': vol.status, 'names': [v.name for v in lvm.volumes]}))
+        print(json.dumps({'created': vol.id, 'status': vol.status, 'names': [v.display_name for v in lvm.volumes]}))
         ''' % lvm_backend), run_env)
     assert proc.returncode == 0, proc.stderr
     created = json.loads(proc.stdout.strip().splitlines()[-1])

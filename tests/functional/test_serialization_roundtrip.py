@@ -19,7 +19,7 @@ LOAD = textwrap.dedent('''\
     cinderlib.setup(persistence_config={'storage': 'db', 'connection': 'sqlite:///%s'},
                     file_locks_path='%s', fail_on_missing_backend=False)
     backend = cinderlib.load(open('%s').read(), save=True)
-    print(json.dumps(sorted(v.name for v in backend.volumes)))
+    print(json.dumps(sorted(v.display_name for v in backend.volumes)))
 ''')
 
 

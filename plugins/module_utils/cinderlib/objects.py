@@ -123,7 +123,7 @@ class Resource(serialization.Serializable):
     def _known(cls, backend, record: dict):
         """The live object of ``record``'s resource, refreshed with it, or None."""
         found = Resource._live.get((cls.kind, record['id']))
-        if type(found) is not cls:
+        if not isinstance(found, cls):
             return None
         found.backend = backend
         found._record = record

@@ -132,7 +132,7 @@ def _drift(backend, resources: list) -> dict:
     snapshot_template = conf.snapshot_name_template % '\0'
     patterns = {'volume': _id_pattern(conf.volume_name_template % '\0'),
                 'snapshot': _id_pattern(escape(snapshot_template) if callable(escape) else snapshot_template)}
-    lvs = {lv['name']: lv for lv in vg.volume_records()}
+    lvs = {lv['name']: lv for lv in vg.get_volumes()}
     known = {(kind, resource.id) for kind, resource in resources}
     unknown = []
     for name, lv in sorted(lvs.items()):
