@@ -11,9 +11,10 @@
 #
 # The image is made from Debian packages only: debootstrap into a cache
 # directory outside the repo, keyed by a hash of its recipe (this file, the
-# runtime role's pins), reused while the recipe is unchanged. It holds the
-# runtime role's virtual environment, built from wheels made on this host, so
-# the role finds it complete instead of running pip under CPU emulation.
+# runtime role's pins, the test pins it takes), reused while the recipe is
+# unchanged. It holds the runtime role's virtual environment, built from wheels
+# made on this host, so the role finds it complete instead of running pip
+# under CPU emulation.
 # The VM boots a throwaway copy-on-write layer over the image and is reached
 # over SSH on 127.0.0.1 only (qemu user-mode networking).
 #
@@ -38,6 +39,10 @@ DRIVER_MAP="${CINDERLIB_REPO}/roles/runtime/vars/main.yml"
 # Drivers the scenario runs besides LVM: their Python requirements (from the
 # role's mapping: krest for kaminario) go into the image's venv too.
 GUEST_DRIVERS=(kaminario)
+# What the scenario's peer_suite.yml runs cinderlib 5.2.0's own suite with:
+# pytest (and what it needs) and ddt, at the versions of requirements/constraints.txt.
+GUEST_TEST_PACKAGES=(pytest iniconfig packaging pluggy pygments ddt)
+TEST_PINS="${CINDERLIB_REPO}/requirements/constraints.txt"
 
 # What the converge needs in the guest: systemd and SSH to be reached, Python
 # for Ansible, and what the runtime role would install for LVM with LIO and
@@ -49,9 +54,32 @@ GUEST_PACKAGES=(
 )
 HOST_PACKAGES=(qemu-system-x86 qemu-utils debootstrap openssh-client e2fsprogs)
 
+# GUEST_TEST_PACKAGES as name==version from TEST_PINS, leaving out those the
+# runtime pins have already (same source, same versions).
+test_pip_packages() {
+    "${VENV}/bin/python" - "${TEST_PINS}" "${PINS}" "${GUEST_TEST_PACKAGES[@]}" <<'EOF'
+import re
+import sys
+
+def pins(path):
+    found = {}
+    with open(path, encoding='utf-8') as handle:
+        for line in handle:
+            match = re.match(r'([A-Za-z0-9._-]+)==(\S+)', line)
+            if match:
+                found[re.sub(r'[-_.]+', '-', match.group(1).lower())] = match.group(0)
+    return found
+
+test_pins, runtime_pins = pins(sys.argv[1]), pins(sys.argv[2])
+for name in sys.argv[3:]:
+    if name not in runtime_pins:
+        print(test_pins[name])
+EOF
+}
+
 recipe_hash() {
-    { cat "${BASH_SOURCE[0]}" "${PINS}" "${DRIVER_MAP}"; printf '%s\n' "${SUITE}" "${GUEST_PACKAGES[@]}"; } \
-        | sha256sum | cut -c1-16
+    { cat "${BASH_SOURCE[0]}" "${PINS}" "${DRIVER_MAP}"; printf '%s\n' "${SUITE}" "${GUEST_PACKAGES[@]}"
+      test_pip_packages; } | sha256sum | cut -c1-16
 }
 
 IMAGE_DIR="${VM_CACHE}/$(recipe_hash)"
@@ -150,7 +178,7 @@ build() {
     cl_step "The runtime role's virtual environment, from wheels made on this host"
     mkdir -p "${work}/wheels"
     # Guest and host run the same Debian release, so the host's wheels fit.
-    { cat "${PINS}"; driver_pip_packages "${GUEST_DRIVERS[@]}"; } >"${work}/pins.txt"
+    { cat "${PINS}"; driver_pip_packages "${GUEST_DRIVERS[@]}"; test_pip_packages; } >"${work}/pins.txt"
     "${VENV}/bin/pip" wheel --quiet --disable-pip-version-check --no-deps -w "${work}/wheels" -r "${work}/pins.txt" \
         >"${work}/wheels.log" 2>&1 || { tail -n 30 "${work}/wheels.log" >&2; cl_die "pip wheel failed"; }
     mkdir -p "${root}/tmp/wheels"

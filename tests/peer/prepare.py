@@ -1,6 +1,7 @@
 """Assemble cinderlib 5.2.0's functional suite to run against our library.
 
-    python tests/peer/prepare.py     prints the assembled directory
+    python tests/peer/prepare.py                  prints the assembled directory
+    python tests/peer/prepare.py --bundle FILE    also writes FILE (.tar.gz) for the VM
 
 1. The cinderlib 5.2.0 wheel, downloaded once with
    ``pip download cinderlib==5.2.0 --no-deps`` into
@@ -15,16 +16,22 @@
    and ``cinderlib.tests.functional`` is the wheel's suite. A plain copy (not
    __path__ tricks) so that the same tree can be copied into the VM as is.
    None of cinderlib's library code is extracted.
+3. With --bundle, a tarball of site/ and of our library as
+   collections/ansible_collections/cinderlib/storage/plugins/module_utils/
+   (the working tree's, as the host run uses it): the VM has no copy of the
+   collection besides what modules ship, and the suite imports the library.
 """
 
 from __future__ import annotations
 
+import argparse
 import email.parser
 import hashlib
 import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import zipfile
 from pathlib import Path
@@ -99,10 +106,27 @@ def assemble(build: Path) -> Path:
     return site
 
 
+def _no_pycache(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+    return None if "__pycache__" in Path(info.name).parts else info
+
+
+def bundle(site: Path, dest: Path) -> None:
+    with tarfile.open(dest, "w:gz") as archive:
+        archive.add(site, "site", filter=_no_pycache)
+        archive.add(REPO / "plugins" / "module_utils",
+                    "collections/ansible_collections/cinderlib/storage/plugins/module_utils", filter=_no_pycache)
+
+
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bundle", type=Path, help="also write site/ and our library to this .tar.gz")
+    args = parser.parse_args()
     build = Path(os.environ.get("CINDERLIB_BUILD") or REPO / ".build")
     try:
-        print(assemble(build))
+        site = assemble(build)
+        if args.bundle:
+            bundle(site, args.bundle)
+        print(site)
     except PrepareError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return 1
