@@ -235,7 +235,7 @@ def ensure_local_absent(backend, params: dict, check_mode: bool):
     if not check_mode:
         force = bool(params.get('force'))
         if connection.attached or connection.record.get('attach_status') not in (None, 'detached'):
-            connection.detach(force)
+            connection.detach_and_disconnect(force)
         else:
             connection.disconnect(force)
         volume.refresh()

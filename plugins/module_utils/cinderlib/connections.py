@@ -331,8 +331,15 @@ class Connection(Resource):
 
     @_locked
     def detach(self, force: bool = False) -> None:
-        """Detach the device from this host with os-brick, then disconnect
-        (as cinderlib did). ``force``: even when flushing the device fails."""
+        """Detach the device from this host with os-brick; the connection stays
+        (``disconnect`` ends it), as in cinderlib. ``force``: even when
+        flushing the device fails."""
+        self._detach_device(force)
+
+    @_locked
+    def detach_and_disconnect(self, force: bool = False) -> None:
+        """``detach`` then ``disconnect``, under one hold of the volume's lock
+        (``Volume.detach``)."""
         self._detach_device(force)
         self._disconnect_locked(force)
 

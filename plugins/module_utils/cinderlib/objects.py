@@ -369,7 +369,7 @@ class Volume(Resource):
         connection = self.local_attach
         if connection is None:
             raise InvalidRequest('%s is not attached on this host.' % self.describe().capitalize())
-        connection.detach(force)
+        connection.detach_and_disconnect(force)
         self.refresh()
 
     def exists_on_backend(self) -> bool | None:

@@ -177,6 +177,18 @@ def test_delete_is_refused_while_connected(exporting):
     assert 'delete_volume' not in exporting.driver.calls
 
 
+def test_a_connections_detach_keeps_it_connected_until_disconnect(exporting):
+    # cinderlib's test_attach_detach_volume_via_attachment: Connection.detach only detaches the device.
+    volume = exporting.backend.create_volume(1, name='data')
+    attach = volume.attach()
+    attach.detach()
+    assert not attach.attached and attach.connected and volume.local_attach is None
+    assert attach in volume.connections and exporting.driver.calls[-1] != 'terminate_connection'
+    attach.disconnect()
+    assert attach not in volume.connections and exporting.driver.calls[-2:] == ['terminate_connection',
+                                                                                 'remove_export']
+
+
 def test_attach_connects_and_attaches_with_os_brick_then_detach_undoes_both(exporting):
     volume = exporting.backend.create_volume(1, name='data')
     connection = volume.attach(device_scan_attempts=5)
