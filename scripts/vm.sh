@@ -50,7 +50,7 @@ TEST_PINS="${CINDERLIB_REPO}/requirements/constraints.txt"
 GUEST_PACKAGES=(
     linux-image-amd64 systemd-sysv udev dbus kmod openssh-server sudo
     python3 python3-venv iproute2 procps util-linux e2fsprogs
-    lvm2 thin-provisioning-tools targetcli-fb python3-rtslib-fb open-iscsi
+    lvm2 thin-provisioning-tools targetcli-fb python3-rtslib-fb open-iscsi lsscsi
 )
 HOST_PACKAGES=(qemu-system-x86 qemu-utils debootstrap openssh-client e2fsprogs)
 
