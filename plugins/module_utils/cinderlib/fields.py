@@ -60,10 +60,12 @@ _RENAMED = {'name': 'display_name', 'description': 'display_description'}
 
 
 def with_display_fields(record: dict) -> dict:
-    """A volume or snapshot record as this collection wrote it before it held
-    Cinder's field names (state store schema < 4, serialized format 1), with
-    them: ``name`` and ``description`` become ``display_name`` and
-    ``display_description``. Changes ``record`` and returns it."""
+    """``name`` and ``description`` as the Cinder fields they mean,
+    ``display_name`` and ``display_description`` (which win when both are
+    there): for cinderlib's arguments (``create_volume(name=...)``,
+    ``update(description=...)``) and for records this collection wrote
+    before it held Cinder's field names (state store schema < 4, serialized
+    format 1). Changes ``record`` and returns it."""
     for old, new in _RENAMED.items():
         if old in record:
             value = record.pop(old)

@@ -37,16 +37,6 @@ _VOLUME_OWN_KEYS = ('backend', 'volume_type', 'metadata', 'admin_metadata', 'cre
 _SNAPSHOT_OWN_KEYS = ('metadata', 'created_at', 'updated_at', 'deleted_at', 'backend')
 
 
-def named(kwargs: dict) -> dict:
-    """cinderlib's ``name``/``description`` arguments as the display fields
-    they set (``display_name``/``display_description``)."""
-    for short, field in (('name', 'display_name'), ('description', 'display_description')):
-        if short in kwargs:
-            value = kwargs.pop(short)
-            kwargs.setdefault(field, value)
-    return kwargs
-
-
 def _validate_id(value: Any, what: str) -> str:
     from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend import Backend
     value = str(value)
@@ -197,7 +187,7 @@ class Resource(serialization.Serializable):
     def update(self, **changes: Any) -> None:
         """Change record-only fields (``display_description``, or
         ``description`` as cinderlib spelled it...); the driver is not called."""
-        changes = named(changes)
+        changes = fields.with_display_fields(changes)
         unknown = sorted(set(changes) - set(self._updatable))
         if unknown:
             raise InvalidRequest("Can't change %s of %s: only %s can be changed." % (
@@ -246,7 +236,7 @@ class Volume(Resource):
             backend = source.backend
         else:
             backend = backend_or_vol
-        kwargs = named(kwargs)
+        kwargs = fields.with_display_fields(kwargs)
         record: dict = {}
         if source is not None:
             # A clone or a volume from a snapshot starts with its source's
@@ -552,7 +542,7 @@ class Snapshot(Resource):
     _updatable = ('display_name', 'display_description')
 
     def __init__(self, volume: Volume, **kwargs: Any) -> None:
-        kwargs = named(kwargs)
+        kwargs = fields.with_display_fields(kwargs)
         record = {
             'id': _validate_id(kwargs.pop('id', None) or uuid.uuid4(), 'Snapshot'),
             'volume_id': volume.id,
