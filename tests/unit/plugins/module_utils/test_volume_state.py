@@ -17,6 +17,7 @@ from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.except
     NotFound,
 )
 from ansible_collections.cinderlib.storage.plugins.module_utils.volume_state import (
+    check_snapshot_params,
     ensure_snapshot_absent,
     ensure_snapshot_present,
     ensure_volume_absent,
@@ -418,6 +419,32 @@ def test_snapshot_lifecycle(fake_backend):
     assert snap_absent(fake_backend, **params)[0]
     assert records(fake_backend, 'snapshot') == [] and fake_backend.driver.snapshots == set()
     assert not snap_absent(fake_backend, **params)[0]
+
+
+def test_snapshots_by_id(fake_backend):
+    _c, _b, v1, _m = vol_present(fake_backend, name='v1', size=1)
+    vol_present(fake_backend, name='v2', size=1)
+    sid = str(uuid.uuid4())
+    changed, _b, made, _m = snap_present(fake_backend, volume='v1', name='s1', id=sid)
+    assert changed and made['id'] == sid
+    # By id alone, and by name and id; unchanged either way.
+    assert snap_present(fake_backend, volume='v1', id=sid)[0] is False
+    assert snap_present(fake_backend, volume='v1', name='s1', id=sid)[0] is False
+    with pytest.raises(InvalidRequest, match="Snapshot id %s of volume 'v1' is named 's1', not 'other'" % sid):
+        snap_present(fake_backend, volume='v1', name='other', id=sid)
+    with pytest.raises(InvalidRequest, match="Snapshot id %s belongs to a snapshot of volume %s, not of volume 'v2'"
+                       % (sid, v1['id'])):
+        snap_present(fake_backend, volume='v2', name='s1', id=sid)
+    # Library snapshots may share a name: the name alone is refused with their ids, the id chooses.
+    [volume] = fake_backend.volumes_filtered(volume_name='v1')
+    twin = volume.create_snapshot(name='s1')
+    with pytest.raises(InvalidRequest, match=r"has several snapshots named 's1' \(ids %s\); give id to choose one"
+                       % ', '.join(sorted((sid, twin.id)))):
+        snap_present(fake_backend, volume='v1', name='s1')
+    assert snap_absent(fake_backend, volume='v1', id=twin.id)[0]
+    assert [r['id'] for r in records(fake_backend, 'snapshot')] == [sid]
+    with pytest.raises(InvalidRequest, match="id 'nope' is not a UUID"):
+        check_snapshot_params(snap(volume='v1', id='nope'))
 
 
 def test_snapshot_of_missing_volume(fake_backend):
