@@ -178,7 +178,12 @@ stage_molecule_vm() {
         return "${SKIP}"
     fi
     [[ ${EUID} -eq 0 ]] || { cl_note "the vm scenario needs root (debootstrap, qemu): sudo $0"; return 1; }
-    NO_COLOR=1 ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0 molecule test -s vm
+    # cinderlib's own suite in the VM adds some 22 minutes under CPU emulation,
+    # which would take the whole run past CI's budget: on request only here
+    # (CINDERLIB_VM_PEER_SUITE=1); `molecule test -s vm` by hand runs it.
+    local peer=${CINDERLIB_VM_PEER_SUITE:-0}
+    [[ ${peer} == 1 ]] || cl_note "the vm scenario leaves cinderlib's suite out (CINDERLIB_VM_PEER_SUITE=1 runs it)"
+    CINDERLIB_VM_PEER_SUITE=${peer} NO_COLOR=1 ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0 molecule test -s vm
 }
 
 # The benchmarks' smoke mode: correctness only (changed counts, volumes gone,
