@@ -28,7 +28,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
 SUITE=bookworm
-IMAGE_SIZE=12G
+IMAGE_SIZE=24G  # sparse; cinderlib's suite after the rest of the scenario filled 12G (clones copy whole volumes)
 VM_CACHE="${CINDERLIB_VM_CACHE:-/var/cache/cinderlib-storage/vm}"
 VM_RUN="${CINDERLIB_VM_RUN:-/var/tmp/cinderlib-vm}"
 VM_MEMORY="${CINDERLIB_VM_MEMORY:-3072}"
