@@ -184,11 +184,6 @@ class PersistenceDriverBase:
         raise NotImplementedError()
 
 
-def _objects():
-    from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import objects
-    return objects
-
-
 class StateStore(RecordLookups, PersistenceDriverBase, ABC):
     """What every store offers. Records are dicts with at least ``id``.
 
@@ -207,17 +202,22 @@ class StateStore(RecordLookups, PersistenceDriverBase, ABC):
         from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.dbapi import DriverDB
         return DriverDB(self)
 
+    def object_of(self, kind: str, record: dict):
+        """The library's object (Volume, Snapshot, Connection) of a stored record."""
+        from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import objects
+        return objects.volume_of(record) if kind == 'volume' else objects.child_of(kind, record, self)
+
     def get_volumes(self, volume_id=None, volume_name=None, backend_name=None) -> list:
         records = self.volume_records(backend=backend_name, volume_id=volume_id, display_name=volume_name)
-        return [_objects().volume_of(record) for record in records]
+        return [self.object_of('volume', record) for record in records]
 
     def get_snapshots(self, snapshot_id=None, snapshot_name=None, volume_id=None) -> list:
         records = self.snapshot_records(snapshot_id=snapshot_id, volume_id=volume_id, display_name=snapshot_name)
-        return [_objects().child_of('snapshot', record, self) for record in records]
+        return [self.object_of('snapshot', record) for record in records]
 
     def get_connections(self, connection_id=None, volume_id=None) -> list:
         records = self.connection_records(connection_id=connection_id, volume_id=volume_id)
-        return [_objects().child_of('connection', record, self) for record in records]
+        return [self.object_of('connection', record) for record in records]
 
     def get_key_values(self, key=None) -> list[KeyValue]:
         return [KeyValue(k, v) for k, v in sorted(self.key_values(key).items())]

@@ -23,7 +23,6 @@ from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.persis
     KeyValue,
     PersistenceDriverBase,
     StateStore,
-    _objects,
 )
 
 ENTRY_POINT_GROUP = 'cinderlib.persistence.storage'
@@ -115,8 +114,7 @@ class PluginStore(StateStore):
         if kind == 'connector':
             self.plugin.set_key_value(KeyValue(_CONNECTOR_KEY + stored['id'], json.dumps(stored, default=str)))
         else:
-            obj = self._object(kind, stored)
-            getattr(self.plugin, 'set_' + kind)(obj)
+            getattr(self.plugin, 'set_' + kind)(self.object_of(kind, stored))
         return copy.deepcopy(stored)
 
     def remove(self, kind, record_id):
@@ -127,12 +125,8 @@ class PluginStore(StateStore):
         if kind == 'connector':
             self.plugin.delete_key_value(_CONNECTOR_KEY + record_id)
         else:
-            getattr(self.plugin, 'delete_' + kind)(self._object(kind, found[0]))
+            getattr(self.plugin, 'delete_' + kind)(self.object_of(kind, found[0]))
         return True
-
-    def _object(self, kind: str, record: dict):
-        objects = _objects()
-        return objects.volume_of(record) if kind == 'volume' else objects.child_of(kind, record, self)
 
     # -- key/values ----------------------------------------------------------------------
     def _all_key_values(self) -> dict[str, str]:
