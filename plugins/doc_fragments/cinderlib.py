@@ -105,3 +105,31 @@ notes:
     change, and change nothing; the Python traceback is only in the result's C(exception), shown
     with C(-vvv).
 '''
+
+    # This host's os-brick connector properties
+    # (plugins/module_utils/connection_state.py: connector_argument_spec).
+    CONNECTOR = r'''
+options:
+  multipath:
+    description:
+      - Whether this node attaches volumes through multipath; exporting backends see it as the
+        connector's C(multipath).
+    type: bool
+    default: false
+  enforce_multipath:
+    description:
+      - With O(multipath), fail when multipathd is not running, rather than falling back to a
+        single path.
+    type: bool
+    default: false
+  my_ip:
+    description:
+      - The IP address to give as the connector's C(ip). By default the address of the interface
+        of the default route.
+    type: str
+  host:
+    description:
+      - The host name to give as the connector's C(host). By default the node's host name.
+      - One connection per volume and host; exports to the same host name are one connection.
+    type: str
+'''

@@ -17,10 +17,11 @@ returning ``(changed, before, after, messages)`` like ``volume_state``'s:
 Every run with a backend first settles the connections of its volume that a
 run which died left ``connecting`` or ``disconnecting``
 (``connections.settle_leftovers``: their export is ended and their record
-removed, as ``reconcile: resolve`` does), says so in its warnings, then does
+removed, as cinderlib_reconcile does), says so in its warnings, then does
 what it was asked.
 
-Connector facts (``gather_connector``) belong to cinderlib_connector_facts.
+Connector properties: read by cinderlib_connector_facts, stored under a node
+id by cinderlib_connector.
 """
 
 from __future__ import annotations
@@ -97,13 +98,13 @@ def _volume(backend, params: dict, must_exist: bool):
 
 def resolve_connector(store, connector: Any) -> tuple[dict, str | None]:
     """(connector properties, node id): a dict as given, or the properties
-    stored under a node id by cinderlib_connector_facts."""
+    stored under a node id by cinderlib_connector."""
     if isinstance(connector, dict):
         return copy.deepcopy(connector), None
     record = store.get_connector(connector)
     if record is None:
         raise NotFound("connector: no connector properties are stored under node id '%s'; run "
-                       'cinderlib.storage.cinderlib_connector_facts with node_id=%s on that host, with the '
+                       'cinderlib.storage.cinderlib_connector with node_id=%s on that host, with the '
                        'same persistence, first.' % (connector, connector))
     return copy.deepcopy(record['connector']), connector
 
@@ -348,20 +349,56 @@ def ensure_consumer_absent(library, params: dict, check_mode: bool):
     return True, before, None, []
 
 
-# -- connector facts ---------------------------------------------------------------------------
-def gather_connector(library, params: dict, check_mode: bool) -> tuple[bool, dict, dict | None]:
-    """(changed, this host's connector properties, the stored record before):
-    the properties, stored under ``node_id`` when given."""
+# -- connectors -------------------------------------------------------------------------------
+def connector_argument_spec() -> dict:
+    """The options that shape this host's connector properties (doc fragment:
+    cinderlib.connector)."""
+    return dict(
+        multipath=dict(type='bool', default=False),
+        enforce_multipath=dict(type='bool', default=False),
+        my_ip=dict(type='str'),
+        host=dict(type='str'),
+    )
+
+
+def connector_properties(library, params: dict) -> dict:
+    """This host's os-brick connector properties (cinderlib_connector_facts)."""
     runtime = brick.get(library.Backend.settings)
-    connector = runtime.connector_properties(bool(params.get('multipath')), bool(params.get('enforce_multipath')),
-                                             my_ip=params.get('my_ip'), host=params.get('host'))
-    node_id = params.get('node_id')
-    if not node_id:
-        return False, connector, None
+    return runtime.connector_properties(bool(params.get('multipath')), bool(params.get('enforce_multipath')),
+                                        my_ip=params.get('my_ip'), host=params.get('host'))
+
+
+def ensure_connector_present(library, params: dict, check_mode: bool):
+    """Store this host's connector properties under ``node_id``
+    (cinderlib_connector): (changed, before, after, messages)."""
     store = library.Backend.persistence
+    node_id = params['node_id']
     previous = store.get_connector(node_id)
-    if previous is not None and previous.get('connector') == connector:
-        return False, connector, previous
+    connector = connector_properties(library, params)
+    before = (previous or {}).get('connector') or {}
+    if previous is not None and before == connector:
+        return False, before, connector, []
     if not check_mode:
         store.put('connector', {'id': node_id, 'host': connector.get('host'), 'connector': connector})
-    return True, connector, previous
+    return True, before, connector, []
+
+
+def ensure_connector_absent(library, params: dict, check_mode: bool):
+    """Remove the properties stored under ``node_id``. Exports made to that
+    node keep their own copy of them, so they can still be ended; the
+    messages say which remain."""
+    store = library.Backend.persistence
+    node_id = params['node_id']
+    previous = store.get_connector(node_id)
+    if previous is None:
+        return False, {}, {}, []
+    messages = []
+    exports = [c for c in store.get('connection') if c.get('node_id') == node_id]
+    if exports:
+        messages.append("%d export(s) to node '%s' remain (connections %s): they are ended with "
+                        'cinderlib.storage.cinderlib_connection state=absent as before, but new exports to this node '
+                        'need its properties stored again.' % (len(exports), node_id,
+                                                                ', '.join(sorted(c['id'] for c in exports))))
+    if not check_mode:
+        store.remove('connector', node_id)
+    return True, previous.get('connector') or {}, {}, messages

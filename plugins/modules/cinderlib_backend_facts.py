@@ -12,13 +12,13 @@ description:
   - Loads the Cinder volume driver named by O(backend) on the managed node (no Cinder services,
     database server or OpenStack needed), runs the driver's start-up checks against the array,
     and returns the backend's capacity stats, pools and the volumes the collection knows on it.
-  - Read-only, unless O(reconcile=resolve); safe in check mode.
-  - With O(reconcile), also compares the state store with what the backend has and returns the
-    result as RV(reconcile), listing the records that an interrupted run left in a transitional
-    state (C(creating), C(deleting), C(extending); connections C(connecting), C(disconnecting)), the
-    connections a failed driver call left (C(error_connecting), C(error_disconnecting)) and the drift
-    (volumes the backend has that the store does not know, records whose volume the backend no
-    longer has).
+  - Read-only; safe in check mode. With O(reconcile=report), also compares the state store with
+    what the backend has and returns the result as RV(reconcile), listing the records that an
+    interrupted run left in a transitional state (C(creating), C(deleting), C(extending);
+    connections C(connecting), C(disconnecting)), the connections a failed driver call left
+    (C(error_connecting), C(error_disconnecting)) and the drift (volumes the backend has that the
+    store does not know, records whose volume the backend no longer has).
+    M(cinderlib.storage.cinderlib_reconcile) settles them.
   - The facts are set under C(ansible_facts.cinderlib_backends), keyed by backend name. Each
     call sets the backends of that call only.
   - Cinder and os-brick must be importable by the module's Python interpreter. The
@@ -41,33 +41,16 @@ options:
     description:
       - V(none) compares nothing.
       - V(report) lists the records left in a transitional state and the drift between the state
-        store and the backend, and changes nothing.
-      - V(resolve) also settles the transitional records whose run is over (a run still in
-        progress holds the volume's lock, and its records are skipped). A volume or snapshot the
-        backend has is adopted (status C(available), for volumes the size the backend reports); a
-        record of a creation or deletion the backend does not have is removed; when the driver
-        can't tell, the record is marked C(error) (C(error_deleting), C(error_extending)), which
-        O(cinderlib.storage.cinderlib_volume#module:state=absent) removes.
-      - A connection left C(connecting), C(disconnecting), C(error_connecting) or
-        C(error_disconnecting) is ended whether or not its export exists - Cinder drivers have no
-        call that tells, and ending is safe to repeat. It calls C(terminate_connection), then
-        C(remove_export) when no other connection of the volume needs the export, then its record is
-        removed and the volume's status put right (C(in-use) while it has a C(connected) connection
-        or one whose disconnect failed, else C(available)). It is never finished instead, because
-        no host can be using it; the connection info of a connect that did not finish was never
-        returned, and attaching by C(connection_id)
-        refuses a record that is not C(connected). The playbook that was connecting connects again
-        when run again. When the driver fails, the record is marked C(error_disconnecting) and the
-        volume stays C(in-use); a record that says a host attached through it is skipped.
-      - Drift is never resolved, only reported; it is checked for LVM-based drivers only, others
-        report it as C(unsupported).
+        store and the backend, and changes nothing. M(cinderlib.storage.cinderlib_reconcile)
+        settles those records (and says what it does with each).
+      - Drift is checked for LVM-based drivers only, others report it as C(unsupported).
     type: str
-    choices: [none, report, resolve]
+    choices: [none, report]
     default: none
 attributes:
   check_mode:
     support: full
-    description: Changes nothing; with O(reconcile=resolve), RV(reconcile.actions) says what would be done.
+    description: The module changes nothing.
   diff_mode:
     support: none
     description: The module changes nothing.
@@ -92,10 +75,10 @@ EXAMPLES = r'''
   ansible.builtin.debug:
     msg: "{{ ansible_facts.cinderlib_backends.lvm.stats.pools[0].free_capacity_gb }} GiB free"
 
-- name: Settle what interrupted runs left, and show the drift
+- name: Show what interrupted runs left, and the drift
   cinderlib.storage.cinderlib_backend_facts:
     backend: lvm
-    reconcile: resolve
+    reconcile: report
   register: lvm_facts
 
 - name: Fail on volumes the store does not know
@@ -171,20 +154,19 @@ ansible_facts:
           type: str
           sample: '{"format":"cinderlib.storage/2","class":"Backend","volumes":[],...}'
 reconcile:
-  description: The state store compared with the backend (volumes and facts are read after resolving).
-  returned: when O(reconcile) is not V(none)
+  description:
+    - The state store compared with the backend, as M(cinderlib.storage.cinderlib_reconcile)
+      returns it (see its RV(cinderlib.storage.cinderlib_reconcile#module:transitional) and
+      RV(cinderlib.storage.cinderlib_reconcile#module:drift)), with C(mode) V(report) and no
+      C(actions).
+  returned: when O(reconcile=report)
   type: dict
   sample:
-    mode: resolve
+    mode: report
     transitional:
       - {kind: volume, id: 0b5e8c7a-6e1e-4f7c-9d4e-4f3bd2a9b0c1, name: data01, status: creating, size: 1,
          on_backend: true, in_progress: false}
-    actions:
-      - {kind: volume, id: 0b5e8c7a-6e1e-4f7c-9d4e-4f3bd2a9b0c1, name: data01, status: creating, size: 1,
-         action: adopted, new_status: available, reason: the backend has it}
-      - {kind: connection, id: 6c1d2a47-13b5-4f4e-9f0a-3f8f2b1c9d10, volume_id: 0b5e8c7a-6e1e-4f7c-9d4e-4f3bd2a9b0c1,
-         host: node1, status: connecting, on_backend: null, in_progress: false, action: removed, new_status: null,
-         reason: 'the run connecting it ended before it finished, so no host got its connection info'}
+    actions: []
     drift:
       status: checked
       reason: ''
@@ -194,56 +176,6 @@ reconcile:
           backend_name: volume-5f0d2b8e-2c1f-4a7e-8f53-7d1b0e6c9a41
           size: 1
       missing_on_backend: []
-  contains:
-    mode:
-      description: V(report) or V(resolve).
-      type: str
-    transitional:
-      description:
-        - Records in a transitional state, as found (volumes C(creating), C(deleting), C(extending);
-          snapshots C(creating), C(deleting)), with C(kind), C(id), C(name), C(status), C(size) (for
-          snapshots C(volume_id) and their volume's size).
-        - Connections C(connecting), C(disconnecting), C(error_connecting) or C(error_disconnecting),
-          with C(kind) (C(connection)), C(id), C(volume_id), C(host) and C(status).
-        - C(on_backend) says whether the backend has it (C(null) when the driver can't tell, or the
-          run is still in progress; always C(null) for connections); C(in_progress) that a run holds
-          its volume's lock.
-      type: list
-      elements: dict
-    actions:
-      description:
-        - With V(resolve), what was done to each transitional record (in check mode, what would be
-          done), with the fields of RV(reconcile.transitional), C(action) (C(adopted), C(removed),
-          C(marked_error) or C(skipped)), C(new_status) and C(reason).
-        - An adopted volume's C(size) is the size the backend reports.
-        - A connection is C(removed) (its export ended, see O(reconcile)), C(marked_error)
-          (C(new_status) C(error_disconnecting), the driver's error in C(reason)) or C(skipped).
-      type: list
-      elements: dict
-    drift:
-      description: The difference between the store and the backend, after resolving. Never changed by this module.
-      type: dict
-      contains:
-        status:
-          description: C(checked), or C(unsupported) for drivers that can't list their volumes.
-          type: str
-        reason:
-          description: Why drift is C(unsupported); empty otherwise.
-          type: str
-        unknown_on_backend:
-          description:
-            - Volumes and snapshots the backend has, named as this collection names them
-              (C(volume-<id>) on LVM), that the state store does not know; C(null) when unsupported.
-            - Each with C(kind), C(id), C(backend_name) (the name on the backend) and C(size) in GiB.
-          type: list
-          elements: dict
-        missing_on_backend:
-          description:
-            - Records (not in a transitional state) whose volume or snapshot the backend no longer has;
-              C(null) when unsupported. Each with the fields of RV(reconcile.transitional) and
-              C(backend_name).
-          type: list
-          elements: dict
 '''
 
 from ansible_collections.cinderlib.storage.plugins.module_utils.ansible_module import CinderlibModule
@@ -252,8 +184,7 @@ from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.reconc
 
 def gather_facts(module: CinderlibModule) -> dict:
     backend = module.backend
-    mode = module.params['reconcile'] or 'none'
-    report = reconcile(backend, mode, module.module.check_mode) if mode != 'none' else None
+    report = reconcile(backend, 'report') if module.params['reconcile'] == 'report' else None
     stats = backend.stats(refresh=module.params['refresh_stats'])
     facts = {
         'id': backend.id,
@@ -263,8 +194,7 @@ def gather_facts(module: CinderlibModule) -> dict:
         'volumes': [volume.to_dict() for volume in backend.volumes],
         'serialized': backend.dumps,
     }
-    acted = [a for a in (report or {}).get('actions', []) if a['action'] != 'skipped']
-    result = {'changed': bool(acted), 'ansible_facts': {'cinderlib_backends': {backend.id: facts}}}
+    result = {'changed': False, 'ansible_facts': {'cinderlib_backends': {backend.id: facts}}}
     if report is not None:
         result['reconcile'] = report
     return result
@@ -273,7 +203,7 @@ def gather_facts(module: CinderlibModule) -> dict:
 def main() -> None:
     module = CinderlibModule(argument_spec=dict(
         refresh_stats=dict(type='bool', default=False),
-        reconcile=dict(type='str', default='none', choices=['none', 'report', 'resolve']),
+        reconcile=dict(type='str', default='none', choices=['none', 'report']),
     ))
     module.run(gather_facts)
 

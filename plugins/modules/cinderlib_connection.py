@@ -24,7 +24,7 @@ description:
     the export (the first two ways). A volume with connections can't be deleted.
   - With O(backend), a run first settles the connections of the volume that a run which died
     (killed, host down) left C(connecting) or C(disconnecting); it ends their export and removes
-    their record, as O(cinderlib.storage.cinderlib_backend_facts#module:reconcile=resolve) does, and
+    their record, as M(cinderlib.storage.cinderlib_reconcile) does, and
     says so in a warning; then it does what it was asked. A run still in progress holds the
     volume's lock, and this run waits for it.
   - Connection info may hold CHAP credentials. They are never stored in the connection's record

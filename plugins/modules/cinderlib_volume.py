@@ -27,8 +27,7 @@ description:
     removes it. A volume that is in the state store but no longer on the array is reported,
     never silently recreated.
   - A record that an interrupted run left in a transitional state (C(creating), C(extending),
-    C(deleting)) is settled by M(cinderlib.storage.cinderlib_backend_facts) with
-    O(cinderlib.storage.cinderlib_backend_facts#module:reconcile=resolve), as the failure message
+    C(deleting)) is settled by M(cinderlib.storage.cinderlib_reconcile), as the failure message
     says; while another run is still working on the volume, the task fails and says so.
   - Runs on the same volume take turns (a lock per volume name, see O(coordination_url)), so a
     second run sees what the first one did.

@@ -112,27 +112,24 @@ def test_connection_runs_killed_half_way_are_settled_by_reconcile(run_env, fake,
     assert found == {('node-a', 'connecting', False, None), ('node-a', 'disconnecting', False, None)}
     assert len(result['reconcile']['transitional']) == 5
     # ...and so does resolve in check mode, which says what it would do.
-    rc, result, out = run_module('cinderlib_backend_facts', dict(fake, reconcile='resolve'), run_env, check=True)
+    rc, result, out = run_module('cinderlib_reconcile', fake, run_env, check=True)
     assert rc == 0 and result['changed'] is True, out
-    assert [a['action'] for a in result['reconcile']['actions']] == ['removed'] * 5
+    assert [a['action'] for a in result['actions']] == ['removed'] * 5
     assert state(fake) == (volumes, connections)
 
     # resolve: ends each export (not node-b's), removes the records, puts the volumes' status right.
-    rc, result, out = run_adhoc('cinderlib.storage.cinderlib_backend_facts', dict(fake, reconcile='resolve'),
-                                run_env)
+    rc, result, out = run_adhoc('cinderlib.storage.cinderlib_reconcile', fake, run_env)
     assert rc == 0 and result['changed'] is True, out
     names = {v['id']: v['display_name'] for v in rows(fake, 'volumes')}
-    actions = {names[a['volume_id']]: a for a in result['reconcile']['actions']}
+    actions = {names[a['volume_id']]: a for a in result['actions']}
     assert {n: (a['kind'], a['host'], a['status'], a['action'], a['new_status']) for n, a in actions.items()} == {
         n: ('connection', h, s, 'removed', None) for (n, h), s in LEFT.items() if h == 'node-a'}
     assert 'no host got its connection info' in actions['c-after']['reason']
     assert state(fake) == ({'c-before': 'available', 'c-after': 'available', 'd-before': 'available',
                             'd-after': 'available', 'shared': 'in-use'}, {('shared', 'node-b'): 'connected'})
-    facts = result['ansible_facts']['cinderlib_backends']['lvm-fake']
-    assert {v['name']: v['attached_hosts'] for v in facts['volumes']}['shared'] == ['node-b']
-    rc, result, out = run_adhoc('cinderlib.storage.cinderlib_backend_facts', dict(fake, reconcile='resolve'),
-                                run_env)
-    assert rc == 0 and result['changed'] is False and result['reconcile']['actions'] == [], out
+    assert {v['name']: v['attached_hosts'] for v in result['volumes']}['shared'] == ['node-b']
+    rc, result, out = run_adhoc('cinderlib.storage.cinderlib_reconcile', fake, run_env)
+    assert rc == 0 and result['changed'] is False and result['actions'] == [], out
 
     # No ghost records, and every volume can go: the module deletes one, the library the rest.
     rc, result, out = run_adhoc('cinderlib.storage.cinderlib_volume', dict(fake, name='c-after', state='absent'),

@@ -150,12 +150,12 @@ def test_a_connector_without_what_the_backend_needs_is_refused(tmp_path, run_env
 def test_modules_export_idempotently_to_a_stored_node_id(tmp_path, run_env, fake_target_backend):
     store = {'storage': 'db', 'connection': 'sqlite:///%s' % (tmp_path / 'shared.db')}
     # Process A, a consumer host: stores its connector under a node id (os-brick only).
-    rc, result, out = run_adhoc('cinderlib.storage.cinderlib_connector_facts',
+    rc, result, out = run_adhoc('cinderlib.storage.cinderlib_connector',
                                 {'node_id': 'consumer', 'persistence': store, 'host': 'consumer-host'}, run_env)
     assert rc == 0 and result['changed'] is True, out
-    facts = result['ansible_facts']['cinderlib_connector']
+    facts = result['connector']
     assert facts['host'] == 'consumer-host' and facts['multipath'] is False and 'os_type' in facts
-    rc, result, out = run_adhoc('cinderlib.storage.cinderlib_connector_facts',
+    rc, result, out = run_adhoc('cinderlib.storage.cinderlib_connector',
                                 {'node_id': 'consumer', 'persistence': store, 'host': 'consumer-host'}, run_env)
     assert rc == 0 and result['changed'] is False, out
 

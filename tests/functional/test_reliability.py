@@ -160,7 +160,7 @@ def test_runs_killed_half_way_are_settled_by_reconcile(run_env, big, lvm_big_vg)
     rc, result, out = run_adhoc('cinderlib.storage.cinderlib_volume', dict(big, name='new-after', size=1), run_env)
     assert rc != 0, out
     assert "Volume 'new-after' on backend 'lvm-big' has status 'creating'" in result['msg']
-    assert 'reconcile=resolve' in result['msg']
+    assert 'Run cinderlib.storage.cinderlib_reconcile' in result['msg']
 
     # report: lists everything, changes nothing.
     rc, result, out = run_adhoc('cinderlib.storage.cinderlib_backend_facts', dict(big, reconcile='report'), run_env)
@@ -182,9 +182,9 @@ def test_runs_killed_half_way_are_settled_by_reconcile(run_env, big, lvm_big_vg)
     assert set(lv_names(lvm_big_vg, run_env)) == lvs_after_kills
 
     # resolve: settles each from what the backend has, and says what it did.
-    rc, result, out = run_adhoc('cinderlib.storage.cinderlib_backend_facts', dict(big, reconcile='resolve'), run_env)
+    rc, result, out = run_adhoc('cinderlib.storage.cinderlib_reconcile', big, run_env)
     assert rc == 0, out
-    report = result['reconcile']
+    report = result
     assert result['changed'] is True
     actions = {a['name']: a for a in report['actions'] if a['kind'] == 'volume'}
     assert {n: (a['action'], a['new_status'], a.get('size') if a['action'] == 'adopted' else None)
@@ -192,8 +192,7 @@ def test_runs_killed_half_way_are_settled_by_reconcile(run_env, big, lvm_big_vg)
     [snapshot_action] = [a for a in report['actions'] if a['kind'] == 'snapshot']
     assert snapshot_action['action'] == 'removed' and snapshot_action['name'] == 'snap'
     assert report['drift']['unknown_on_backend'] == [] and report['drift']['missing_on_backend'] == []
-    facts = result['ansible_facts']['cinderlib_backends']['lvm-big']
-    assert sorted((v['name'], v['status'], v['size']) for v in facts['volumes']) == sorted(
+    assert sorted((v['name'], v['status'], v['size']) for v in result['volumes']) == sorted(
         [(n, s, size) for n, (_action, s, size) in RESOLVED.items() if s] + [('snap-vol', 'available', 1)])
 
     # No ghost records, no orphan LVs: the store and the VG agree.
@@ -204,8 +203,8 @@ def test_runs_killed_half_way_are_settled_by_reconcile(run_env, big, lvm_big_vg)
     assert by_name(url)['ext-after']['size'] == 2
 
     # Every adopted volume works again: the modules delete them.
-    rc, result, out = run_adhoc('cinderlib.storage.cinderlib_backend_facts', dict(big, reconcile='resolve'), run_env)
-    assert rc == 0 and result['changed'] is False and result['reconcile']['actions'] == [], out
+    rc, result, out = run_adhoc('cinderlib.storage.cinderlib_reconcile', big, run_env)
+    assert rc == 0 and result['changed'] is False and result['actions'] == [], out
     proc = run_python(library(big, '''
         for volume in lvm.volumes:
             volume.delete()
@@ -270,10 +269,10 @@ def test_snapshot_runs_killed_after_the_driver_are_adopted_or_removed(run_env, b
                               capture_output=True, text=True, env=dict(run_env, CINDERLIB_TEST_KILL_AT=point),
                               timeout=300, check=False)
         assert proc.returncode != 0, proc.stdout
-    rc, result, out = run_adhoc('cinderlib.storage.cinderlib_backend_facts', dict(big, reconcile='resolve'), run_env)
+    rc, result, out = run_adhoc('cinderlib.storage.cinderlib_reconcile', big, run_env)
     assert rc == 0, out
-    assert {a['name']: a['action'] for a in result['reconcile']['actions']} == {'new': 'adopted', 'old': 'removed'}
-    [volume] = result['ansible_facts']['cinderlib_backends']['lvm-big']['volumes']
+    assert {a['name']: a['action'] for a in result['actions']} == {'new': 'adopted', 'old': 'removed'}
+    [volume] = result['volumes']
     assert [(s['name'], s['status']) for s in volume['snapshots']] == [('new', 'available')]
     rc, result, out = run_adhoc('cinderlib.storage.cinderlib_volume',
                                 dict(big, name='origin', state='absent', cascade=True), run_env)

@@ -262,3 +262,13 @@ def reconcile(backend, mode: str, check_mode: bool = False) -> dict | None:
     # Drift after resolving, so that it describes what is left.
     remaining = _resources(backend) if actions and not check_mode else resources
     return {'mode': mode, 'transitional': transitional, 'actions': actions, 'drift': _drift(backend, remaining)}
+
+
+def actions_diff(actions: list[dict]) -> dict:
+    """Ansible's diff of what resolving did: each record's status before and
+    after, keyed by kind, name (a connection's host) and id; a removed record
+    has no after."""
+    def label(action: dict) -> str:
+        return '%s %s (%s)' % (action['kind'], action.get('name') or action.get('host') or '', action['id'])
+    return {'before': {label(a): a['status'] for a in actions},
+            'after': {label(a): a['new_status'] for a in actions if a['new_status']}}

@@ -279,7 +279,7 @@ def test_export_to_a_node_id_check_mode_real_and_again(exporting):
 def test_export_to_an_unknown_node_id_fails_clearly(exporting):
     exporting.backend.create_volume(1, name='data')
     with pytest.raises(NotFound, match="no connector properties are stored under node id 'ghost'; run "
-                                       'cinderlib.storage.cinderlib_connector_facts with node_id=ghost'):
+                                       'cinderlib.storage.cinderlib_connector with node_id=ghost'):
         connection_state.ensure_export_present(exporting.backend, params(connector='ghost'), False)
 
 

@@ -13,7 +13,7 @@ from ansible_collections.cinderlib.storage.plugins.module_utils import volume_st
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import locks, objects
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend import Backend
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import InvalidRequest
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.reconcile import reconcile
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.reconcile import actions_diff, reconcile
 
 
 def left_as(backend, name: str, status: str, on_array: bool = True, size: int = 1):
@@ -52,6 +52,15 @@ def test_resolve_settles_each_transitional_record_from_what_the_backend_has(fake
     # This fake VG can look volumes up but not list them: no drift check.
     assert report['drift']['status'] == 'unsupported' and report['drift']['unknown_on_backend'] is None
     assert reconcile(fake_backend, 'resolve')['actions'] == []
+
+    # cinderlib_reconcile's diff: each settled record's status before and after; a removed one has no after.
+    ids = {a['name']: a['id'] for a in report['actions']}
+    diff = actions_diff(report['actions'])
+    assert diff['before'] == {'volume %s (%s)' % (n, ids[n]): s for n, s in (
+        ('created', 'creating'), ('never-created', 'creating'), ('grown', 'extending'), ('kept', 'deleting'),
+        ('gone', 'deleting'), ('vanished', 'extending'))}
+    assert diff['after'] == {'volume %s (%s)' % (n, ids[n]): s for n, s in (
+        ('created', 'available'), ('grown', 'available'), ('kept', 'available'), ('vanished', 'error'))}
 
 
 def test_report_and_check_mode_change_nothing(fake_backend):
@@ -100,8 +109,8 @@ def test_modules_point_at_reconcile_for_a_leftover(fake_backend):
     assert error.value.message == (
         "Volume 'left' on backend 'fake' has status 'extending' in the state store: the run that was extending "
         "it ended before it finished (killed, or the host went down). Run cinderlib.storage."
-        "cinderlib_backend_facts with reconcile=resolve to settle it from what the backend has "
-        "(reconcile=report shows what it would do), then run again.")
+        "cinderlib_reconcile to settle it from what the backend has (in check mode it shows what it would do), "
+        "then run again.")
 
 
 def test_snapshots_are_settled_too(fake_backend):
