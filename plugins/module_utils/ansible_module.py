@@ -155,10 +155,14 @@ class CinderlibModule:
             # What oslo marks secret for this driver, before any driver call.
             self.module.no_log_values.update(backend_secrets(config))
             name = config.pop('volume_backend_name')
+            avoided = []
+            if self.module.check_mode:
+                settings = loader.make_settings({})
+                config, avoided = quickcheck.check_mode_setup(config, settings.root_helper, settings.im_root)
             self._backend = library.Backend(name, **config)
-            for warning in self._backend.warnings:
+            for warning in self._backend.warnings + avoided:
                 self.warn('Backend %r: %s' % (name, warning))
-            if quickcheck.has_probe(config):
+            if quickcheck.has_probe(config) and not avoided:
                 # The driver accepted this configuration: later runs may take the fast path.
                 quickcheck.remember_validated(self._state_dir(), fingerprint)
         return self._backend

@@ -258,7 +258,8 @@ def _check_usable(resource, what: str = '') -> None:
         raise InvalidRequest(
             "%s on backend '%s' has status '%s' in the state store: the run that was %s it ended before "
             "it finished (killed, or the host went down). Run cinderlib.storage.cinderlib_reconcile "
-            "to settle it from what the backend has (in check mode it shows what it would do), then run again." % (described, resource.backend_name, resource.status, resource.status))
+            "to settle it from what the backend has (in check mode it shows what it would do), then run again."
+            % (described, resource.backend_name, resource.status, resource.status))
     raise InvalidRequest(
         "%s on backend '%s' has status '%s' in the state store (a failed or interrupted operation "
         "left it so), not %s. Remove it with state=absent%s, then run again."

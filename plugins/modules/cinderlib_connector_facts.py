@@ -77,7 +77,10 @@ ansible_facts:
 '''
 
 from ansible_collections.cinderlib.storage.plugins.module_utils.ansible_module import CinderlibModule
-from ansible_collections.cinderlib.storage.plugins.module_utils.connection_state import connector_argument_spec, connector_properties
+from ansible_collections.cinderlib.storage.plugins.module_utils.connection_state import (
+    connector_argument_spec,
+    connector_properties,
+)
 from ansible_collections.cinderlib.storage.plugins.module_utils.volume_state import check_name
 
 
@@ -86,7 +89,8 @@ def check(params: dict) -> None:
 
 
 def run(module: CinderlibModule) -> dict:
-    return {'changed': False, 'ansible_facts': {'cinderlib_connector': connector_properties(module.library, module.params)}}
+    connector = connector_properties(module.library, module.params)
+    return {'changed': False, 'ansible_facts': {'cinderlib_connector': connector}}
 
 
 def main() -> None:

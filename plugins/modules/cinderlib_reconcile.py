@@ -115,7 +115,9 @@ drift:
       type: list
       elements: dict
 volumes:
-  description: The volumes the state store knows on the backend after settling, as M(cinderlib.storage.cinderlib_backend_facts) returns them.
+  description:
+    - The volumes the state store knows on the backend after settling, as
+      M(cinderlib.storage.cinderlib_backend_facts) returns them.
   returned: success
   type: list
   elements: dict

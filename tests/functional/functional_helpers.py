@@ -21,11 +21,13 @@ def run_python(code: str, env: dict) -> subprocess.CompletedProcess:
                           check=False)
 
 
-def run_adhoc(module: str, args, env: dict, interpreter: str | None = None) -> tuple[int, dict, str]:
-    """Run one module ad hoc on localhost; return (rc, result, raw output)."""
+def run_adhoc(module: str, args, env: dict, interpreter: str | None = None,
+              check: bool = False) -> tuple[int, dict, str]:
+    """Run one module ad hoc on localhost (``check``: in check mode); return
+    (rc, result, raw output)."""
     cmd = [str(Path(sys.executable).parent / 'ansible'), 'localhost', '-c', 'local',
            '-e', 'ansible_python_interpreter=%s' % (interpreter or sys.executable),
-           '-m', module, '-a', args if isinstance(args, str) else json.dumps(args)]
+           *(['--check'] if check else []), '-m', module, '-a', args if isinstance(args, str) else json.dumps(args)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=False)
     out = proc.stdout
     # one-line output: "localhost | SUCCESS => {...}"

@@ -226,6 +226,20 @@ def test_modules_export_idempotently_to_a_stored_node_id(tmp_path, run_env, fake
                                 {'conn_info': outcomes[1]['conn_info'], 'persistence': store}, run_env)
     assert rc != 0 and 'asks for CHAP authentication' in out and 'Give connection_id' in out
 
+    # node-a's stored properties can be removed while its export remains: a warning names the export,
+    # which still ends below (the connection keeps its own copy of the properties).
+    for expected in (True, False):
+        rc, result, out = run_adhoc('cinderlib.storage.cinderlib_connector',
+                                    {'node_id': 'node-a', 'persistence': store, 'state': 'absent'}, run_env)
+        assert rc == 0 and result['changed'] is expected, out
+        if expected:
+            # Ad hoc, warnings go to stderr, wrapped.
+            assert "1 export(s) to node 'node-a' remain (connections %s)" % connection['id'] in ' '.join(out.split())
+    assert run_python(textwrap.dedent('''
+        from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.persistence import open_store
+        print(open_store(%r).get_connector('node-a'))
+        ''' % (store,)), run_env).stdout.strip() == 'None'
+
     # A connected volume can't be deleted; state=absent ends the export (then no change).
     rc, result, out = run_adhoc('cinderlib.storage.cinderlib_volume',
                                 {'backend': fake_target_backend, 'persistence': store, 'name': 'shared01',

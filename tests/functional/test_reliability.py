@@ -233,17 +233,18 @@ def test_drift_is_reported_and_never_resolved(run_env, big, lvm_big_vg):
     url = url_of(big)
     records = by_name(url)
 
-    for mode in ('report', 'resolve'):
-        rc, result, out = run_adhoc('cinderlib.storage.cinderlib_backend_facts', dict(big, reconcile=mode), run_env)
+    for module, args in (('cinderlib_backend_facts', dict(big, reconcile='report')), ('cinderlib_reconcile', big)):
+        rc, result, out = run_adhoc('cinderlib.storage.' + module, args, run_env)
         assert rc == 0, out
-        drift = result['reconcile']['drift']
+        report = result.get('reconcile', result)
+        drift = report['drift']
         assert drift['status'] == 'checked'
         assert drift['unknown_on_backend'] == [
             {'kind': 'volume', 'id': by_hand, 'backend_name': 'volume-%s' % by_hand, 'size': 1}]
         [missing] = drift['missing_on_backend']
         assert (missing['kind'], missing['id'], missing['name'], missing['status']) == (
             'volume', ids['vanished'], 'vanished', 'available')
-        assert result['changed'] is False and result['reconcile']['actions'] == []
+        assert result['changed'] is False and report['actions'] == []
         # Nothing deleted, nothing recorded.
         assert sorted(lv_names(lvm_big_vg, run_env)) == lvs
         assert by_name(url) == records

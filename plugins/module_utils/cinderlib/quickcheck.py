@@ -191,10 +191,10 @@ def _as_bool(value: Any) -> bool:
     raise Unavailable('not a boolean: %r' % (value,))
 
 
-def lvm_command(config: dict, volume_id: str, root_helper: str, im_root: bool) -> list[str]:
-    """The ``lvs`` that the LVM driver's ``vg.get_volume`` runs for the volume
-    (cinder/brick/local_dev/lvm.py), with its environment prefix and, when
-    not root, the root helper (as oslo.concurrency's processutils adds it)."""
+def _lvs_command(config: dict, target: str, columns: str, root_helper: str, im_root: bool) -> list[str]:
+    """An ``lvs`` as the LVM driver runs it (cinder/brick/local_dev/lvm.py),
+    with its environment prefix and, when not root, the root helper (as
+    oslo.concurrency's processutils adds it); ``target`` is VG or VG/LV."""
     options = dict(_LVM_DEFAULTS, **{k: v for k, v in config.items() if v is not None})
     prefix = ['env', 'LC_ALL=C']
     lvm_conf = str(options['lvm_conf_file'])
@@ -203,9 +203,26 @@ def lvm_command(config: dict, volume_id: str, root_helper: str, im_root: bool) -
     if _as_bool(options['lvm_suppress_fd_warnings']):
         prefix.append('LVM_SUPPRESS_FD_WARNINGS=1')
     helper = [] if im_root else shlex.split(root_helper or '')
+    return helper + prefix + ['lvs', '--noheadings', '--unit=g', '-o', columns, '--nosuffix', '--readonly', target]
+
+
+def lvm_command(config: dict, volume_id: str, root_helper: str, im_root: bool) -> list[str]:
+    """The ``lvs`` that the LVM driver's ``vg.get_volume`` runs for the volume."""
+    group = dict(_LVM_DEFAULTS, **{k: v for k, v in config.items() if v is not None})['volume_group']
     lv = fields.NAME_TEMPLATES['volume'] % volume_id
-    return helper + prefix + ['lvs', '--noheadings', '--unit=g', '-o', 'vg_name,name,size', '--nosuffix',
-                              '--readonly', '%s/%s' % (options['volume_group'], lv)]
+    return _lvs_command(config, '%s/%s' % (group, lv), 'vg_name,name,size', root_helper, im_root)
+
+
+def lvm_lv_names(config: dict, root_helper: str, im_root: bool, environ: dict | None = None) -> list[str] | None:
+    """Names of the logical volumes in the backend's volume group; None when
+    ``lvs`` can't list them (no such group: the driver's setup says so)."""
+    group = dict(_LVM_DEFAULTS, **{k: v for k, v in config.items() if v is not None})['volume_group']
+    command = _lvs_command(config, str(group), 'name', root_helper, im_root)
+    try:
+        proc = subprocess.run(command, capture_output=True, text=True, env=environ, check=False, timeout=120)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return proc.stdout.split() if proc.returncode == 0 else None
 
 
 def lvm_volume_size(config: dict, volume_id: str, root_helper: str, im_root: bool,
@@ -229,6 +246,32 @@ def lvm_volume_size(config: dict, volume_id: str, root_helper: str, im_root: boo
         return float(fields[2])
     except ValueError as exc:
         raise Unavailable('unexpected lvs size: %r' % fields[2]) from exc
+
+
+def check_mode_setup(config: dict, root_helper: str, im_root: bool) -> tuple[dict, list[str]]:
+    """(the configuration to start the driver with in check mode, what its
+    setup would change on the backend and this start avoids).
+
+    Starting a driver should only look, but the LVM driver's setup creates
+    its thin pool ``<vg>-pool`` when ``lvm_type`` is ``thin``, or ``auto``
+    (Cinder's default) on a volume group with no logical volume, and the pool
+    is missing. In check mode it starts as ``default`` instead: nothing is
+    created, and the stats are those of the volume group without the pool.
+    """
+    if config.get('volume_driver') != LVM_DRIVER:
+        return config, []
+    lvm_type = str(config.get('lvm_type') or 'auto')
+    if lvm_type not in ('auto', 'thin'):
+        return config, []
+    names = lvm_lv_names(config, root_helper, im_root, driver_environment())
+    group = config.get('volume_group') or _LVM_DEFAULTS['volume_group']
+    pool = '%s-pool' % group
+    if names is None or pool in names or (lvm_type == 'auto' and names):
+        return config, []
+    return dict(config, lvm_type='default'), [
+        "check mode: the LVM driver's setup would create the thin pool %s/%s (lvm_type %s%s); this run did not "
+        'create it, and shows the stats of the volume group without it' % (
+            group, pool, lvm_type, ' on a volume group with no logical volume' if lvm_type == 'auto' else '')]
 
 
 def driver_environment() -> dict:
