@@ -1,16 +1,37 @@
-# The one secret policy (secrets.py).
+# The one secret policy (secrets.py): the policy itself, then proof that every
+# path that hides credentials asks it: with a made-up secret word ('zebra') and
+# mask patched in, messages, facts, the state store, serialized output, the
+# inventory and log records all hide a zebra_option value.
 from __future__ import annotations
 
+import json
 import logging
 from types import SimpleNamespace
 
 import pytest
+from ansible.errors import AnsibleParserError
 
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import secrets
+from ansible_collections.cinderlib.storage.plugins.inventory.cinderlib import InventoryModule
+from ansible_collections.cinderlib.storage.plugins.module_utils import connection_state
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import (
+    brick,
+    connections,
+    loader,
+    schema,
+    secrets,
+    serialization,
+    views,
+)
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend import Backend
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import BackendInitError
 
 
 class Boolean:
     """oslo.config's type, as the policy sees it: by its class name."""
+
+
+class Integer:
+    """oslo.config's type, as schema sees it: by its class name."""
 
 
 def opt(dest: str, oslo_type=None, secret: bool = False, multi: bool = False):
@@ -112,3 +133,122 @@ def test_the_log_scrubber_masks_messages_their_arguments_and_tracebacks():
     assert scrubber.filter(record)
     assert record.getMessage() == 'login ******** failed'
     assert 's3cr3t' not in record.exc_text and 'bad password ********' in record.exc_text
+
+
+# -- every path asks the policy ---------------------------------------------------------
+ZEBRA_VALUE = 'z3br4-v4lue'
+ZEBRA_MASK = '<zebra-masked>'
+
+
+@pytest.fixture
+def zebra(monkeypatch):
+    """The policy with one more secret word and another mask: a path that kept
+    its own list or mask shows the zebra_option value, or the old mask."""
+    monkeypatch.setattr(secrets, 'WORDS', secrets.WORDS + ('zebra',))
+    monkeypatch.setattr(secrets, 'MASK', ZEBRA_MASK)
+
+
+def test_validation_messages_mask_a_zebra_option(zebra):
+    options = [opt('zebra_option', Integer()), opt('volume_backend_name'), opt('volume_driver')]
+    [problem] = schema.validate_config({'volume_backend_name': 'b', 'volume_driver': 'x.D',
+                                        'zebra_option': ZEBRA_VALUE}, options)
+    assert problem.message == 'zebra_option=%s: must be an integer' % ZEBRA_MASK
+    assert schema.option_schema(opt('zebra_option'))['x-secret'] is True
+
+
+@pytest.fixture
+def failing_runtime(monkeypatch):
+    """A library whose Cinder runtime fails to start any backend, quoting its option."""
+    Backend.backends, Backend.global_initialization = {}, False
+    Backend.global_setup(persistence_config={'storage': 'memory'})
+
+    def refuse(name, cfg, unknown_options):
+        raise BackendInitError("Backend %r can't log in to the array with %s" % (name, cfg['zebra_option']))
+
+    runtime = SimpleNamespace(log_scrubber=secrets.LogScrubber(), backend_configuration=refuse)
+    monkeypatch.setattr(loader.CinderRuntime, 'get', classmethod(lambda cls, settings: runtime))
+    monkeypatch.setattr(loader, 'driver_options', lambda driver_path, who: [])
+    yield runtime
+    Backend.persistence.close()
+    Backend.backends, Backend.global_initialization, Backend.settings, Backend.persistence = {}, False, None, None
+
+
+def test_a_failing_backend_init_and_its_log_records_mask_a_zebra_option(zebra, failing_runtime):
+    with pytest.raises(BackendInitError) as error:
+        Backend('zb', volume_driver='x.Driver', zebra_option=ZEBRA_VALUE)
+    assert str(error.value) == "Backend 'zb' can't log in to the array with %s" % ZEBRA_MASK
+    # The runtime's handlers filter what drivers log with the backend's secrets.
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    handler.addFilter(failing_runtime.log_scrubber)
+    # Not under 'cinder': other tests leave that logger quiet (loader.quiet_logging).
+    logger = logging.getLogger('test_secrets.driver')
+    logger.addHandler(handler)
+    try:
+        logger.error('array refused %s', ZEBRA_VALUE)
+    finally:
+        logger.removeHandler(handler)
+    assert [r.getMessage() for r in records] == ['array refused %s' % ZEBRA_MASK]
+
+
+class ZebraExport:
+    """A driver's export half whose connection info carries a zebra_option."""
+
+    def validate_connector(self, connector):
+        pass
+
+    def create_export(self, context, volume, connector):
+        return {'provider_location': 'somewhere', 'provider_auth': 'CHAP u %s' % ZEBRA_VALUE}
+
+    def initialize_connection(self, volume, connector):
+        return {'driver_volume_type': 'iscsi',
+                'data': {'target_lun': 0, 'auth_method': 'CHAP', 'zebra_option': ZEBRA_VALUE}}
+
+
+@pytest.fixture
+def zebra_connection(zebra, fake_backend, monkeypatch):
+    """A volume of the fake backend connected to host node-a through ZebraExport."""
+    export = ZebraExport()
+    for name in ('validate_connector', 'create_export', 'initialize_connection'):
+        setattr(fake_backend.driver, name, getattr(export, name))
+    monkeypatch.setattr(Backend, 'validate_connector', lambda self, c: self.driver.validate_connector(c))
+    monkeypatch.setattr(connections, '_runtime', lambda: SimpleNamespace(context=None))
+    monkeypatch.setattr(brick, 'get', lambda settings=None: SimpleNamespace(settings=Backend.settings))
+    volume = fake_backend.create_volume(1, name='data')
+    return volume.connect({'host': 'node-a', 'initiator': 'iqn.1993-08.org.debian:01:node-a'})
+
+
+def test_the_state_store_keeps_no_zebra_option(zebra_connection):
+    [record] = Backend.persistence.get('connection')
+    assert 'zebra_option' not in record['conn_info']['data'] and record['conn_info']['data']['auth_method'] == 'CHAP'
+    # The host still gets it, in this process, to attach.
+    assert zebra_connection.full_conn_info()['data']['zebra_option'] == ZEBRA_VALUE
+
+
+def test_serialized_output_shows_no_zebra_option(zebra_connection):
+    # A record loaded from output_all_backend_info data may hold the credential.
+    Backend.persistence.put('connection', dict(zebra_connection.record, conn_info=dict(
+        zebra_connection.full_conn_info())))
+    zebra_connection.volume.refresh()
+    for text in (zebra_connection.volume.dumps, zebra_connection.jsons, serialization.dumps()):
+        assert ZEBRA_VALUE not in text and 'zebra_option' not in text
+
+
+def test_facts_show_no_zebra_option(zebra):
+    conn_info = {'driver_volume_type': 'iscsi', 'data': {'target_lun': 0, 'zebra_option': ZEBRA_VALUE}}
+    record = {'id': 'c1', 'volume_id': 'v1', 'conn_info': conn_info}
+    assert views.connection_view(record, full=True)['conn_info'] == {'driver_volume_type': 'iscsi',
+                                                                     'data': {'target_lun': 0}}
+    consumer = connection_state._consumer_view(conn_info, None, None, None)
+    assert ZEBRA_VALUE not in json.dumps(consumer)
+
+
+def test_the_inventory_masks_the_store_password_with_the_policys_mask(zebra, monkeypatch):
+    plugin = InventoryModule()
+    url = 'postgresql+psycopg2://u:%s@127.0.0.1:1/db?zebra_option=%s' % (ZEBRA_VALUE, ZEBRA_VALUE)
+    monkeypatch.setattr(plugin, 'get_option', lambda name: {'persistence': {'storage': 'db', 'connection': url}}[name])
+    with pytest.raises(AnsibleParserError) as error:
+        plugin._read_volumes()
+    assert "u:%s@127.0.0.1:1/db?zebra_option=%s" % (ZEBRA_MASK, ZEBRA_MASK) in str(error.value)
+    assert ZEBRA_VALUE not in str(error.value)
