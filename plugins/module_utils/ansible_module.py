@@ -10,19 +10,14 @@ import importlib.util
 import json
 import sys
 import traceback
-import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import loader, quickcheck
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import loader, quickcheck, secrets
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend_config import resolve_backend
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import CinderlibError
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.schema import looks_secret
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.schema import (
-    secret_values as _secret_values,
-)
 
 
 def cinderlib_argument_spec(needs_backend: bool = True) -> dict:
@@ -50,18 +45,6 @@ def cinderlib_argument_spec(needs_backend: bool = True) -> dict:
     )
 
 
-def url_secrets(url: str | None) -> list[str]:
-    """Passwords in a URL: redis://:PASSWORD@host:6379 or ...?password=PASSWORD."""
-    if not url:
-        return []
-    try:
-        parts = urllib.parse.urlsplit(url)
-        found = [parts.password] + urllib.parse.parse_qs(parts.query).get('password', [])
-    except ValueError:
-        return []
-    return [secret for secret in found if secret]
-
-
 def _parse_backend(value: Any) -> Any:
     # Ad-hoc use passes -a 'backend={"volume_backend_name": ...}' as a string.
     if isinstance(value, str) and value.lstrip().startswith('{'):
@@ -72,18 +55,14 @@ def _parse_backend(value: Any) -> Any:
     return value
 
 
-def secret_values(config: dict) -> list[str]:
-    """Values of options that may hold credentials, for no_log."""
-    return _secret_values(config, [k for k in config if looks_secret(k)])
-
-
 class _AnsibleModule(AnsibleModule):
     def _log_invocation(self) -> None:
         # The invocation goes to the node's journal before CinderlibModule
         # can register the backend's secrets: register them first.
         backend = _parse_backend(self.params.get('backend'))
         if isinstance(backend, dict):
-            self.no_log_values.update(secret_values(backend))
+            self.no_log_values.update(secrets.values(backend))
+        self.no_log_values.update(secrets.url_values(self.params.get('coordination_url')))
         super()._log_invocation()
 
 
@@ -103,8 +82,8 @@ class CinderlibModule:
         self.params = self.module.params
         self.params['backend'] = _parse_backend(self.params['backend'])
         if isinstance(self.params['backend'], dict):
-            self.module.no_log_values.update(secret_values(self.params['backend']))
-        self.module.no_log_values.update(url_secrets(self.params.get('coordination_url')))
+            self.module.no_log_values.update(secrets.values(self.params['backend']))
+        self.module.no_log_values.update(secrets.url_values(self.params.get('coordination_url')))
         if needs_cinder and importlib.util.find_spec('cinder') is None:
             self.module.fail_json(msg=missing_required_lib(
                 'cinder and os-brick',
@@ -141,7 +120,7 @@ class CinderlibModule:
 
     def backend_config(self) -> dict:
         config = resolve_backend(self.params['backend'], self.params['config_file'])
-        self.module.no_log_values.update(secret_values(config))
+        self.module.no_log_values.update(secrets.values(config))
         return config
 
     @property

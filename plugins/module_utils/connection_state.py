@@ -39,7 +39,7 @@ from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.except
     InvalidRequest,
     NotFound,
 )
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.serialization import without_secrets
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.secrets import without_secrets
 from ansible_collections.cinderlib.storage.plugins.module_utils.volume_state import (
     _check_usable,
     _find_source_volume,

@@ -258,7 +258,7 @@ import sys
 from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.cinderlib.storage.plugins.module_utils.ansible_module import CinderlibModule
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.serialization import secrets_in
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.secrets import values as secret_values
 from ansible_collections.cinderlib.storage.plugins.module_utils.connection_state import (
     check_connection_params,
     consumer_mode,
@@ -326,7 +326,7 @@ def main() -> None:
                             ('connection_id', 'connector')],
     )
     # CHAP passwords in a conn_info given with output_all_backend_info.
-    module.module.no_log_values.update(secrets_in(module.params.get('conn_info')))
+    module.module.no_log_values.update(secret_values(module.params.get('conn_info')))
     module.run(run, check=check_connection_params)
 
 

@@ -246,7 +246,7 @@ CASES = [
      r"^Can't open the state store \*{8}: \[Errno 2\] No such file or directory: '/proc/no'$"),
     ('store-refused', 'cinderlib_volume',
      lambda c: dict(vol(c, **NEW), persistence={'connection': 'postgresql+psycopg2://u:Pw-9z1@127.0.0.1:9/db'}),
-     r"^Can't open the state store postgresql\+psycopg2://u:\*\*\*@127\.0\.0\.1:9/db: "
+     r"^Can't open the state store postgresql\+psycopg2://u:\*{8}@127\.0\.0\.1:9/db: "
      r"\(psycopg2\.OperationalError\) connection to server at \"127\.0\.0\.1\", port 9 failed: Connection refused"),
     ('store-extra-option', 'cinderlib_volume',
      lambda c: dict(vol(c, **NEW), persistence={'storage': 'memory', 'connection': 'sqlite://'}),

@@ -115,7 +115,7 @@ def test_modules_with_coordination_url_extend_one_volume_at_once(tmp_path, run_e
 
 @pytest.mark.parametrize('url, expected', [
     ('redis://:s3cret@127.0.0.1:1', "Can't start Cinder's lock coordination at coordination_url "
-                                    "redis://:***@127.0.0.1:1: Error 111 connecting to 127.0.0.1:1"),
+                                    "redis://:********@127.0.0.1:1: Error 111 connecting to 127.0.0.1:1"),
     ('nosuch://127.0.0.1', "Can't start Cinder's lock coordination at coordination_url nosuch://127.0.0.1: "
                            "No 'tooz.backends' driver found, looking for 'nosuch'"),
 ])

@@ -173,7 +173,7 @@ def test_a_wrong_password_fails_clearly_and_shows_no_password(tmp_path, postgres
     url = make_url(postgresql_url)
     wrong = 'wrong-%s' % url.password
     bad_url = url.set(password=wrong).render_as_string(hide_password=False)
-    shown = "Can't open the state store postgresql+psycopg2://cinderlib:***@127.0.0.1:%d/cinderlib" % url.port
+    shown = "Can't open the state store postgresql+psycopg2://cinderlib:********@127.0.0.1:%d/cinderlib" % url.port
     # -vvv: the module's traceback (exception) and its arguments are shown too.
     proc = run([str(BIN / 'ansible'), 'localhost', '-vvv', '-c', 'local',
                 '-e', 'ansible_python_interpreter=%s' % sys.executable, '-m', 'cinderlib.storage.cinderlib_volume',

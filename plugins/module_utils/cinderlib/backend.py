@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import loader, serialization
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import loader, secrets, serialization
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.dbapi import DriverDB
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import (
     BackendConfigError,
@@ -17,7 +17,6 @@ from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.except
     SetupError,
 )
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.persistence import open_store
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.schema import secret_values
 
 
 def backend_secrets(driver_cfg: dict) -> list[str]:
@@ -29,14 +28,8 @@ def backend_secrets(driver_cfg: dict) -> list[str]:
     # Cinder is configured before any driver module is imported.
     loader.CinderRuntime.get(Backend.settings)
     name = driver_cfg.get('volume_backend_name')
-    return secret_values(driver_cfg, loader.secret_options(driver_cfg, 'Backend %r' % (name,)))
-
-
-def scrub(text: str, secrets: list[str]) -> str:
-    """Replace secret values in a message meant for people."""
-    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
-        text = text.replace(secret, '********')
-    return text
+    options = loader.driver_options(driver_cfg.get('volume_driver'), 'Backend %r' % (name,))
+    return secrets.values(driver_cfg, secrets.secret_keys(driver_cfg, {opt.dest: opt for opt in options}))
 
 
 class Backend(serialization.Serializable):
@@ -73,10 +66,13 @@ class Backend(serialization.Serializable):
         self.warnings: list[str] = cfg.pop('__warnings__')
         cfg['volume_backend_name'] = volume_backend_name
         self._driver_cfg = cfg
-        self._secrets = secret_values(cfg, [k for k in cfg if loader.looks_secret(k)])
+        # Until the driver's own options are known (importing it may fail), its option names tell.
+        self._secrets = secrets.values(cfg)
         runtime = loader.CinderRuntime.get(Backend.settings)
+        runtime.log_scrubber.add(self._secrets)
         try:
             self._secrets = backend_secrets(cfg)
+            runtime.log_scrubber.add(self._secrets)
             configuration = runtime.backend_configuration(
                 volume_backend_name, cfg, Backend.settings.unknown_options)
             self.warnings.extend(getattr(configuration, 'unknown_option_warnings', []))
@@ -84,7 +80,7 @@ class Backend(serialization.Serializable):
                 volume_backend_name, configuration, DriverDB(Backend.persistence, runtime))
             runtime.start_driver(volume_backend_name, self.driver)
         except CinderlibError as exc:
-            exc.message = scrub(exc.message, self._secrets)
+            exc.message = secrets.scrub(exc.message, self._secrets)
             exc.args = (exc.message,)
             raise
         self._volumes = None

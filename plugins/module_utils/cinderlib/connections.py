@@ -37,7 +37,7 @@ import socket
 import uuid
 from typing import Any
 
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import brick, locks, serialization, views
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import brick, locks, secrets, views
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import (
     CinderlibError,
     InvalidRequest,
@@ -253,7 +253,7 @@ class Connection(Resource):
         # 'connecting', which settling ends (and puts the volume's status right).
         if volume.status == 'available':
             volume._save(status='in-use', attach_status='attached')
-        self._save(status=CONNECTED, conn_info=_without_secrets(conn_info),
+        self._save(status=CONNECTED, conn_info=secrets.without_secrets(conn_info),
                    protocol=conn_info.get('driver_volume_type'))
 
     @_locked
@@ -495,8 +495,3 @@ def _undo(connection: Connection, exc: CinderlibError) -> None:
 def _volume_locked(volume):
     with locks.locked(locks.volume_lock_name(volume.id), volume.describe().capitalize()):
         yield
-
-
-def _without_secrets(conn_info: dict) -> dict:
-    """Connection info as stored: no passwords (see the module docstring)."""
-    return serialization.without_secrets(conn_info)

@@ -30,6 +30,7 @@ import sys
 from types import SimpleNamespace
 from typing import Any
 
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import secrets
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import (
     BackendConfigError,
     BackendInitError,
@@ -37,12 +38,9 @@ from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.except
     SetupError,
     describe_cause,
 )
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.persistence import redact_url
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.schema import (
-    REDACTED,
     backend_schema,
     did_you_mean,
-    looks_secret,
     unknown_option,
     validate_config,
 )
@@ -66,7 +64,7 @@ CINDERLIB_KEPT_OPTIONS: dict[str, tuple[tuple[str, dict], ...]] = {
     # OSSN-0085 removed it from Cinder, whose RBDDriver still reads the file
     # and puts its content in the connection info "for cinderlib usage".
     # Arguments as cinderlib 5.2.0 declared it; it is secret by its name
-    # (schema.looks_secret), like every credential.
+    # (secrets.is_secret_name), like every credential.
     'cinder.volume.drivers.rbd.RBDDriver': (
         ('StrOpt', {'name': 'rbd_keyring_conf', 'default': '', 'help': 'Path to the ceph keyring file'}),
     ),
@@ -232,6 +230,8 @@ class CinderRuntime:
         # Config groups this process made for backends, so a backend whose
         # first initialisation failed can be configured again.
         self._backend_groups: set[str] = set()
+        # Backends add their secret values; attached to the log handlers when logs are on.
+        self.log_scrubber = secrets.LogScrubber()
         self._configure()
         self.context = self.context_mod.RequestContext(
             user_id=settings.user_id, project_id=settings.project_id, is_admin=True, overwrite=False)
@@ -279,7 +279,7 @@ class CinderRuntime:
         if not url:
             self.coordination.COORDINATOR.start()
             return
-        shown = re.sub(r'(?i)(password=)[^&]*', r'\1***', redact_url(url))
+        shown = secrets.mask_url(url)
         scheme = url.partition('://')[0].lower()
         module, package = _TOOZ_MODULES.get(scheme, (None, None))
         if module and importlib.util.find_spec(module) is None:
@@ -307,6 +307,8 @@ class CinderRuntime:
         oslo_log = import_or_explain('oslo_log.log', 'Cinder logging')
         oslo_log.setup(self.cfg.CONF, 'cinder')
         logging.captureWarnings(True)
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(self.log_scrubber)
 
     def _configure_privileges(self) -> None:
         privsep = import_or_explain('cinder.privsep', 'Cinder privileges')
@@ -358,9 +360,11 @@ class CinderRuntime:
             except cfg.NoSuchOptError:
                 problems.append(_unknown_option(key, [o.dest for o in options]))
             except (ValueError, TypeError, AttributeError) as exc:
-                secret = getattr(configuration_opts.get(key), 'secret', False)
-                problems.append('%s=%r: %s' % (key, _redacted(key, value, secret),
-                                               'not valid' if secret else _first_line(exc)))
+                # oslo's message may quote the value.
+                if key in secrets.secret_keys({key: value}, configuration_opts):
+                    problems.append('%s=%r: not valid' % (key, secrets.MASK))
+                else:
+                    problems.append('%s=%r: %s' % (key, value, _first_line(exc)))
         unknown = [p for p in problems if p.startswith('unknown option')]
         if problems and (unknown_options == 'error' or len(unknown) != len(problems)):
             raise BackendConfigError(
@@ -491,13 +495,6 @@ def is_kept_option(opt: Any) -> bool:
     return _KEPT_OPTS.get(getattr(opt, 'dest', None)) is opt
 
 
-def secret_options(driver_cfg: dict, who: str) -> set[str]:
-    """Names of the options of ``driver_cfg`` that hold credentials: those
-    oslo marks secret for its driver and those named like one."""
-    options = {opt.dest: opt for opt in driver_options(driver_cfg.get('volume_driver'), who)}
-    return {key for key in driver_cfg if looks_secret(key) or getattr(options.get(key), 'secret', False)}
-
-
 def _group_options(conf: Any, group: str) -> list:
     # oslo.config has no public listing of a group's Opt objects; Cinder's
     # own BaseVD._get_oslo_driver_opts reads the same attribute.
@@ -514,10 +511,6 @@ def _import_error_for(name: str, where: str, exc: ImportError) -> MissingDepende
     return MissingDependencyError(
         'Backend %r: the driver %s needs the Python package %r, which is not installed for %s.'
         % (name, where, package, sys.executable), package, exc)
-
-
-def _redacted(key: str, value: Any, secret: bool = False) -> Any:
-    return REDACTED if secret or looks_secret(key) else value
 
 
 _unknown_option = unknown_option

@@ -22,7 +22,13 @@ import uuid
 import weakref
 from typing import Any
 
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import fields, locks, serialization, views
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import (
+    fields,
+    locks,
+    secrets,
+    serialization,
+    views,
+)
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import (
     CinderlibError,
     DriverOperationError,
@@ -56,9 +62,10 @@ def _driver_call(resource: Resource, action: str, func, *args: Any):
     except CinderlibError:
         raise
     except Exception as exc:  # noqa: BLE001 - drivers raise anything
-        raise DriverOperationError(
-            "Failed to %s %s on backend '%s': %s" % (
-                action, resource.describe(), resource.backend_name, describe_cause(exc)), exc) from exc
+        # Drivers put their options in messages (a URL with the array's password...).
+        message = "Failed to %s %s on backend '%s': %s" % (
+            action, resource.describe(), resource.backend_name, describe_cause(exc))
+        raise DriverOperationError(secrets.scrub(message, getattr(resource.backend, '_secrets', ())), exc) from exc
 
 
 TEST_KILL_AT_ENV = 'CINDERLIB_TEST_KILL_AT'

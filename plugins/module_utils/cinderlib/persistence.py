@@ -31,6 +31,7 @@ from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.except
     MissingDependencyError,
     PersistenceError,
 )
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.secrets import mask_url
 
 SCHEMA_VERSION = 4
 """Version of the SQL schema this code writes (see ``SQLStore._migrate``).
@@ -64,16 +65,6 @@ def default_db_path(uid: int | None = None, environ: dict | None = None) -> str:
     state_home = environ.get('XDG_STATE_HOME') or os.path.join(
         environ.get('HOME') or os.path.expanduser('~'), '.local', 'state')
     return os.path.join(state_home, 'cinderlib', 'state.db')
-
-
-def redact_url(url: str) -> str:
-    """A connection URL with its password replaced, for messages."""
-    scheme, sep, rest = url.partition('://')
-    if not sep or '@' not in rest:
-        return url
-    creds, host = rest.rsplit('@', 1)
-    user = creds.split(':', 1)[0]
-    return '%s://%s:***@%s' % (scheme, user, host) if ':' in creds else url
 
 
 def _record_columns(sa) -> list:
@@ -353,8 +344,8 @@ class SQLStore(StateStore):
             raise MissingDependencyError(
                 'The state store needs the Python package SQLAlchemy.', 'SQLAlchemy', exc) from exc
         self._sa = sa
-        # Only the redacted URL is kept: the engine holds the real one.
-        self.connection = redact_url(connection)
+        # Only the masked URL is kept: the engine holds the real one.
+        self.connection = mask_url(connection)
         self._tables = self._define_tables(sa)
         try:
             self._engine = self._make_engine(sa, connection)
@@ -364,7 +355,7 @@ class SQLStore(StateStore):
             raise
         except Exception as exc:
             raise PersistenceError(
-                "Can't open the state store %s: %s" % (redact_url(connection), _first_line(exc)), exc) from exc
+                "Can't open the state store %s: %s" % (mask_url(connection), _first_line(exc)), exc) from exc
 
     # -- set-up ---------------------------------------------------------------
     @staticmethod

@@ -42,7 +42,7 @@ from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.persis
     default_db_path,
     open_store,
 )
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.schema import looks_secret
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.secrets import masked
 
 LVM_DRIVER = 'cinder.volume.drivers.lvm.LVMVolumeDriver'
 
@@ -149,7 +149,7 @@ def open_reader(persistence_config: dict | None):
 # -- configurations a full run validated on this host -------------------------------------
 def config_fingerprint(config: dict, unknown_options: str) -> str:
     """What makes a backend configuration valid here: the options (values of
-    options named like credentials left out), how unknown options are
+    options named like credentials masked), how unknown options are
     treated, and the installed Cinder (its path and modification time, which
     an upgrade changes)."""
     spec = importlib.util.find_spec('cinder')
@@ -158,8 +158,7 @@ def config_fingerprint(config: dict, unknown_options: str) -> str:
         cinder_mtime = os.stat(origin).st_mtime_ns if origin else 0
     except OSError:
         cinder_mtime = 0
-    options = {k: ('<credential>' if looks_secret(k) else v) for k, v in config.items()}
-    material = json.dumps([options, unknown_options, origin, cinder_mtime, SCHEMA_VERSION], sort_keys=True,
+    material = json.dumps([masked(config), unknown_options, origin, cinder_mtime, SCHEMA_VERSION], sort_keys=True,
                           default=repr)
     return hashlib.sha256(material.encode('utf-8')).hexdigest()
 

@@ -13,7 +13,7 @@ Validation happens before the driver is instantiated and reports every
 problem at once. Values are first converted the way oslo converts them
 (cinder.conf gives strings: ``'5'``, ``'true'``, ``'a,b'``), so that what
 oslo accepts stays valid; oslo's ``set_override`` remains the final
-authority. Values of secret options never appear in a message.
+authority. Values of secret options (see ``secrets``) never appear in a message.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ import difflib
 import json
 from typing import Any, NamedTuple
 
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import secrets
+
 DRAFT = 'https://json-schema.org/draft/2020-12/schema'
 REQUIRED = ('volume_backend_name', 'volume_driver')
-REDACTED = '********'
 
-_SECRET_WORDS = ('password', 'passwd', 'secret', 'token', 'key', 'credential', 'auth')
 _TRUE = ('true', '1', 'on', 'yes')
 _FALSE = ('false', '0', 'off', 'no')
 _TYPE_WORDS = {
@@ -46,58 +46,6 @@ class Problem(NamedTuple):
     option: str
     message: str
     unknown: bool = False
-
-
-def looks_secret(option: str) -> bool:
-    """Option names that may hold a credential, whatever oslo says."""
-    lowered = str(option).lower()
-    return any(word in lowered for word in _SECRET_WORDS)
-
-
-def is_secret(opt: Any) -> bool:
-    """Whether oslo marks the option secret or its name looks like a
-    credential's (a boolean, such as use_chap_auth, never holds one)."""
-    if getattr(opt, 'secret', False):
-        return True
-    return looks_secret(opt.dest) and (_kind(opt.type) != 'Boolean' or getattr(opt, 'multi', False))
-
-
-def secret_values(config: dict, secret_names: Any) -> list[str]:
-    """The values of the options named in ``secret_names``, as the strings
-    that must never be shown (for Ansible's no_log and for scrubbing
-    messages). Inside mappings (such as replication_device), only the values
-    of secret-looking keys; booleans and empty values are no secrets, and
-    masking them would blank out every 'true' of an output."""
-    names = set(secret_names)
-    found: list[str] = []
-    for key, value in config.items():
-        if key in names:
-            _secret_leaves(value, found)
-    return sorted(set(found), key=found.index)
-
-
-def _secret_leaves(value: Any, found: list[str]) -> None:
-    if value is None or isinstance(value, bool):
-        return
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if looks_secret(key):
-                _secret_leaves(item, found)
-        return
-    if isinstance(value, (list, tuple, set)):
-        for item in value:
-            _secret_leaves(item, found)
-        return
-    text = str(value)
-    if not text.strip() or text.strip().lower() in _TRUE + _FALSE:
-        return
-    found.append(text)
-    # An oslo dict given as a string: 'backend_id:b1,san_password:pw'.
-    if ':' in text:
-        for pair in text.split(','):
-            key, sep, item = pair.partition(':')
-            if sep and looks_secret(key.strip()) and item.strip():
-                found.append(item.strip())
 
 
 def did_you_mean(word: str, known: list[str]) -> str:
@@ -179,7 +127,7 @@ def option_schema(opt: Any) -> dict:
     if getattr(opt, 'multi', False):
         schema = {'type': 'array', 'items': schema}
     schema['x-oslo-type'] = type(opt.type).__name__ if opt.type is not None else 'String'
-    secret = is_secret(opt)
+    secret = secrets.is_secret_option(opt)
     default = getattr(opt, 'default', None)
     if default is not None and not secret:
         schema['default'] = _json_value(default)
@@ -209,10 +157,6 @@ def backend_schema(options: list, driver_path: str | None = None, title: str | N
         'additionalProperties': False,
     }
     return schema
-
-
-def secret_options(schema: dict) -> set[str]:
-    return {name for name, prop in schema.get('properties', {}).items() if prop.get('x-secret')}
 
 
 # -- converting values the way oslo does ---------------------------------------------
@@ -320,7 +264,7 @@ def validate_config(config: dict, options: list, schema: dict | None = None) -> 
     """
     by_name = {opt.dest: opt for opt in options}
     schema = schema if schema is not None else backend_schema(options)
-    secrets = secret_options(schema) | {k for k in config if k not in by_name and looks_secret(k)}
+    hidden = secrets.secret_keys(config, by_name)
     known = sorted(by_name)
     instance = {}
     for key, value in config.items():
@@ -338,7 +282,7 @@ def validate_config(config: dict, options: list, schema: dict | None = None) -> 
                 continue  # missing and unknown options are reported below
             option = error.path[0]
             path = list(error.path)[1:]
-            value = REDACTED if option in secrets else repr(_value_at(config[option], path, instance[option]))
+            value = secrets.MASK if option in hidden else repr(_value_at(config[option], path, instance[option]))
             found[option] = Problem(option, '%s=%s: %s' % (_where(option, path), value, _describe(error)))
     problems = []
     for key in config:

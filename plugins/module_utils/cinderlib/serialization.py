@@ -21,9 +21,9 @@ CONFIG is ``{'volume_backend_name': name}``. With ``output_all_backend_info``
 it is the whole driver configuration (credentials included), and volumes
 inside a Backend keep only the name. Records are the state store's and never
 hold backend configuration; the credentials they keep for hosts
-(``provider_auth``, passwords in connection info) are left out unless
-``output_all_backend_info``, and loading data without them keeps the ones
-the store has.
+(``provider_auth``, passwords in connection info: ``secrets.is_secret_field``)
+are left out unless ``output_all_backend_info``, and loading data without
+them keeps the ones the store has.
 
 ``load`` reads this format, the same objects without ``format`` (written
 before it existed) and what cinderlib 5.x wrote (see ``cinderlib5_json``).
@@ -38,7 +38,7 @@ import json as jsonlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import cinderlib5_json, fields
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import cinderlib5_json, fields, secrets
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import (
     InvalidRequest,
     NotFound,
@@ -49,11 +49,6 @@ FORMAT_VERSION = 2  # 2: records with Cinder's field names (display_name...); 1 
 FORMAT = '%s/%d' % (FORMAT_NAME, FORMAT_VERSION)
 CLASSES = ('Backend', 'Volume', 'Snapshot', 'Connection')
 KIND_OF = {'Volume': 'volume', 'Snapshot': 'snapshot', 'Connection': 'connection'}
-
-# Record fields holding hosts' credentials (CHAP), and words that mark one
-# inside connection info (RBD's 'keyring': the Ceph key, rbd_keyring_conf's content).
-_SECRET_FIELDS = ('provider_auth',)
-_SECRET_WORDS = ('password', 'secret', 'token', 'keyring')
 
 
 # -- output -----------------------------------------------------------------------------
@@ -74,49 +69,9 @@ def backend_config(backend) -> dict:
     return copy.deepcopy(backend.config)
 
 
-def _looks_secret(key: Any) -> bool:
-    lowered = str(key).lower()
-    return any(word in lowered for word in _SECRET_WORDS)
-
-
-def _drop_secret_keys(value: Any) -> None:
-    if isinstance(value, dict):
-        for key in [k for k in value if _looks_secret(k)]:
-            del value[key]
-        for nested in value.values():
-            _drop_secret_keys(nested)
-    elif isinstance(value, list):
-        for nested in value:
-            _drop_secret_keys(nested)
-
-
-def secrets_in(value: Any) -> list[str]:
-    """The values of keys that look like secrets, at any depth (for no_log)."""
-    if isinstance(value, dict):
-        found = [str(v) for k, v in value.items() if _looks_secret(k) and isinstance(v, (str, int)) and v != '']
-        return found + [s for v in value.values() for s in secrets_in(v)]
-    if isinstance(value, list):
-        return [s for v in value for s in secrets_in(v)]
-    return []
-
-
-def without_secrets(value: Any) -> Any:
-    """A copy of ``value`` without keys that look like secrets (password,
-    secret, token, keyring), at any depth: connection info as stored and shown."""
-    value = copy.deepcopy(value)
-    _drop_secret_keys(value)
-    return value
-
-
 def public_record(record: dict, kind: str) -> dict:
     """A record as output shows it: no credentials unless output_all_backend_info."""
-    record = copy.deepcopy(record)
-    if not _output_all():
-        for key in _SECRET_FIELDS:
-            record.pop(key, None)
-        if kind == 'connection':
-            _drop_secret_keys(record)
-    return record
+    return copy.deepcopy(record) if _output_all() else secrets.record_without_secrets(record, kind)
 
 
 def _connection_records(volume) -> list[dict]:
@@ -400,7 +355,7 @@ def _restore_secrets(new: dict, old: dict, kind: str, top: bool = True) -> None:
     """Keep stored credentials that serialized output left out."""
     for key, value in old.items():
         if key not in new:
-            if (top and key in _SECRET_FIELDS) or (kind == 'connection' and _looks_secret(key)):
+            if secrets.is_secret_field(kind, key, top):
                 new[key] = copy.deepcopy(value)
         elif kind == 'connection' and isinstance(new[key], dict) and isinstance(value, dict):
             _restore_secrets(new[key], value, kind, top=False)

@@ -9,6 +9,8 @@ A view's ``name`` and ``description`` are the record's ``display_name`` and
 
 from __future__ import annotations
 
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import secrets
+
 
 def source_of(record: dict) -> dict | None:
     """Where a volume came from: a volume (clone) or a snapshot, or None."""
@@ -28,8 +30,9 @@ def snapshot_view(record: dict) -> dict:
 
 
 def connection_view(record: dict, full: bool = False) -> dict:
-    """A connection; ``full`` adds what a host needs to attach (``conn_info``,
-    as stored: without secrets), the connector and the local device."""
+    """A connection; ``full`` adds what a host needs to attach (``conn_info``
+    without secrets: a record loaded from serialized output may hold them),
+    the connector and the local device."""
     connector = record.get('connector') or {}
     view = {'id': record['id'], 'volume_id': record.get('volume_id'), 'status': record.get('status'),
             'host': record.get('host') or connector.get('host'), 'node_id': record.get('node_id'),
@@ -37,8 +40,9 @@ def connection_view(record: dict, full: bool = False) -> dict:
             'attached': bool(record.get('attached')), 'attached_host': record.get('attached_host'),
             'path': record.get('path')}
     if full:
-        view.update(conn_info=record.get('conn_info'), connector=connector, device=record.get('device'),
-                    created_at=record.get('created_at'), updated_at=record.get('updated_at'))
+        view.update(conn_info=secrets.without_secrets(record.get('conn_info')), connector=connector,
+                    device=record.get('device'), created_at=record.get('created_at'),
+                    updated_at=record.get('updated_at'))
     return view
 
 

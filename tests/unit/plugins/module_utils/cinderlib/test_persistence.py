@@ -147,7 +147,7 @@ class TestSQLStore:
             persistence.open_store({'storage': 'db',
                                     'connection': 'postgresql+psycopg2://admin:s3cret@127.0.0.1:1/cinder'})
         assert 's3cret' not in str(error.value)
-        assert "Can't open the state store postgresql+psycopg2://admin:***@127.0.0.1:1/cinder" in str(error.value)
+        assert "Can't open the state store postgresql+psycopg2://admin:********@127.0.0.1:1/cinder" in str(error.value)
 
     def test_sqlite_file_in_a_directory_that_cant_be_made(self, tmp_path):
         blocker = tmp_path / 'file'
@@ -191,7 +191,7 @@ class TestPostgreSQLStore:
             persistence.open_store({'storage': 'db', 'connection': bad_url})
         message = str(error.value)
         assert wrong not in message and url.password not in message
-        assert message.startswith("Can't open the state store postgresql+psycopg2://cinderlib:***@127.0.0.1:%d/"
+        assert message.startswith("Can't open the state store postgresql+psycopg2://cinderlib:********@127.0.0.1:%d/"
                                   "cinderlib: " % url.port)
         assert 'password authentication failed for user "cinderlib"' in message
 

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import loader, serialization
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import loader, secrets
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend import Backend
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.dbapi import DriverDB
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import (
@@ -90,7 +90,7 @@ def test_it_is_an_option_of_rbd_drivers_only_and_a_secret_string():
     assert loader.is_kept_option(opt)
     prop = backend_schema(options, RBD)['properties']['rbd_keyring_conf']
     assert prop['type'] == 'string' and prop['x-secret'] is True and prop['writeOnly'] is True
-    assert 'rbd_keyring_conf' in loader.secret_options(rbd_cfg('/k'), 'Backend')
+    assert 'rbd_keyring_conf' in secrets.secret_keys(rbd_cfg('/k'), {o.dest: o for o in options})
     iscsi = importlib.import_module('cinder.volume.drivers.ceph.rbd_iscsi').RBDISCSIDriver
     assert [o.dest for o in loader.kept_options(iscsi)] == ['rbd_keyring_conf']
     assert 'rbd_keyring_conf' not in {o.dest for o in loader.driver_options(LVM, 'Driver %r' % LVM)}
@@ -196,5 +196,5 @@ def test_serialized_backend_and_store_hold_neither_path_nor_content(rbd_backend,
 def test_keyring_in_connection_info_is_a_secret():
     conn_info = {'driver_volume_type': 'rbd',
                  'data': {'name': 'volumes/volume-1', 'auth_username': 'cinder', 'keyring': KEYRING}}
-    assert 'keyring' not in serialization.without_secrets(conn_info)['data']
-    assert serialization.secrets_in(conn_info) == [KEYRING]
+    assert 'keyring' not in secrets.without_secrets(conn_info)['data']
+    assert secrets.values(conn_info) == [KEYRING]
