@@ -93,6 +93,24 @@ options:
       - The Python package the URL needs (C(redis) for C(redis://)) must be installed for the
         module's interpreter. Treated as a secret, since it may hold a password.
     type: str
+  driver_log_path:
+    description:
+      - A file on the managed node that gets the log of Cinder, the driver and os-brick for this
+        task (cinderlib's C(disable_logs=False) with Cinder's C(log_file)), appended to; created
+        readable by its owner only. Without it nothing is logged.
+      - Secret values (the backend's credentials, passwords in URLs) are masked in it.
+      - Only tasks that start the driver log; a task answered from the state store alone (an
+        unchanged volume on LVM) writes nothing.
+    type: path
+    version_added: 0.2.0
+  driver_log_level:
+    description:
+      - V(debug) logs every driver call and command (Cinder's C(debug)); V(info) what Cinder
+        logs by default.
+    type: str
+    choices: [info, debug]
+    default: info
+    version_added: 0.2.0
 requirements:
   - Python 3.11 on the managed node, with C(cinder) 29.x and C(os-brick) 7.x (the
     M(cinderlib.storage.cinderlib_backend_facts) docs say how to get them).

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -42,6 +43,8 @@ def cinderlib_argument_spec(needs_backend: bool = True) -> dict:
         non_uuid_ids=dict(type='bool', default=False),
         # Shown in messages; a password in it is registered as no_log (CinderlibModule).
         coordination_url=dict(type='str', no_log=False),
+        driver_log_path=dict(type='path'),
+        driver_log_level=dict(type='str', default='info', choices=['info', 'debug']),
     )
 
 
@@ -114,9 +117,24 @@ class CinderlibModule:
                 output_all_backend_info=self.params['output_all_backend_info'],
                 non_uuid_ids=self.params['non_uuid_ids'],
                 coordination_url=self.params['coordination_url'],
+                **self._driver_log_options(),
             )
             self._library = cinderlib
         return self._library
+
+    def _driver_log_options(self) -> dict:
+        """cinderlib's way to see the driver's log (``disable_logs=False``
+        with Cinder's ``log_file`` and ``debug``), to a file only: a module
+        must not print. The file is made private first, as the log may name
+        hosts and volumes (secret values are masked in it)."""
+        path = self.params['driver_log_path']
+        if not path:
+            return {}
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+        except OSError as exc:
+            self.module.fail_json(msg="driver_log_path %s can't be written: %s" % (path, exc.strerror))
+        return {'disable_logs': False, 'log_file': path, 'debug': self.params['driver_log_level'] == 'debug'}
 
     def backend_config(self) -> dict:
         config = resolve_backend(self.params['backend'], self.params['config_file'])

@@ -32,6 +32,8 @@ PLAYBOOK = '''
   module_defaults:
     group/cinderlib.storage.cinderlib:
       persistence: "{{ store }}"
+      driver_log_path: "{{ driver_log }}"
+      driver_log_level: debug
   tasks:
     - name: Facts of the unreachable XtremIO backend
       cinderlib.storage.cinderlib_backend_facts:
@@ -98,7 +100,7 @@ def secret_run(tmp_path_factory, collections_path, lvm_backend_env):
     env['PATH'] = os.pathsep.join([env.get('PATH', ''), '/usr/local/sbin', '/usr/sbin', '/sbin'])
     (tmp_path / 'playbook.yml').write_text(PLAYBOOK)
     extra = {'python': sys.executable, 'store': store, 'xtremio': xtremio, 'lvm': lvm,
-             'results_file': str(tmp_path / 'results.json')}
+             'results_file': str(tmp_path / 'results.json'), 'driver_log': str(tmp_path / 'driver.log')}
     (tmp_path / 'vars.json').write_text(json.dumps(extra))
     bindir = Path(sys.executable).parent
     playbook = subprocess.run([str(bindir / 'ansible-playbook'), '-vvv', '-i', 'localhost,',
@@ -126,7 +128,7 @@ def secret_run(tmp_path_factory, collections_path, lvm_backend_env):
                                 '--list'], capture_output=True, text=True, env=env, timeout=300, check=False)
     try:
         yield {'passwords': passwords, 'playbook': playbook, 'serialized': serialized, 'inventory': inventory,
-               'store_dir': db.parent, 'results': tmp_path / 'results.json'}
+               'store_dir': db.parent, 'results': tmp_path / 'results.json', 'driver_log': tmp_path / 'driver.log'}
     finally:
         run_python(textwrap.dedent('''
             from ansible_collections.cinderlib.storage.plugins.module_utils import cinderlib
@@ -184,3 +186,12 @@ def test_no_password_in_facts_results_serialized_output_or_inventory(secret_run)
     }
     assert {where: _hits(text, secret_run['passwords']) for where, text in texts.items()} == {
         where: [] for where in texts}
+
+
+def test_the_driver_log_has_the_drivers_debug_output_and_no_password(secret_run):
+    log = secret_run['driver_log']
+    assert log.stat().st_mode & 0o777 == 0o600
+    text = log.read_text()
+    # Both backends' drivers logged at debug level: the LVM commands, the XtremIO driver's failure.
+    assert 'lvcreate' in text and 'XtremIO' in text, text[-3000:]
+    assert _hits(text, secret_run['passwords']) == []

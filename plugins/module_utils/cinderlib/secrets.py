@@ -204,6 +204,14 @@ def url_values(url: str | None) -> list[str]:
 
 
 # -- log records ------------------------------------------------------------------------
+def _mask_password(text: str) -> str:
+    try:
+        from oslo_utils import strutils
+    except ImportError:  # logging is only on with Cinder, which brings oslo.utils
+        return text
+    return strutils.mask_password(text, secret=MASK)
+
+
 class LogScrubber(logging.Filter):
     """A filter for log handlers that masks the secret values ``add``-ed to
     it in every record they emit (a handler filter sees the records of every
@@ -217,8 +225,11 @@ class LogScrubber(logging.Filter):
         self.secret_values.update(value for value in secret_values if value)
 
     def filter(self, record: logging.LogRecord) -> bool:
+        # Credentials a driver makes itself (such as CHAP passwords it
+        # generates) are known to no list: mask what looks like one, as
+        # oslo does in the messages it logs itself.
+        record.msg, record.args = _mask_password(scrub(record.getMessage(), self.secret_values)), ()
         if self.secret_values:
-            record.msg, record.args = scrub(record.getMessage(), self.secret_values), ()
             if record.exc_info and not record.exc_text:
                 record.exc_text = logging.Formatter().formatException(record.exc_info)
             if record.exc_text:
