@@ -30,7 +30,6 @@ secret.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import os
 import socket
@@ -46,7 +45,6 @@ from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.except
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.objects import (
     Resource,
     _driver_call,
-    _locked,
     _runtime,
     _setting,
     _test_kill_point,
@@ -200,7 +198,7 @@ class Connection(Resource):
         """Export ``volume`` to the host ``connector`` describes; an existing
         connection to that host is returned as it is."""
         _connector_host(connector)
-        with _volume_locked(volume):
+        with locks.resource_locked(volume):
             return cls._connect_locked(volume, connector, **kwargs)
 
     @classmethod
@@ -256,11 +254,11 @@ class Connection(Resource):
         self._save(status=CONNECTED, conn_info=_without_secrets(conn_info),
                    protocol=conn_info.get('driver_volume_type'))
 
-    @_locked
     def disconnect(self, force: bool = False) -> None:
         """End the export to the host (``terminate_connection``; ``remove_export``
         when it was the volume's last connection) and forget the connection."""
-        self._disconnect_locked(force)
+        with locks.resource_locked(self):
+            self._disconnect_locked(force)
 
     def _disconnect_locked(self, force: bool = False) -> None:
         volume, driver = self.volume, self.backend.driver
@@ -307,10 +305,10 @@ class Connection(Resource):
         return ovo
 
     # -- host side --------------------------------------------------------------------------
-    @_locked
     def attach(self, device_scan_attempts: int = brick.DEVICE_SCAN_ATTEMPTS) -> None:
         """Attach the connected volume on this host with os-brick (``path``, ``device``)."""
-        self._attach_locked(device_scan_attempts)
+        with locks.resource_locked(self):
+            self._attach_locked(device_scan_attempts)
 
     def _attach_locked(self, device_scan_attempts: int = brick.DEVICE_SCAN_ATTEMPTS) -> None:
         if self.attached_here():
@@ -329,19 +327,19 @@ class Connection(Resource):
             raise
         self._save(attach_status='attached', attached=True, device=device, path=device['path'])
 
-    @_locked
     def detach(self, force: bool = False) -> None:
         """Detach the device from this host with os-brick; the connection stays
         (``disconnect`` ends it), as in cinderlib. ``force``: even when
         flushing the device fails."""
-        self._detach_device(force)
+        with locks.resource_locked(self):
+            self._detach_device(force)
 
-    @_locked
     def detach_and_disconnect(self, force: bool = False) -> None:
         """``detach`` then ``disconnect``, under one hold of the volume's lock
         (``Volume.detach``)."""
-        self._detach_device(force)
-        self._disconnect_locked(force)
+        with locks.resource_locked(self):
+            self._detach_device(force)
+            self._disconnect_locked(force)
 
     def _detach_device(self, force: bool = False) -> None:
         if not self.attached and self._record.get('attach_status') in (None, 'detached'):
@@ -370,7 +368,7 @@ class Connection(Resource):
         with os-brick, under the volume's lock; idempotent. A failed attach
         undoes the export it made."""
         connector = brick.get().connector_properties(multipath, enforce_multipath)
-        with _volume_locked(volume):
+        with locks.resource_locked(volume):
             volume.refresh()
             existing = volume.connection_for(connector['host'])
             made = existing is None or not existing.connected
@@ -455,13 +453,13 @@ def settle_leftovers(volume, check_mode: bool = False) -> list[dict]:
     if not any(c.status in LEFTOVER_STATUSES for c in volume.connections):
         return []
     if check_mode:
-        with locks.try_locked(locks.volume_lock_name(volume.id)) as free:
+        with locks.resource_locked(volume, wait=False) as free:
             leftovers = [c for c in volume.connections if c.status in LEFTOVER_STATUSES]
             if free:
                 return [end_leftover(c, check_mode=True) for c in leftovers]
             return [dict(describe_record(c._record), action='skipped', new_status=None,
                          reason="another run holds its volume's lock: it is still in progress") for c in leftovers]
-    with _volume_locked(volume):
+    with locks.resource_locked(volume):
         volume.refresh()
         return [end_leftover(c) for c in volume.connections if c.status in LEFTOVER_STATUSES]
 
@@ -489,12 +487,6 @@ def _undo(connection: Connection, exc: CinderlibError) -> None:
         exc.message = '%s Undoing the export failed too (%s); state=absent removes it.' % (
             exc.message.rstrip(), undo_exc.message)
         exc.args = (exc.message,)
-
-
-@contextlib.contextmanager
-def _volume_locked(volume):
-    with locks.locked(locks.volume_lock_name(volume.id), volume.describe().capitalize()):
-        yield
 
 
 def _without_secrets(conn_info: dict) -> dict:

@@ -6,16 +6,16 @@ Cinder's versioned objects.
 Status follows Cinder's state machine, and every transition is written to
 the store *before* the driver is called: a process killed half-way leaves a
 ``creating``/``deleting``/``extending`` record that a later run can see.
-Each operation holds the volume's inter-process lock (``locks.py``) from the
-first record to the last, so a later run can also tell a leftover from an
-operation still in progress; ``reconcile.py`` resolves leftovers.
+Each operation holds the volume's inter-process lock
+(``locks.resource_locked``) from the first record to the last, so a later
+run can also tell a leftover from an operation still in progress;
+``reconcile.py`` resolves leftovers.
 """
 
 from __future__ import annotations
 
 import copy
 import datetime
-import functools
 import os
 import signal
 import uuid
@@ -79,16 +79,6 @@ def _test_kill_point(point: str) -> None:
     """
     if os.environ.get(TEST_KILL_AT_ENV) == point:
         os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _locked(method):
-    """Run an operation on a volume, snapshot or connection holding its volume's lock."""
-    @functools.wraps(method)
-    def wrapper(self, *args: Any, **kwargs: Any):
-        volume_id = self.id if self.kind == 'volume' else self._record['volume_id']
-        with locks.locked(locks.volume_lock_name(volume_id), self.describe().capitalize()):
-            return method(self, *args, **kwargs)
-    return wrapper
 
 
 class Resource(serialization.Serializable):
@@ -419,31 +409,31 @@ class Volume(Resource):
         return updates
 
     # -- operations ---------------------------------------------------------------------
-    @_locked
     def create(self) -> None:
         """Create the volume on the array (cinderlib's Volume.create)."""
-        self._save(status='creating')
-        _test_kill_point('volume.create.before_driver')
-        try:
-            source = None
-            if self._record.get('source_volid'):
-                source = self.backend.volumes_filtered(volume_id=self._record['source_volid'])
-                if not source:
-                    raise NotFound("Source volume %s is not known on backend '%s'."
-                                   % (self._record['source_volid'], self.backend_name))
-                update = _driver_call(self, 'clone %s into' % source[0].describe(),
-                                      self.backend.driver.create_cloned_volume, self._ovo, source[0]._ovo)
-            elif self._record.get('snapshot_id'):
-                snapshot = Snapshot.get_by_id(self.backend, self._record['snapshot_id'])
-                update = _driver_call(self, 'create from %s' % snapshot.describe(),
-                                      self.backend.driver.create_volume_from_snapshot, self._ovo, snapshot._ovo)
-            else:
-                update = _driver_call(self, 'create', self.backend.driver.create_volume, self._ovo)
-        except CinderlibError:
-            self._save(status='error')
-            raise
-        _test_kill_point('volume.create.after_driver')
-        self._save(status='available', **self._apply_model_update(update))
+        with locks.resource_locked(self):
+            self._save(status='creating')
+            _test_kill_point('volume.create.before_driver')
+            try:
+                source = None
+                if self._record.get('source_volid'):
+                    source = self.backend.volumes_filtered(volume_id=self._record['source_volid'])
+                    if not source:
+                        raise NotFound("Source volume %s is not known on backend '%s'."
+                                       % (self._record['source_volid'], self.backend_name))
+                    update = _driver_call(self, 'clone %s into' % source[0].describe(),
+                                          self.backend.driver.create_cloned_volume, self._ovo, source[0]._ovo)
+                elif self._record.get('snapshot_id'):
+                    snapshot = Snapshot.get_by_id(self.backend, self._record['snapshot_id'])
+                    update = _driver_call(self, 'create from %s' % snapshot.describe(),
+                                          self.backend.driver.create_volume_from_snapshot, self._ovo, snapshot._ovo)
+                else:
+                    update = _driver_call(self, 'create', self.backend.driver.create_volume, self._ovo)
+            except CinderlibError:
+                self._save(status='error')
+                raise
+            _test_kill_point('volume.create.after_driver')
+            self._save(status='available', **self._apply_model_update(update))
 
     def refuse_delete_if_connected(self) -> None:
         """A connected volume can't be deleted: InvalidRequest naming its hosts."""
@@ -454,49 +444,49 @@ class Volume(Resource):
                                      self.describe(), self.backend_name,
                                      ', '.join("host '%s'" % c.host for c in connections)))
 
-    @_locked
     def delete(self) -> None:
-        self.refuse_delete_if_connected()
-        if self.snapshots:
-            raise InvalidRequest("Can't delete %s on backend '%s': it has snapshots (%s); delete them first."
-                                 % (self.describe(), self.backend_name,
-                                    ', '.join(s.display_name or s.id for s in self.snapshots)))
-        self._save(status='deleting')
-        _test_kill_point('volume.delete.before_driver')
-        try:
-            _driver_call(self, 'delete', self.backend.driver.delete_volume, self._ovo)
-        except CinderlibError:
-            self._save(status='error_deleting')
-            raise
-        _test_kill_point('volume.delete.after_driver')
-        self._store.remove('volume', self.id)
-        self._forget()
-        locks.forget(locks.volume_lock_name(self.id))  # ids are never reused
-        if hasattr(self.backend, '_volume_removed'):
-            self.backend._volume_removed(self)
+        with locks.resource_locked(self):
+            self.refuse_delete_if_connected()
+            if self.snapshots:
+                raise InvalidRequest("Can't delete %s on backend '%s': it has snapshots (%s); delete them first."
+                                     % (self.describe(), self.backend_name,
+                                        ', '.join(s.display_name or s.id for s in self.snapshots)))
+            self._save(status='deleting')
+            _test_kill_point('volume.delete.before_driver')
+            try:
+                _driver_call(self, 'delete', self.backend.driver.delete_volume, self._ovo)
+            except CinderlibError:
+                self._save(status='error_deleting')
+                raise
+            _test_kill_point('volume.delete.after_driver')
+            self._store.remove('volume', self.id)
+            self._forget()
+            locks.forget(locks.resource_lock_name(self))  # ids are never reused
+            if hasattr(self.backend, '_volume_removed'):
+                self.backend._volume_removed(self)
 
-    @_locked
     def extend(self, new_size: int) -> int:
         """Grow the volume; returns its new size in bytes, as the host sees
         it when it is attached here (os-brick's answer), else as asked."""
-        if not isinstance(new_size, int) or isinstance(new_size, bool) or new_size <= self.size:
-            raise InvalidRequest('New size of %s must be a whole number of GiB larger than its current %s GiB, '
-                                 'not %r.' % (self.describe(), self.size, new_size))
-        previous = self._record['status']
-        self._save(status='extending')
-        _test_kill_point('volume.extend.before_driver')
-        try:
-            _driver_call(self, 'extend', self.backend.driver.extend_volume, self._ovo, new_size)
-        except CinderlibError:
-            self._save(status='error_extending')
-            raise
-        _test_kill_point('volume.extend.after_driver')
-        self._save(status=previous if previous in ('available', 'in-use') else 'available', size=new_size)
-        if previous == 'in-use':
-            seen = self._extend_attached_devices()
-            if seen is not None:
-                return seen
-        return new_size * 1024 ** 3
+        with locks.resource_locked(self):
+            if not isinstance(new_size, int) or isinstance(new_size, bool) or new_size <= self.size:
+                raise InvalidRequest('New size of %s must be a whole number of GiB larger than its current %s GiB, '
+                                     'not %r.' % (self.describe(), self.size, new_size))
+            previous = self._record['status']
+            self._save(status='extending')
+            _test_kill_point('volume.extend.before_driver')
+            try:
+                _driver_call(self, 'extend', self.backend.driver.extend_volume, self._ovo, new_size)
+            except CinderlibError:
+                self._save(status='error_extending')
+                raise
+            _test_kill_point('volume.extend.after_driver')
+            self._save(status=previous if previous in ('available', 'in-use') else 'available', size=new_size)
+            if previous == 'in-use':
+                seen = self._extend_attached_devices()
+                if seen is not None:
+                    return seen
+            return new_size * 1024 ** 3
 
     def _extend_attached_devices(self) -> int | None:
         """Tell os-brick on this host that an attached volume grew (cinderlib
@@ -598,32 +588,32 @@ class Snapshot(Resource):
         ovo.obj_reset_changes()
         return ovo
 
-    @_locked
     def create(self) -> None:
-        self._save(status='creating')
-        _test_kill_point('snapshot.create.before_driver')
-        try:
-            update = _driver_call(self, 'create', self.backend.driver.create_snapshot, self._ovo)
-        except CinderlibError:
-            self._save(status='error')
-            raise
-        _test_kill_point('snapshot.create.after_driver')
-        self._save(status='available', progress='100%', **Volume._apply_model_update(self, update))
+        with locks.resource_locked(self):
+            self._save(status='creating')
+            _test_kill_point('snapshot.create.before_driver')
+            try:
+                update = _driver_call(self, 'create', self.backend.driver.create_snapshot, self._ovo)
+            except CinderlibError:
+                self._save(status='error')
+                raise
+            _test_kill_point('snapshot.create.after_driver')
+            self._save(status='available', progress='100%', **Volume._apply_model_update(self, update))
 
-    @_locked
     def delete(self) -> None:
-        self._save(status='deleting')
-        _test_kill_point('snapshot.delete.before_driver')
-        try:
-            _driver_call(self, 'delete', self.backend.driver.delete_snapshot, self._ovo)
-        except CinderlibError:
-            self._save(status='error_deleting')
-            raise
-        _test_kill_point('snapshot.delete.after_driver')
-        self._store.remove('snapshot', self.id)
-        self._forget()
-        if self.volume._snapshots is not None:
-            self.volume._snapshots = [s for s in self.volume._snapshots if s.id != self.id]
+        with locks.resource_locked(self):
+            self._save(status='deleting')
+            _test_kill_point('snapshot.delete.before_driver')
+            try:
+                _driver_call(self, 'delete', self.backend.driver.delete_snapshot, self._ovo)
+            except CinderlibError:
+                self._save(status='error_deleting')
+                raise
+            _test_kill_point('snapshot.delete.after_driver')
+            self._store.remove('snapshot', self.id)
+            self._forget()
+            if self.volume._snapshots is not None:
+                self.volume._snapshots = [s for s in self.volume._snapshots if s.id != self.id]
 
     def create_volume(self, **new_fields: Any) -> Volume:
         new_fields['snapshot_id'] = self.id

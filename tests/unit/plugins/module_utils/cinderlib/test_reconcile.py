@@ -152,6 +152,25 @@ def test_lock_names_are_safe_file_names():
     assert '/' not in locks.name_lock_name('lvm', 'données/01')
 
 
+def test_a_volume_its_snapshots_and_connections_share_one_lock(fake_backend):
+    from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.connections import Connection
+    volume = fake_backend.create_volume(1, name='data01')
+    snapshot = volume.create_snapshot(name='snap')
+    connection = Connection(volume, {'host': 'node-a'})
+    assert {locks.resource_lock_name(r) for r in (volume, snapshot, connection)} == {
+        locks.volume_lock_name(volume.id)}
+    with locks.resource_locked(snapshot) as taken:
+        assert taken
+        # reconcile and check mode only try: they see a run in progress without waiting for it.
+        with locks.resource_locked(connection, wait=False) as free:
+            assert not free
+        with pytest.raises(InvalidRequest, match=r"^Volume 'data01' is locked by another run"):
+            with locks.resource_locked(volume, timeout=0.05):
+                pass
+    with locks.resource_locked(volume, wait=False) as free:
+        assert free
+
+
 def test_a_coordination_url_without_its_python_package_says_which():
     from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import loader
     from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import (
