@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from ansible_collections.cinderlib.storage.plugins.module_utils import volume_state
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import locks, objects
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import locks, objects, operations
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend import Backend
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import InvalidRequest
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.reconcile import reconcile
@@ -119,15 +119,15 @@ def test_snapshots_are_settled_too(fake_backend):
 @pytest.mark.parametrize('setting', [None, 'volume.create.after_driver'])
 def test_the_crash_hook_is_inert_unless_it_names_the_point(setting, monkeypatch):
     if setting is None:
-        monkeypatch.delenv(objects.TEST_KILL_AT_ENV, raising=False)
+        monkeypatch.delenv(operations.TEST_KILL_AT_ENV, raising=False)
     else:
-        monkeypatch.setenv(objects.TEST_KILL_AT_ENV, setting)
-    objects._test_kill_point('volume.create.before_driver')  # still alive
+        monkeypatch.setenv(operations.TEST_KILL_AT_ENV, setting)
+    operations._test_kill_point('volume.create.before_driver')  # still alive
 
 
 def test_the_crash_hook_kills_the_process_at_its_point():
-    code = ('from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import objects\n'
-            "objects._test_kill_point('volume.delete.after_driver')\nprint('survived')\n")
+    code = ('from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import operations\n'
+            "operations._test_kill_point('volume.delete.after_driver')\nprint('survived')\n")
     proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=False, timeout=60,
                           env=dict(os.environ, CINDERLIB_TEST_KILL_AT='volume.delete.after_driver'))
     assert proc.returncode == -signal.SIGKILL and 'survived' not in proc.stdout
