@@ -248,8 +248,7 @@ def _check_usable(resource, what: str = '') -> None:
         return
     described = what + resource.describe() if what else resource.describe().capitalize()
     if resource.status in TRANSITIONAL:
-        volume_id = resource.id if resource.kind == 'volume' else resource.record['volume_id']
-        with locks.try_locked(locks.volume_lock_name(volume_id)) as free:
+        with locks.resource_locked(resource, wait=False) as free:
             if not free:
                 raise InvalidRequest(
                     "%s on backend '%s' is being %s by another run right now (status '%s'); nothing was "

@@ -30,7 +30,6 @@ secret.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import os
 import socket
@@ -45,12 +44,14 @@ from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.except
 )
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.objects import (
     Resource,
-    _driver_call,
-    _locked,
     _runtime,
     _setting,
-    _test_kill_point,
     _validate_id,
+)
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.operations import (
+    _driver_call,
+    model_update_changes,
+    run_operation,
 )
 
 CONNECTED = 'connected'
@@ -200,7 +201,7 @@ class Connection(Resource):
         """Export ``volume`` to the host ``connector`` describes; an existing
         connection to that host is returned as it is."""
         _connector_host(connector)
-        with _volume_locked(volume):
+        with locks.resource_locked(volume):
             return cls._connect_locked(volume, connector, **kwargs)
 
     @classmethod
@@ -228,58 +229,63 @@ class Connection(Resource):
                 "The connector of host '%s' lacks what backend '%s' needs to export to it: %s. Gather it on "
                 'that host with cinderlib_connector_facts.' % (self.host, self.backend_name, describe_cause(exc)),
                 exc) from exc
-        others = [c for c in volume.connections if c.id != self.id and c.connected]
-        self._save(status='connecting')
-        _test_kill_point('connection.connect.before_driver')
-        try:
-            if not others:
-                # One export per volume (LVM targets), made for its first connection.
-                update = _driver_call(self, 'export', backend.driver.create_export,
-                                      _runtime().context, volume._ovo, connector)
-                changes = volume._apply_model_update(update)
-                if changes:
-                    volume._save(**changes)
-            conn_info = _driver_call(self, 'initialize', backend.driver.initialize_connection,
-                                     volume._ovo, connector)
-        except CinderlibError:
-            self._save(status='error_connecting')
-            raise
-        _test_kill_point('connection.connect.after_driver')
+        first = not [c for c in volume.connections if c.id != self.id and c.connected]
+        run_operation(self, 'connect', transitional={'status': 'connecting'},
+                      call=lambda: self._export_on_backend(first),
+                      on_error={'status': 'error_connecting'}, final=self._connected)
+
+    def _export_on_backend(self, first: bool) -> dict:
+        """The driver's export (for the volume's ``first`` connection) and
+        connection info for this host."""
+        volume, driver, connector = self.volume, self.backend.driver, self._record['connector']
+        if first:
+            # One export per volume (LVM targets), made for its first connection.
+            update = _driver_call(self, 'export', driver.create_export, _runtime().context, volume._ovo, connector)
+            changes = model_update_changes(update)
+            if changes:
+                volume._save(**changes)
+        return _driver_call(self, 'initialize', driver.initialize_connection, volume._ovo, connector)
+
+    def _connected(self, conn_info: dict) -> dict:
+        """The record of the connection made from the driver's ``conn_info``
+        (saved without secrets); the volume goes ``in-use`` first."""
         conn_info = copy.deepcopy(conn_info)
         if isinstance(conn_info.get('data'), dict):
             conn_info['data'].setdefault('access_mode', self.attach_mode)
         self._full_conn_info = copy.deepcopy(conn_info)
         # The volume first: a crash between the two writes leaves this record
         # 'connecting', which settling ends (and puts the volume's status right).
-        if volume.status == 'available':
-            volume._save(status='in-use', attach_status='attached')
-        self._save(status=CONNECTED, conn_info=secrets.without_secrets(conn_info),
-                   protocol=conn_info.get('driver_volume_type'))
+        if self.volume.status == 'available':
+            self.volume._save(status='in-use', attach_status='attached')
+        return {'status': CONNECTED, 'conn_info': secrets.without_secrets(conn_info),
+                'protocol': conn_info.get('driver_volume_type')}
 
-    @_locked
     def disconnect(self, force: bool = False) -> None:
         """End the export to the host (``terminate_connection``; ``remove_export``
         when it was the volume's last connection) and forget the connection."""
-        self._disconnect_locked(force)
+        with locks.resource_locked(self):
+            self._disconnect_locked(force)
 
     def _disconnect_locked(self, force: bool = False) -> None:
-        volume, driver = self.volume, self.backend.driver
-        volume.refresh()
-        others = [c for c in volume.connections if c.id != self.id and c.status != 'error_connecting']
-        self._save(status='disconnecting')
-        _test_kill_point('connection.disconnect.before_driver')
-        try:
-            ovo = self._volume_ovo_with_attachments()
-            connector = self._record['connector']
-            _driver_call(self, 'end', lambda: driver.terminate_connection(ovo, connector, force=force))
-            if not others:
-                _driver_call(self, 'remove the export of', driver.remove_export, _runtime().context, ovo)
-        except CinderlibError:
-            self._save(status='error_disconnecting')
-            raise
-        _test_kill_point('connection.disconnect.after_driver')
-        # The volume first: a crash between the two writes leaves this record
-        # 'disconnecting', which settling finishes.
+        self.volume.refresh()
+        others = [c for c in self.volume.connections if c.id != self.id and c.status != 'error_connecting']
+        run_operation(self, 'disconnect', transitional={'status': 'disconnecting'},
+                      call=lambda: self._end_on_backend(force, last=not others),
+                      on_error={'status': 'error_disconnecting'}, final=lambda _: self._disconnected(others))
+
+    def _end_on_backend(self, force: bool, last: bool) -> None:
+        """The driver's end of the connection, and of the export when it was
+        the volume's ``last`` connection."""
+        driver, ovo, connector = self.backend.driver, self._volume_ovo_with_attachments(), self._record['connector']
+        _driver_call(self, 'end', lambda: driver.terminate_connection(ovo, connector, force=force))
+        if last:
+            _driver_call(self, 'remove the export of', driver.remove_export, _runtime().context, ovo)
+
+    def _disconnected(self, others: list) -> None:
+        """Forget the connection ended; the volume's status is put right first
+        (a crash between the two writes leaves this record 'disconnecting',
+        which settling finishes)."""
+        volume = self.volume
         _put_volume_status_right(volume, others)
         self._store.remove('connection', self.id)
         self._record['status'] = 'disconnected'
@@ -307,10 +313,10 @@ class Connection(Resource):
         return ovo
 
     # -- host side --------------------------------------------------------------------------
-    @_locked
     def attach(self, device_scan_attempts: int = brick.DEVICE_SCAN_ATTEMPTS) -> None:
         """Attach the connected volume on this host with os-brick (``path``, ``device``)."""
-        self._attach_locked(device_scan_attempts)
+        with locks.resource_locked(self):
+            self._attach_locked(device_scan_attempts)
 
     def _attach_locked(self, device_scan_attempts: int = brick.DEVICE_SCAN_ATTEMPTS) -> None:
         if self.attached_here():
@@ -320,41 +326,37 @@ class Connection(Resource):
                                  % (self.describe().capitalize(), self._record['attached_host'], local_host()))
         runtime = brick.get()
         conn_info = self.full_conn_info()
-        self._save(attach_status='attaching', attached_host=local_host())
-        try:
-            device = brick.attach(runtime, conn_info, self._record.get('use_multipath', False),
-                                  device_scan_attempts, what=self.volume.describe())
-        except CinderlibError:
-            self._save(attach_status='error_attaching')
-            raise
-        self._save(attach_status='attached', attached=True, device=device, path=device['path'])
+        run_operation(self, 'attach', transitional={'attach_status': 'attaching', 'attached_host': local_host()},
+                      call=lambda: brick.attach(runtime, conn_info, self._record.get('use_multipath', False),
+                                                device_scan_attempts, what=self.volume.describe()),
+                      on_error={'attach_status': 'error_attaching'},
+                      final=lambda device: {'attach_status': 'attached', 'attached': True, 'device': device,
+                                            'path': device['path']})
 
-    @_locked
     def detach(self, force: bool = False) -> None:
         """Detach the device from this host with os-brick; the connection stays
         (``disconnect`` ends it), as in cinderlib. ``force``: even when
         flushing the device fails."""
-        self._detach_device(force)
+        with locks.resource_locked(self):
+            self._detach_device(force)
 
-    @_locked
     def detach_and_disconnect(self, force: bool = False) -> None:
         """``detach`` then ``disconnect``, under one hold of the volume's lock
         (``Volume.detach``)."""
-        self._detach_device(force)
-        self._disconnect_locked(force)
+        with locks.resource_locked(self):
+            self._detach_device(force)
+            self._disconnect_locked(force)
 
     def _detach_device(self, force: bool = False) -> None:
         if not self.attached and self._record.get('attach_status') in (None, 'detached'):
             return
         runtime = brick.get()
-        self._save(attach_status='detaching')
-        try:
-            brick.detach(runtime, self.full_conn_info(), self.device, force,
-                         self._record.get('use_multipath', False), what=self.volume.describe())
-        except CinderlibError:
-            self._save(attach_status='error_detaching')
-            raise
-        self._save(attach_status='detached', attached=False, device=None, path=None, attached_host=None)
+        run_operation(self, 'detach', transitional={'attach_status': 'detaching'},
+                      call=lambda: brick.detach(runtime, self.full_conn_info(), self.device, force,
+                                                self._record.get('use_multipath', False), what=self.volume.describe()),
+                      on_error={'attach_status': 'error_detaching'},
+                      final={'attach_status': 'detached', 'attached': False, 'device': None, 'path': None,
+                             'attached_host': None})
 
     def extend(self) -> int:
         """Make this host see the volume's new size (after ``Volume.extend``);
@@ -370,7 +372,7 @@ class Connection(Resource):
         with os-brick, under the volume's lock; idempotent. A failed attach
         undoes the export it made."""
         connector = brick.get().connector_properties(multipath, enforce_multipath)
-        with _volume_locked(volume):
+        with locks.resource_locked(volume):
             volume.refresh()
             existing = volume.connection_for(connector['host'])
             made = existing is None or not existing.connected
@@ -455,13 +457,13 @@ def settle_leftovers(volume, check_mode: bool = False) -> list[dict]:
     if not any(c.status in LEFTOVER_STATUSES for c in volume.connections):
         return []
     if check_mode:
-        with locks.try_locked(locks.volume_lock_name(volume.id)) as free:
+        with locks.resource_locked(volume, wait=False) as free:
             leftovers = [c for c in volume.connections if c.status in LEFTOVER_STATUSES]
             if free:
                 return [end_leftover(c, check_mode=True) for c in leftovers]
             return [dict(describe_record(c._record), action='skipped', new_status=None,
                          reason="another run holds its volume's lock: it is still in progress") for c in leftovers]
-    with _volume_locked(volume):
+    with locks.resource_locked(volume):
         volume.refresh()
         return [end_leftover(c) for c in volume.connections if c.status in LEFTOVER_STATUSES]
 
@@ -491,7 +493,3 @@ def _undo(connection: Connection, exc: CinderlibError) -> None:
         exc.args = (exc.message,)
 
 
-@contextlib.contextmanager
-def _volume_locked(volume):
-    with locks.locked(locks.volume_lock_name(volume.id), volume.describe().capitalize()):
-        yield

@@ -9,10 +9,10 @@ With the ``coordination_url`` setup option (a tooz URL such as
 host that uses it.
 
 Lock names:
-- ``cinderlib-volume-<id>``: held by every operation on a volume and its
-  snapshots (create, extend, delete: from the 'creating' record to the final
+- ``cinderlib-volume-<id>``: held by every operation on a volume, its
+  snapshots and its connections (from the transitional record to the final
   one), so a record in a transitional state whose lock is free was left by a
-  process that died;
+  process that died. ``resource_locked`` is how the library takes it;
 - ``cinderlib-name-<hash>``: held by the modules while they look a volume up
   by name and act on it, so that two runs on the same name take turns.
 
@@ -44,6 +44,12 @@ def _part(value: str) -> str:
 def volume_lock_name(volume_id: str) -> str:
     """The lock of one volume (and of its snapshots)."""
     return 'cinderlib-volume-%s' % _part(volume_id)
+
+
+def resource_lock_name(resource) -> str:
+    """The lock of a volume, snapshot or connection: its volume's, because
+    operations on a snapshot or connection change what its volume may do."""
+    return volume_lock_name(resource.id if resource.kind == 'volume' else resource.volume_id)
 
 
 def name_lock_name(backend_id: str, name: str) -> str:
@@ -110,3 +116,21 @@ def try_locked(name: str) -> Iterator[bool]:
     finally:
         if taken:
             lock.release()
+
+
+@contextlib.contextmanager
+def resource_locked(resource, wait: bool = True, timeout: float = LOCK_TIMEOUT) -> Iterator[bool]:
+    """Hold the lock of ``resource`` (``resource_lock_name``) for the block.
+
+    ``wait``: wait for it (``locked``: InvalidRequest naming the resource
+    after ``timeout``) and yield True. ``wait=False`` only tries
+    (``try_locked``) and yields whether it was taken: how reconcile and
+    check mode tell a run in progress from a leftover without waiting.
+    """
+    name = resource_lock_name(resource)
+    if not wait:
+        with try_locked(name) as taken:
+            yield taken
+        return
+    with locked(name, resource.describe().capitalize(), timeout):
+        yield True

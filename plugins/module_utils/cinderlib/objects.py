@@ -3,21 +3,20 @@
 """Volume and Snapshot: records in the state store, handed to drivers as
 Cinder's versioned objects.
 
-Status follows Cinder's state machine, and every transition is written to
-the store *before* the driver is called: a process killed half-way leaves a
-``creating``/``deleting``/``extending`` record that a later run can see.
-Each operation holds the volume's inter-process lock (``locks.py``) from the
-first record to the last, so a later run can also tell a leftover from an
-operation still in progress; ``reconcile.py`` resolves leftovers.
+Status follows Cinder's state machine. Every operation runs through
+``operations.run_operation``, which writes the transitional status
+(``creating``/``deleting``/``extending``) before the driver is called and
+the final one after, so a process killed half-way leaves a record that a
+later run can see; each holds the volume's inter-process lock
+(``locks.resource_locked``) from the first record to the last, so a later
+run can also tell a leftover from an operation still in progress.
+``reconcile.py`` resolves leftovers.
 """
 
 from __future__ import annotations
 
 import copy
 import datetime
-import functools
-import os
-import signal
 import uuid
 import weakref
 from typing import Any
@@ -25,17 +24,15 @@ from typing import Any
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import (
     fields,
     locks,
-    secrets,
     serialization,
     views,
 )
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import (
     CinderlibError,
-    DriverOperationError,
     InvalidRequest,
     NotFound,
-    describe_cause,
 )
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.operations import _driver_call, run_operation
 
 # Record keys that are ours, or are set on the driver's object apart.
 _VOLUME_OWN_KEYS = ('backend', 'volume_type', 'metadata', 'admin_metadata', 'created_at', 'updated_at',
@@ -53,49 +50,6 @@ def _validate_id(value: Any, what: str) -> str:
     except ValueError:
         raise InvalidRequest('%s id %r is not a UUID (set non_uuid_ids to allow other ids).' % (what, value)) from None
     return value
-
-
-def _driver_call(resource: Resource, action: str, func, *args: Any):
-    """Run a driver method; any failure becomes a DriverOperationError."""
-    try:
-        return func(*args)
-    except CinderlibError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - drivers raise anything
-        # Drivers put their options in messages (a URL with the array's password...).
-        message = "Failed to %s %s on backend '%s': %s" % (
-            action, resource.describe(), resource.backend_name, describe_cause(exc))
-        raise DriverOperationError(secrets.scrub(message, getattr(resource.backend, '_secrets', ())), exc) from exc
-
-
-TEST_KILL_AT_ENV = 'CINDERLIB_TEST_KILL_AT'
-"""Names the crash point of the test-only hook ``_test_kill_point``."""
-
-
-def _test_kill_point(point: str) -> None:
-    """A test-only crash hook, inert unless the environment variable
-    ``CINDERLIB_TEST_KILL_AT`` equals ``point``: then this process kills
-    itself with SIGKILL (no clean-up runs, as in a power cut or an OOM kill),
-    so tests can show what a crash there leaves and how reconcile resolves it.
-
-    Points: ``<volume|snapshot>.<create|delete>.<before|after>_driver``,
-    ``volume.extend.<before|after>_driver`` and
-    ``connection.<connect|disconnect>.<before|after>_driver``: after the transitional record is
-    written and before the driver is called, or after the driver returned and
-    before the final record is written.
-    """
-    if os.environ.get(TEST_KILL_AT_ENV) == point:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _locked(method):
-    """Run an operation on a volume, snapshot or connection holding its volume's lock."""
-    @functools.wraps(method)
-    def wrapper(self, *args: Any, **kwargs: Any):
-        volume_id = self.id if self.kind == 'volume' else self._record['volume_id']
-        with locks.locked(locks.volume_lock_name(volume_id), self.describe().capitalize()):
-            return method(self, *args, **kwargs)
-    return wrapper
 
 
 class Resource(serialization.Serializable):
@@ -414,43 +368,28 @@ class Volume(Resource):
         ovo.obj_reset_changes()
         return ovo
 
-    def _apply_model_update(self, model_update: Any) -> dict:
-        """Driver model updates (provider_location...) kept in the record."""
-        if not isinstance(model_update, dict):
-            return {}
-        updates = {}
-        for key, value in model_update.items():
-            if key in ('id', 'status'):
-                continue
-            updates[key] = value.isoformat() if hasattr(value, 'isoformat') else value
-        return updates
-
-    # -- operations ---------------------------------------------------------------------
-    @_locked
+    # -- operations (the crash-safe sequence: operations.run_operation) ----------------
     def create(self) -> None:
         """Create the volume on the array (cinderlib's Volume.create)."""
-        self._save(status='creating')
-        _test_kill_point('volume.create.before_driver')
-        try:
-            source = None
-            if self._record.get('source_volid'):
-                source = self.backend.volumes_filtered(volume_id=self._record['source_volid'])
-                if not source:
-                    raise NotFound("Source volume %s is not known on backend '%s'."
-                                   % (self._record['source_volid'], self.backend_name))
-                update = _driver_call(self, 'clone %s into' % source[0].describe(),
-                                      self.backend.driver.create_cloned_volume, self._ovo, source[0]._ovo)
-            elif self._record.get('snapshot_id'):
-                snapshot = Snapshot.get_by_id(self.backend, self._record['snapshot_id'])
-                update = _driver_call(self, 'create from %s' % snapshot.describe(),
-                                      self.backend.driver.create_volume_from_snapshot, self._ovo, snapshot._ovo)
-            else:
-                update = _driver_call(self, 'create', self.backend.driver.create_volume, self._ovo)
-        except CinderlibError:
-            self._save(status='error')
-            raise
-        _test_kill_point('volume.create.after_driver')
-        self._save(status='available', **self._apply_model_update(update))
+        with locks.resource_locked(self):
+            run_operation(self, 'create', transitional={'status': 'creating'}, call=self._create_on_backend,
+                          on_error={'status': 'error'}, final={'status': 'available'}, model_update=True)
+
+    def _create_on_backend(self) -> Any:
+        """The driver's create: a clone, from a snapshot or empty; its model update."""
+        driver = self.backend.driver
+        if self._record.get('source_volid'):
+            source = self.backend.volumes_filtered(volume_id=self._record['source_volid'])
+            if not source:
+                raise NotFound("Source volume %s is not known on backend '%s'."
+                               % (self._record['source_volid'], self.backend_name))
+            return _driver_call(self, 'clone %s into' % source[0].describe(), driver.create_cloned_volume,
+                                self._ovo, source[0]._ovo)
+        if self._record.get('snapshot_id'):
+            snapshot = Snapshot.get_by_id(self.backend, self._record['snapshot_id'])
+            return _driver_call(self, 'create from %s' % snapshot.describe(), driver.create_volume_from_snapshot,
+                                self._ovo, snapshot._ovo)
+        return _driver_call(self, 'create', driver.create_volume, self._ovo)
 
     def refuse_delete_if_connected(self) -> None:
         """A connected volume can't be deleted: InvalidRequest naming its hosts."""
@@ -461,49 +400,44 @@ class Volume(Resource):
                                      self.describe(), self.backend_name,
                                      ', '.join("host '%s'" % c.host for c in connections)))
 
-    @_locked
     def delete(self) -> None:
-        self.refuse_delete_if_connected()
-        if self.snapshots:
-            raise InvalidRequest("Can't delete %s on backend '%s': it has snapshots (%s); delete them first."
-                                 % (self.describe(), self.backend_name,
-                                    ', '.join(s.display_name or s.id for s in self.snapshots)))
-        self._save(status='deleting')
-        _test_kill_point('volume.delete.before_driver')
-        try:
-            _driver_call(self, 'delete', self.backend.driver.delete_volume, self._ovo)
-        except CinderlibError:
-            self._save(status='error_deleting')
-            raise
-        _test_kill_point('volume.delete.after_driver')
+        with locks.resource_locked(self):
+            self.refuse_delete_if_connected()
+            if self.snapshots:
+                raise InvalidRequest("Can't delete %s on backend '%s': it has snapshots (%s); delete them first."
+                                     % (self.describe(), self.backend_name,
+                                        ', '.join(s.display_name or s.id for s in self.snapshots)))
+            run_operation(self, 'delete', transitional={'status': 'deleting'},
+                          call=lambda: _driver_call(self, 'delete', self.backend.driver.delete_volume, self._ovo),
+                          on_error={'status': 'error_deleting'}, final=lambda _: self._removed())
+
+    def _removed(self) -> None:
+        """Forget the deleted volume: its record, its lock and the backend's list."""
         self._store.remove('volume', self.id)
         self._forget()
-        locks.forget(locks.volume_lock_name(self.id))  # ids are never reused
+        locks.forget(locks.resource_lock_name(self))  # ids are never reused
         if hasattr(self.backend, '_volume_removed'):
             self.backend._volume_removed(self)
 
-    @_locked
     def extend(self, new_size: int) -> int:
         """Grow the volume; returns its new size in bytes, as the host sees
         it when it is attached here (os-brick's answer), else as asked."""
-        if not isinstance(new_size, int) or isinstance(new_size, bool) or new_size <= self.size:
-            raise InvalidRequest('New size of %s must be a whole number of GiB larger than its current %s GiB, '
-                                 'not %r.' % (self.describe(), self.size, new_size))
-        previous = self._record['status']
-        self._save(status='extending')
-        _test_kill_point('volume.extend.before_driver')
-        try:
-            _driver_call(self, 'extend', self.backend.driver.extend_volume, self._ovo, new_size)
-        except CinderlibError:
-            self._save(status='error_extending')
-            raise
-        _test_kill_point('volume.extend.after_driver')
-        self._save(status=previous if previous in ('available', 'in-use') else 'available', size=new_size)
-        if previous == 'in-use':
-            seen = self._extend_attached_devices()
-            if seen is not None:
-                return seen
-        return new_size * 1024 ** 3
+        with locks.resource_locked(self):
+            if not isinstance(new_size, int) or isinstance(new_size, bool) or new_size <= self.size:
+                raise InvalidRequest('New size of %s must be a whole number of GiB larger than its current %s GiB, '
+                                     'not %r.' % (self.describe(), self.size, new_size))
+            previous = self._record['status']
+            driver = self.backend.driver
+            run_operation(self, 'extend', transitional={'status': 'extending'},
+                          call=lambda: _driver_call(self, 'extend', driver.extend_volume, self._ovo, new_size),
+                          on_error={'status': 'error_extending'},
+                          final={'status': previous if previous in ('available', 'in-use') else 'available',
+                                 'size': new_size})
+            if previous == 'in-use':
+                seen = self._extend_attached_devices()
+                if seen is not None:
+                    return seen
+            return new_size * 1024 ** 3
 
     def _extend_attached_devices(self) -> int | None:
         """Tell os-brick on this host that an attached volume grew (cinderlib
@@ -605,28 +539,21 @@ class Snapshot(Resource):
         ovo.obj_reset_changes()
         return ovo
 
-    @_locked
     def create(self) -> None:
-        self._save(status='creating')
-        _test_kill_point('snapshot.create.before_driver')
-        try:
-            update = _driver_call(self, 'create', self.backend.driver.create_snapshot, self._ovo)
-        except CinderlibError:
-            self._save(status='error')
-            raise
-        _test_kill_point('snapshot.create.after_driver')
-        self._save(status='available', progress='100%', **Volume._apply_model_update(self, update))
+        with locks.resource_locked(self):
+            run_operation(self, 'create', transitional={'status': 'creating'},
+                          call=lambda: _driver_call(self, 'create', self.backend.driver.create_snapshot, self._ovo),
+                          on_error={'status': 'error'}, final={'status': 'available', 'progress': '100%'},
+                          model_update=True)
 
-    @_locked
     def delete(self) -> None:
-        self._save(status='deleting')
-        _test_kill_point('snapshot.delete.before_driver')
-        try:
-            _driver_call(self, 'delete', self.backend.driver.delete_snapshot, self._ovo)
-        except CinderlibError:
-            self._save(status='error_deleting')
-            raise
-        _test_kill_point('snapshot.delete.after_driver')
+        with locks.resource_locked(self):
+            run_operation(self, 'delete', transitional={'status': 'deleting'},
+                          call=lambda: _driver_call(self, 'delete', self.backend.driver.delete_snapshot, self._ovo),
+                          on_error={'status': 'error_deleting'}, final=lambda _: self._removed())
+
+    def _removed(self) -> None:
+        """Forget the deleted snapshot: its record and its volume's list."""
         self._store.remove('snapshot', self.id)
         self._forget()
         if self.volume._snapshots is not None:

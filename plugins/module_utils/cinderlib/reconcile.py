@@ -151,10 +151,6 @@ def _drift(backend, resources: list) -> dict:
     return {'status': 'checked', 'unknown_on_backend': unknown, 'missing_on_backend': missing, 'reason': ''}
 
 
-def _lock_id(kind: str, resource) -> str:
-    return resource.id if kind == 'volume' else resource.record['volume_id']
-
-
 def _settle(kind: str, resource, on_backend: bool | None, size: int | None, check_mode: bool) -> dict:
     """Resolve one transitional record (its volume's lock is held)."""
     before = resource.status
@@ -198,7 +194,7 @@ def _settle_connections(backend, mode: str, check_mode: bool) -> tuple[list, lis
     skipped when a run holds it."""
     found, actions = [], []
     for connection in _connections(backend):
-        with locks.try_locked(locks.volume_lock_name(connection.volume_id)) as free:
+        with locks.resource_locked(connection, wait=False) as free:
             entry = dict(connections.describe_record(connection.record), on_backend=None, in_progress=not free)
             if not free:
                 found.append(entry)
@@ -235,7 +231,7 @@ def reconcile(backend, mode: str, check_mode: bool = False) -> dict | None:
     for kind, resource in resources:
         if resource.status not in TRANSITIONAL[kind]:
             continue
-        with locks.try_locked(locks.volume_lock_name(_lock_id(kind, resource))) as free:
+        with locks.resource_locked(resource, wait=False) as free:
             entry = _describe(kind, resource.record)
             entry['in_progress'] = not free
             if not free:

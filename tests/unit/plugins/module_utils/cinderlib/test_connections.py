@@ -10,7 +10,13 @@ from unittest import mock
 import pytest
 
 from ansible_collections.cinderlib.storage.plugins.module_utils import connection_state
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import brick, connections, loader, locks
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import (
+    brick,
+    connections,
+    loader,
+    locks,
+    operations,
+)
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend import Backend
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import (
     DriverOperationError,
@@ -224,6 +230,36 @@ def test_a_failed_attach_undoes_the_export_it_made(exporting):
     assert volume.status == 'available'
 
 
+def test_each_connection_operation_stores_its_transitional_status_around_its_call(exporting, monkeypatch):
+    volume = exporting.backend.create_volume(1, name='data')
+    seen = []
+
+    def at_point(point):
+        [record] = Backend.persistence.connection_records(volume_id=volume.id)
+        seen.append((point, record['status'], record['attach_status']))
+    monkeypatch.setattr(operations, '_test_kill_point', at_point)
+    connection = volume.attach()
+    exporting.initiator.fail['disconnect_volume'] = RuntimeError('device busy')
+    with pytest.raises(DriverOperationError, match='device busy'):
+        connection.detach()
+    assert Backend.persistence.connection_records(volume_id=volume.id)[0]['attach_status'] == 'error_detaching'
+    del exporting.initiator.fail['disconnect_volume']
+    connection.detach()
+    connection.disconnect()
+    assert seen == [
+        ('connection.connect.before_driver', 'connecting', 'detached'),
+        ('connection.connect.after_driver', 'connecting', 'detached'),
+        ('connection.attach.before_driver', 'connected', 'attaching'),
+        ('connection.attach.after_driver', 'connected', 'attaching'),
+        ('connection.detach.before_driver', 'connected', 'detaching'),
+        ('connection.detach.before_driver', 'connected', 'detaching'),
+        ('connection.detach.after_driver', 'connected', 'detaching'),
+        ('connection.disconnect.before_driver', 'disconnecting', 'detached'),
+        ('connection.disconnect.after_driver', 'disconnecting', 'detached'),
+    ]
+    assert volume.connections == [] and volume.status == 'available'
+
+
 def test_extend_of_an_attached_volume_grows_the_device(exporting):
     volume = exporting.backend.create_volume(1, name='data')
     volume.attach()
@@ -385,10 +421,10 @@ def kill_at(monkeypatch):
         def crash(at):
             if at == point:
                 raise Killed(at)
-        monkeypatch.setattr(connections, '_test_kill_point', crash)
+        monkeypatch.setattr(operations, '_test_kill_point', crash)
         with pytest.raises(Killed):
             func(*args)
-        monkeypatch.setattr(connections, '_test_kill_point', lambda at: None)
+        monkeypatch.setattr(operations, '_test_kill_point', lambda at: None)
     return run
 
 

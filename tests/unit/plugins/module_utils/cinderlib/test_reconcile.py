@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from ansible_collections.cinderlib.storage.plugins.module_utils import volume_state
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import locks, objects
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import locks, objects, operations
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend import Backend
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import InvalidRequest
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.reconcile import actions_diff, reconcile
@@ -128,15 +128,15 @@ def test_snapshots_are_settled_too(fake_backend):
 @pytest.mark.parametrize('setting', [None, 'volume.create.after_driver'])
 def test_the_crash_hook_is_inert_unless_it_names_the_point(setting, monkeypatch):
     if setting is None:
-        monkeypatch.delenv(objects.TEST_KILL_AT_ENV, raising=False)
+        monkeypatch.delenv(operations.TEST_KILL_AT_ENV, raising=False)
     else:
-        monkeypatch.setenv(objects.TEST_KILL_AT_ENV, setting)
-    objects._test_kill_point('volume.create.before_driver')  # still alive
+        monkeypatch.setenv(operations.TEST_KILL_AT_ENV, setting)
+    operations._test_kill_point('volume.create.before_driver')  # still alive
 
 
 def test_the_crash_hook_kills_the_process_at_its_point():
-    code = ('from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import objects\n'
-            "objects._test_kill_point('volume.delete.after_driver')\nprint('survived')\n")
+    code = ('from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import operations\n'
+            "operations._test_kill_point('volume.delete.after_driver')\nprint('survived')\n")
     proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=False, timeout=60,
                           env=dict(os.environ, CINDERLIB_TEST_KILL_AT='volume.delete.after_driver'))
     assert proc.returncode == -signal.SIGKILL and 'survived' not in proc.stdout
@@ -159,6 +159,25 @@ def test_lock_names_are_safe_file_names():
     assert '/' not in locks.volume_lock_name('../etc/passwd')
     assert locks.name_lock_name('lvm', 'données/01') != locks.name_lock_name('lvm2', 'données/01')
     assert '/' not in locks.name_lock_name('lvm', 'données/01')
+
+
+def test_a_volume_its_snapshots_and_connections_share_one_lock(fake_backend):
+    from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.connections import Connection
+    volume = fake_backend.create_volume(1, name='data01')
+    snapshot = volume.create_snapshot(name='snap')
+    connection = Connection(volume, {'host': 'node-a'})
+    assert {locks.resource_lock_name(r) for r in (volume, snapshot, connection)} == {
+        locks.volume_lock_name(volume.id)}
+    with locks.resource_locked(snapshot) as taken:
+        assert taken
+        # reconcile and check mode only try: they see a run in progress without waiting for it.
+        with locks.resource_locked(connection, wait=False) as free:
+            assert not free
+        with pytest.raises(InvalidRequest, match=r"^Volume 'data01' is locked by another run"):
+            with locks.resource_locked(volume, timeout=0.05):
+                pass
+    with locks.resource_locked(volume, wait=False) as free:
+        assert free
 
 
 def test_a_coordination_url_without_its_python_package_says_which():

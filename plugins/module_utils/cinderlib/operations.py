@@ -1,0 +1,105 @@
+# Copyright: contributors to the cinderlib.storage collection
+# Apache License 2.0 (see LICENSE)
+"""The crash-safe sequence every operation on a volume, snapshot or
+connection follows, written once (``run_operation``).
+
+Status follows Cinder's state machine, and the transitional status
+(``creating``, ``deleting``, ``connecting``...) is written to the store
+*before* the driver is called, the final one after: a process killed in
+between leaves a record that says so, never a silent orphan. A driver that
+fails leaves the error status (``error``, ``error_deleting``...), as in
+Cinder. The caller holds the resource's lock (``locks.resource_locked``)
+throughout, so that a later run can tell such a record from an operation
+still in progress; ``reconcile.py`` and ``connections.settle_leftovers``
+resolve leftovers.
+
+Cinder-free: the operations hand in their driver calls.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable
+from typing import Any
+
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import secrets
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import (
+    CinderlibError,
+    DriverOperationError,
+    describe_cause,
+)
+
+TEST_KILL_AT_ENV = 'CINDERLIB_TEST_KILL_AT'
+"""Names the crash point of the test-only hook ``_test_kill_point``."""
+
+
+def _test_kill_point(point: str) -> None:
+    """A test-only crash hook, inert unless the environment variable
+    ``CINDERLIB_TEST_KILL_AT`` equals ``point``: then this process kills
+    itself with SIGKILL (no clean-up runs, as in a power cut or an OOM kill),
+    so tests can show what a crash there leaves and how reconcile resolves it.
+
+    Points (``run_operation``): ``<kind>.<operation>.<before|after>_driver``:
+    after the transitional record is written and before the driver is
+    called, or after the driver returned and before the final record is
+    written. The crash tests use ``<volume|snapshot>.<create|delete>.*``,
+    ``volume.extend.*`` and ``connection.<connect|disconnect>.*``.
+    """
+    if os.environ.get(TEST_KILL_AT_ENV) == point:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _driver_call(resource, action: str, func, *args: Any):
+    """Run a driver method; any failure becomes a DriverOperationError
+    naming the resource and its backend."""
+    try:
+        return func(*args)
+    except CinderlibError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - drivers raise anything
+        # Drivers put their options in messages (a URL with the array's password...).
+        message = "Failed to %s %s on backend '%s': %s" % (
+            action, resource.describe(), resource.backend_name, describe_cause(exc))
+        raise DriverOperationError(secrets.scrub(message, getattr(resource.backend, '_secrets', ())), exc) from exc
+
+
+def model_update_changes(model_update: Any) -> dict:
+    """What a driver's model update (``provider_location``...) changes in a
+    record; its ``id`` and ``status`` are the library's to set."""
+    if not isinstance(model_update, dict):
+        return {}
+    return {key: value.isoformat() if hasattr(value, 'isoformat') else value
+            for key, value in model_update.items() if key not in ('id', 'status')}
+
+
+def run_operation(resource, operation: str, *, transitional: dict, call: Callable[[], Any], on_error: dict,
+                  final: dict | Callable[[Any], dict | None], model_update: bool = False) -> Any:
+    """Run ``operation`` (``'create'``...) of ``resource``, which the caller
+    has locked, crash-safely; returns what ``call`` returned.
+
+    1. save ``transitional`` (``{'status': 'creating'}``); crash point
+       ``<kind>.<operation>.before_driver``;
+    2. ``call()``: the driver call(s), through ``_driver_call``. On a library
+       error, save ``on_error`` and raise it again;
+    3. crash point ``<kind>.<operation>.after_driver``; save ``final``: the
+       changes, or a function of ``call``'s result that gives them (None when
+       there is nothing to save, as when it removed the record). With
+       ``model_update``, ``call``'s result is the driver's model update, saved
+       with ``final``, which wins over it (Cinder sets the status after it).
+    """
+    point = '%s.%s' % (resource.kind, operation)
+    resource._save(**transitional)
+    _test_kill_point(point + '.before_driver')
+    try:
+        result = call()
+    except CinderlibError:
+        resource._save(**on_error)
+        raise
+    _test_kill_point(point + '.after_driver')
+    changes = final(result) if callable(final) else dict(final)
+    if model_update:
+        changes = {**model_update_changes(result), **changes}
+    if changes is not None:
+        resource._save(**changes)
+    return result

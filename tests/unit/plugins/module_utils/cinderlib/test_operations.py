@@ -1,0 +1,167 @@
+# The crash-safe operation runner (operations.run_operation) over a real SQLite store: the
+# order of its saves and crash points, its error path, its final save; and the crash points
+# every volume and snapshot operation goes through (real crashes: tests/functional/test_reliability.py).
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import operations
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend import Backend
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import (
+    CinderlibError,
+    DriverOperationError,
+)
+
+# The in-memory SQLite store of fake_backend: every save goes through SQLAlchemy.
+sqlite = pytest.mark.parametrize('fake_backend', ['memory_db'], indirect=True)
+
+
+def stored(resource) -> dict | None:
+    found = Backend.persistence.get(resource.kind, id=resource.id)
+    return found[0] if found else None
+
+
+@pytest.fixture
+def trace(monkeypatch):
+    """The crash points reached, in order."""
+    events: list[str] = []
+    monkeypatch.setattr(operations, '_test_kill_point', events.append)
+    return events
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL at a crash point: no handler of the library runs."""
+
+
+@sqlite
+def test_the_transitional_record_is_stored_before_the_driver_and_the_final_one_after(fake_backend, monkeypatch):
+    volume = fake_backend.create_volume(1, name='data')
+    events = []
+    monkeypatch.setattr(operations, '_test_kill_point', lambda point: events.append((point, stored(volume)['status'])))
+
+    def driver():
+        events.append(('driver', stored(volume)['status']))
+        return {'provider_location': 'vg/lv', 'id': 'not-this', 'status': 'bogus'}
+
+    result = operations.run_operation(volume, 'create', transitional={'status': 'creating'}, call=driver,
+                                      on_error={'status': 'error'}, final={'status': 'available'}, model_update=True)
+    assert events == [('volume.create.before_driver', 'creating'), ('driver', 'creating'),
+                      ('volume.create.after_driver', 'creating')]
+    # The model update is saved with the final status; its id and status are the library's.
+    record = stored(volume)
+    assert (record['id'], record['status'], record['provider_location']) == (volume.id, 'available', 'vg/lv')
+    assert result['provider_location'] == 'vg/lv'
+
+
+@sqlite
+def test_a_failed_driver_call_stores_the_error_status_and_raises_its_error(fake_backend, trace):
+    volume = fake_backend.create_volume(1, name='data')
+    trace.clear()
+
+    def failing(volume_ovo, size):
+        raise ValueError('array on fire')
+
+    with pytest.raises(DriverOperationError) as error:
+        operations.run_operation(
+            volume, 'extend', transitional={'status': 'extending'},
+            call=lambda: operations._driver_call(volume, 'extend', failing, volume._ovo, 2),
+            on_error={'status': 'error_extending'}, final={'status': 'available', 'size': 2})
+    assert str(error.value) == "Failed to extend volume 'data' on backend 'fake': array on fire"
+    assert isinstance(error.value.__cause__, ValueError)
+    assert trace == ['volume.extend.before_driver']  # never after_driver
+    assert (stored(volume)['status'], stored(volume)['size']) == ('error_extending', 1)
+
+
+@sqlite
+def test_what_is_not_a_library_error_leaves_the_transitional_record_as_a_crash_would(fake_backend, trace):
+    volume = fake_backend.create_volume(1, name='data')
+    with pytest.raises(KeyError):
+        operations.run_operation(volume, 'extend', transitional={'status': 'extending'}, call=lambda: {}['bug'],
+                                 on_error={'status': 'error_extending'}, final={'status': 'available'})
+    assert stored(volume)['status'] == 'extending'
+
+
+@sqlite
+def test_final_may_be_computed_from_the_driver_result_and_wins_over_the_model_update(fake_backend, trace):
+    volume = fake_backend.create_volume(1, name='data')
+    snapshot = volume.create_snapshot(name='snap')
+    trace.clear()
+    operations.run_operation(snapshot, 'create', transitional={'status': 'creating'},
+                             call=lambda: {'progress': '50%', 'provider_id': 'p1'}, on_error={'status': 'error'},
+                             final=lambda update: {'status': 'available', 'progress': '100%',
+                                                   'display_description': 'on %s' % update['provider_id']},
+                             model_update=True)
+    record = stored(snapshot)
+    assert (record['status'], record['progress'], record['provider_id'], record['display_description']) == (
+        'available', '100%', 'p1', 'on p1')
+
+    def removed(_result) -> None:
+        Backend.persistence.remove('snapshot', snapshot.id)
+    # A final that removes the record itself returns None: nothing more is saved.
+    operations.run_operation(snapshot, 'delete', transitional={'status': 'deleting'}, call=lambda: None,
+                             on_error={'status': 'error_deleting'}, final=removed)
+    assert stored(snapshot) is None
+    assert trace == ['snapshot.create.before_driver', 'snapshot.create.after_driver',
+                                             'snapshot.delete.before_driver', 'snapshot.delete.after_driver']
+
+
+def test_model_updates_keep_what_the_record_can_hold():
+    import datetime
+    when = datetime.datetime(2024, 1, 2, 3, 4, 5)
+    assert operations.model_update_changes({'id': 'x', 'status': 'y', 'provider_location': 'p', 'launched_at': when}
+                                           ) == {'provider_location': 'p', 'launched_at': '2024-01-02T03:04:05'}
+    assert operations.model_update_changes(None) == {}
+
+
+# -- every operation goes through the runner: the crash points and statuses reconcile expects --
+def _volume(backend):
+    return backend.create_volume(1, name='data')
+
+
+def _snapshot(backend):
+    return _volume(backend).create_snapshot(name='snap')
+
+
+OPERATIONS = [
+    # (crash points, driver method, what exists before, the operation, status a crash leaves, status a failure leaves)
+    ('volume.create', 'create_volume', lambda b: b, lambda b: b.create_volume(1, name='new'), 'creating', 'error'),
+    ('volume.extend', 'extend_volume', _volume, lambda v: v.extend(2), 'extending', 'error_extending'),
+    ('volume.delete', 'delete_volume', _volume, lambda v: v.delete(), 'deleting', 'error_deleting'),
+    ('snapshot.create', 'create_snapshot', _volume, lambda v: v.create_snapshot(name='new'), 'creating', 'error'),
+    ('snapshot.delete', 'delete_snapshot', _snapshot, lambda s: s.delete(), 'deleting', 'error_deleting'),
+]
+IDS = [o[0] for o in OPERATIONS]
+
+
+def statuses(kind: str) -> list:
+    return [r['status'] for r in Backend.persistence.get(kind)]
+
+
+@sqlite
+@pytest.mark.parametrize('when', ['before_driver', 'after_driver'])
+@pytest.mark.parametrize('op, method, prepare, run, left, _failed', OPERATIONS, ids=IDS)
+def test_a_crash_at_each_point_of_each_operation_leaves_its_transitional_record(
+        fake_backend, monkeypatch, op, method, prepare, run, left, _failed, when):
+    point = '%s.%s' % (op, when)
+
+    def crash(at):
+        if at == point:
+            raise Killed(at)
+    resource = prepare(fake_backend)
+    fake_backend.driver.calls.clear()
+    monkeypatch.setattr(operations, '_test_kill_point', crash)
+    with pytest.raises(Killed):
+        run(resource)
+    assert left in statuses(op.split('.')[0])
+    assert fake_backend.driver.calls == ([method] if when == 'after_driver' else [])
+
+
+@sqlite
+@pytest.mark.parametrize('op, method, prepare, run, _left, failed', OPERATIONS, ids=IDS)
+def test_a_driver_failure_in_each_operation_leaves_its_error_status(fake_backend, op, method, prepare, run, _left,
+                                                                    failed):
+    resource = prepare(fake_backend)
+    fake_backend.driver.fail[method] = RuntimeError('array on fire')
+    with pytest.raises(CinderlibError, match=r"^Failed to %s .* on backend 'fake': array on fire$" % op.split('.')[1]):
+        run(resource)
+    assert failed in statuses(op.split('.')[0])
