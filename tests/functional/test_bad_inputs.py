@@ -381,13 +381,13 @@ def corpus(tmp_path_factory, collections_path, lvm_backend_env):
                   {'backend': backend, 'persistence': store, 'name': 'existing', 'state': 'absent'}, env)
 
 
-def test_the_corpus_is_big_and_fast(corpus):
+def test_the_corpus_is_big(corpus):
     assert len(CASES) >= 40
     assert len({case[0] for case in CASES}) == len(CASES)
     # Every case failed as expected (ignored), so the play itself succeeded.
     assert corpus.rc == 0, corpus.output[-3000:]
+    # Reported, never asserted: timings depend on the machine and its load.
     print('%d cases in %.0f s' % (len(CASES), corpus.seconds))
-    assert corpus.seconds < 180, corpus.seconds
 
 
 def test_no_traceback_and_no_module_failure_in_the_output(corpus):

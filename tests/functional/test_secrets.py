@@ -193,5 +193,5 @@ def test_the_driver_log_has_the_drivers_debug_output_and_no_password(secret_run)
     assert log.stat().st_mode & 0o777 == 0o600
     text = log.read_text()
     # Both backends' drivers logged at debug level: the LVM commands, the XtremIO driver's failure.
-    assert 'lvcreate' in text and 'XtremIO' in text, text[-3000:]
+    assert 'lvcreate' in text and 'cinder.volume.drivers.dell_emc.xtremio' in text, text[-3000:]
     assert _hits(text, secret_run['passwords']) == []
