@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The one test command (as root: loop devices, LVM):  sudo ./scripts/test.sh
 # Stages: bootstrap, ruff, ansible-lint, runtime-pins, pytest, peer-suite, ansible-test
-# sanity, ansible-test integration, molecule (default, vm), bench-smoke, collection build + offline
-# install. All stages run; the exit code is non-zero when any failed.
+# sanity (ansible-core 2.19, then 2.18 in a venv of its own), ansible-test integration,
+# molecule (default, vm), bench-smoke, collection build + offline install.
+# All stages run; the exit code is non-zero when any failed.
 set -euo pipefail
 
 # shellcheck source=scripts/env.sh
@@ -139,6 +140,48 @@ stage_sanity() {
     return "${PIPESTATUS[0]}"
 }
 
+# The CI matrix's second ansible-core (the harness venv has 2.19): ansible-test
+# sanity under 2.18, from a venv of its own with the pins of
+# requirements/ansible-core-2.18.txt, on the same copy as the sanity stage.
+# Only the tests whose outcome depends on ansible-core's version: import (the
+# plugins and module_utils against 2.18's ansible), validate-modules (docs and
+# argument specs against 2.18's schema and AnsibleModule), runtime-metadata
+# (meta/runtime.yml) and ignores (tests/sanity/ignore-2.18.txt). The others
+# (pylint, pep8, yamllint, shellcheck, ...) check the same files the same way
+# as the 2.19 stage; a full 2.18 run took 763 s here, mostly making
+# ansible-test's per-test venvs, which CI's budget has no room for.
+# CINDERLIB_SANITY_2_18_TESTS names other tests (space-separated); set but
+# empty, it runs them all.
+SANITY_2_18_VENV="${CINDERLIB_BUILD}/venv-ansible-core-2.18"
+SANITY_2_18_TESTS_DEFAULT="import runtime-metadata validate-modules ignores"
+stage_sanity_2_18() {
+    has_files plugins '*.py' || { cl_note "SKIP: no plugins yet"; return "${SKIP}"; }
+    local req=requirements/ansible-core-2.18.txt stamp tests=() names=() test
+    [[ -f ${req} ]] || { cl_note "SKIP: no ${req}"; return "${SKIP}"; }
+    stamp="$(sha256sum <"${req}" | cut -d' ' -f1)"
+    if [[ "$(cat "${SANITY_2_18_VENV}/.cinderlib-requirements.sha256" 2>/dev/null)" != "${stamp}" ]]; then
+        rm -rf "${SANITY_2_18_VENV}"
+        "${CINDERLIB_PYTHON:-python3.11}" -m venv "${SANITY_2_18_VENV}" || return 1
+        "${SANITY_2_18_VENV}/bin/python" -m pip install --quiet --disable-pip-version-check -r "${req}" 2>&1 \
+            | drop_pip_noise
+        [[ ${PIPESTATUS[0]} -eq 0 ]] || return 1
+        printf '%s\n' "${stamp}" >"${SANITY_2_18_VENV}/.cinderlib-requirements.sha256"
+    fi
+    for test in ${CINDERLIB_SANITY_2_18_TESTS-${SANITY_2_18_TESTS_DEFAULT}}; do
+        tests+=(--test "${test}")
+        names+=("${test}")
+    done
+    cl_note "ansible-core $("${SANITY_2_18_VENV}/bin/python" -c 'from ansible.release import __version__; print(__version__)'):" \
+        "${names[*]:-all sanity tests}"
+    (
+        PATH="${SANITY_2_18_VENV}/bin:${PATH}"
+        ensure_get_pip || exit 1
+        collection_copy || exit 1
+        cd "${SANITY_ROOT}" && ansible-test sanity --venv --requirements --python 3.11 --color no "${tests[@]}"
+    ) 2>&1 | drop_pip_noise
+    return "${PIPESTATUS[0]}"
+}
+
 stage_integration() {
     local targets
     mapfile -t targets < <(find tests/integration/targets -mindepth 1 -maxdepth 1 -type d 2>/dev/null | sort)
@@ -231,6 +274,7 @@ run_stage runtime-pins stage_runtime_pins
 run_stage pytest stage_pytest
 run_stage peer-suite stage_peer_suite
 run_stage sanity stage_sanity
+run_stage sanity-2.18 stage_sanity_2_18
 run_stage integration stage_integration
 run_stage molecule stage_molecule
 run_stage molecule-vm stage_molecule_vm

@@ -52,6 +52,16 @@ if (BUILD_COLLECTIONS / "ansible_collections" / "cinderlib" / "storage").is_dir(
     if str(BUILD_COLLECTIONS) not in sys.path:
         sys.path.insert(0, str(BUILD_COLLECTIONS))
 
+# Under ansible-test (units) this tree is .../ansible_collections/cinderlib/storage and
+# the collection is importable only inside the pytest process (ansible-test's loader):
+# the Pythons that tests start (fresh-process checks, crash hooks) find it through
+# PYTHONPATH, as they do through scripts/env.sh's.
+if REPO.parent.parent.name == "ansible_collections":
+    _COLLECTIONS_ROOT = str(REPO.parent.parent.parent)
+    _PYTHONPATH = os.environ.get("PYTHONPATH", "")
+    if _COLLECTIONS_ROOT not in _PYTHONPATH.split(os.pathsep):
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_COLLECTIONS_ROOT, _PYTHONPATH) if p)
+
 
 def has_device_mapper() -> bool:
     """Whether the kernel has device-mapper.

@@ -102,7 +102,6 @@ options:
       - Only tasks that start the driver log; a task answered from the state store alone (an
         unchanged volume on LVM) writes nothing.
     type: path
-    version_added: 0.2.0
   driver_log_level:
     description:
       - V(debug) logs every driver call and command (Cinder's C(debug)); V(info) what Cinder
@@ -110,7 +109,6 @@ options:
     type: str
     choices: [info, debug]
     default: info
-    version_added: 0.2.0
 requirements:
   - Python 3.11 on the managed node, with C(cinder) 29.x and C(os-brick) 7.x (the
     M(cinderlib.storage.cinderlib_backend_facts) docs say how to get them).

@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r'''
 module: cinderlib_connection
 short_description: Export volumes to hosts and attach them, through Cinder drivers and os-brick
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Connects a volume of O(backend) to a host, in one of three ways.
   - B(Attach on the managed node) (O(volume), no O(connector)) exports the volume to the managed

@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r'''
 module: cinderlib_connector
 short_description: Store a host's os-brick connector properties in the state store under a node id
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - O(state=present) gathers the managed node's os-brick connector properties (as
     M(cinderlib.storage.cinderlib_connector_facts) returns them) and stores them in the state store

@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r'''
 module: cinderlib_connector_facts
 short_description: Gather a host's os-brick connector properties as facts
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Reads the managed node's os-brick connector properties (its iSCSI initiator name, NVMe host NQN,
     host name, IP address, multipath setting, Fibre Channel WWPNs...), which a storage backend needs

@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r'''
 module: cinderlib_reconcile
 short_description: Settle what interrupted runs left in the state store, from what the backend has
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Compares the state store (O(persistence)) with the backend and settles the records that a run
     which died (killed, host down) left in a transitional state, from what the backend has. It is

@@ -46,7 +46,6 @@ options:
       - Id of the snapshot (a UUID). With O(state=present), the id a new snapshot gets, or the
         snapshot to keep; with O(state=absent), the snapshot to delete.
     type: str
-    version_added: 0.2.0
   state:
     description:
       - V(present) creates the snapshot if needed; V(absent) deletes it.
