@@ -30,3 +30,13 @@ export PYTHONPATH
 cl_step() { printf '==> %s\n' "$*"; }
 cl_note() { printf '    %s\n' "$*"; }
 cl_die() { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
+
+# cl_as_root "$0" "$@": go on as root. Root goes on; another user is asked
+# for sudo (keeping CINDERLIB_* and CI settings); without sudo, a clear stop.
+cl_as_root() {
+    [[ ${EUID} -eq 0 ]] && return 0
+    command -v sudo >/dev/null 2>&1 \
+        || cl_die "$(basename "$1") needs root (loop devices, LVM) and sudo is not installed: run it as root"
+    cl_note "$(basename "$1") needs root (loop devices, LVM): running it through sudo"
+    exec sudo --preserve-env=CI,CINDERLIB_SKIP_VM,CINDERLIB_VM_PEER_SUITE,CINDERLIB_BUILD -- "$@"
+}

@@ -7,7 +7,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "${CINDERLIB_REPO}"
 
-[[ ${EUID} -eq 0 ]] || cl_die "the main job needs root (loop devices, LVM): sudo $0"
+cl_as_root "$0" "$@"
 
 "${CINDERLIB_REPO}/scripts/bootstrap.sh"
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The one test command (as root: loop devices, LVM):  sudo ./scripts/test.sh
+# The one test command (root: loop devices, LVM; another user is asked for sudo):  ./scripts/test.sh
 # Stages: bootstrap, ruff, ansible-lint, runtime-pins, pytest, peer-suite, ansible-test
 # sanity (ansible-core 2.19, then 2.18 in a venv of its own), ansible-test integration,
 # molecule (default, vm), bench-smoke, collection build + offline install.
@@ -9,6 +9,7 @@ set -euo pipefail
 # shellcheck source=scripts/env.sh
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "${CINDERLIB_REPO}"
+cl_as_root "$0" "$@"
 
 SKIP=77               # a stage returns this when it has nothing to check yet (no tool uses 77)
 summary=()
