@@ -149,3 +149,14 @@ options:
       - One connection per volume and host; exports to the same host name are one connection.
     type: str
 '''
+
+    # For the modules that work on no backend (cinderlib_argument_spec(needs_backend=False));
+    # listed before the shared fragment, so that its backend option is the one shown.
+    NO_BACKEND = r'''
+options:
+  backend:
+    description:
+      - Ignored by this module (accepted so that C(module_defaults) of the action group apply).
+    type: raw
+    required: false
+'''

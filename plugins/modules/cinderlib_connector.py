@@ -20,6 +20,8 @@ description:
 author:
   - cinderlib.storage developers (@cinderlib)
 extends_documentation_fragment:
+  # First: its backend option wins over the shared fragment's.
+  - cinderlib.storage.cinderlib.no_backend
   - cinderlib.storage.cinderlib
   - cinderlib.storage.cinderlib.connector
 options:
@@ -35,11 +37,6 @@ options:
     type: str
     choices: [present, absent]
     default: present
-  backend:
-    description:
-      - Ignored by this module (accepted so that C(module_defaults) of the action group apply).
-    type: raw
-    required: false
 attributes:
   check_mode:
     support: full
@@ -76,18 +73,12 @@ node_id:
   type: str
   sample: node1
 connector:
-  description: The properties stored under RV(node_id) (in check mode, those that would be).
+  description:
+    - The properties stored under RV(node_id) (in check mode, those that would be), as
+      M(cinderlib.storage.cinderlib_connector_facts) returns them in C(cinderlib_connector).
   returned: when O(state=present)
   type: dict
-  sample:
-    platform: x86_64
-    os_type: linux
-    ip: 192.0.2.10
-    host: node1
-    multipath: false
-    enforce_multipath: false
-    initiator: iqn.1993-08.org.debian:01:abcdef123456
-    do_local_attach: false
+  sample: {host: node1, initiator: 'iqn.1993-08.org.debian:01:abcdef123456', multipath: false}
 '''
 
 from ansible_collections.cinderlib.storage.plugins.module_utils.ansible_module import CinderlibModule

@@ -20,14 +20,10 @@ description:
 author:
   - cinderlib.storage developers (@cinderlib)
 extends_documentation_fragment:
+  # First: its backend option wins over the shared fragment's.
+  - cinderlib.storage.cinderlib.no_backend
   - cinderlib.storage.cinderlib
   - cinderlib.storage.cinderlib.connector
-options:
-  backend:
-    description:
-      - Ignored by this module (accepted so that C(module_defaults) of the action group apply).
-    type: raw
-    required: false
 attributes:
   check_mode:
     support: full

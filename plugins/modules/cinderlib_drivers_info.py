@@ -21,6 +21,8 @@ description:
 author:
   - cinderlib.storage developers (@cinderlib)
 extends_documentation_fragment:
+  # First: its backend option wins over the shared fragment's.
+  - cinderlib.storage.cinderlib.no_backend
   - cinderlib.storage.cinderlib
 options:
   driver:
@@ -30,11 +32,6 @@ options:
       - A class name is looked up in Cinder's sources, so that only that driver is imported; a
         name that is no driver fails, naming the closest driver class names.
     type: str
-  backend:
-    description:
-      - Ignored by this module (accepted so that C(module_defaults) of the action group apply).
-    type: raw
-    required: false
 attributes:
   check_mode:
     support: full
