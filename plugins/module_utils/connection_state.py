@@ -395,10 +395,10 @@ def ensure_connector_absent(library, params: dict, check_mode: bool):
     messages = []
     exports = [c for c in store.get('connection') if c.get('node_id') == node_id]
     if exports:
+        ids = ', '.join(sorted(c['id'] for c in exports))
         messages.append("%d export(s) to node '%s' remain (connections %s): they are ended with "
                         'cinderlib.storage.cinderlib_connection state=absent as before, but new exports to this node '
-                        'need its properties stored again.' % (len(exports), node_id,
-                                                                ', '.join(sorted(c['id'] for c in exports))))
+                        'need its properties stored again.' % (len(exports), node_id, ids))
     if not check_mode:
         store.remove('connector', node_id)
     return True, previous.get('connector') or {}, {}, messages

@@ -491,5 +491,3 @@ def _undo(connection: Connection, exc: CinderlibError) -> None:
         exc.message = '%s Undoing the export failed too (%s); state=absent removes it.' % (
             exc.message.rstrip(), undo_exc.message)
         exc.args = (exc.message,)
-
-

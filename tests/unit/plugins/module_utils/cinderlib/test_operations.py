@@ -102,7 +102,7 @@ def test_final_may_be_computed_from_the_driver_result_and_wins_over_the_model_up
                              on_error={'status': 'error_deleting'}, final=removed)
     assert stored(snapshot) is None
     assert trace == ['snapshot.create.before_driver', 'snapshot.create.after_driver',
-                                             'snapshot.delete.before_driver', 'snapshot.delete.after_driver']
+                     'snapshot.delete.before_driver', 'snapshot.delete.after_driver']
 
 
 def test_model_updates_keep_what_the_record_can_hold():

@@ -100,8 +100,8 @@ def test_records_lose_their_credential_fields():
     assert secrets.without_secrets(conn_info) == {'driver_volume_type': 'iscsi',
                                                   'data': {'auth_method': 'CHAP', 'auth_username': 'u'}}
     volume = {'id': 'v1', 'provider_auth': 'CHAP u pw', 'metadata': {'provider_auth': 'kept: not the field'}}
-    assert secrets.record_without_secrets(volume, 'volume') == {'id': 'v1', 'metadata': {'provider_auth':
-                                                                                        'kept: not the field'}}
+    assert secrets.record_without_secrets(volume, 'volume') == {
+        'id': 'v1', 'metadata': {'provider_auth': 'kept: not the field'}}
     connection = {'id': 'c1', 'conn_info': conn_info}
     assert secrets.record_without_secrets(connection, 'connection')['conn_info'] == secrets.without_secrets(conn_info)
     assert secrets.is_secret_field('volume', 'provider_auth') and not secrets.is_secret_field('volume', 'keyring')
