@@ -262,7 +262,8 @@ def test_the_consumer_side_imports_no_cinder(tmp_path, run_env):
         from ansible_collections.cinderlib.storage.plugins.module_utils import cinderlib
         from ansible_collections.cinderlib.storage.plugins.module_utils import connection_state
         cinderlib.setup(persistence_config={'storage': 'memory'}, file_locks_path=%r)
-        changed, connector, _previous = connection_state.gather_connector(cinderlib, {'node_id': 'n1'}, False)
+        changed, _before, connector, _messages = connection_state.ensure_connector_present(
+            cinderlib, {'node_id': 'n1'}, False)
         print('stored', cinderlib.Backend.persistence.get_connector('n1')['connector'] == connector)
         print('cinder imported:', any(m == 'cinder' or m.startswith('cinder.') for m in sys.modules))
         ''' % str(tmp_path / 'locks')), run_env)
