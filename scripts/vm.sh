@@ -3,6 +3,7 @@
 # "vm" scenario, on hosts whose own kernel lacks them. qemu emulates the CPU
 # (-accel tcg: nested KVM hangs on the machines this was made on).
 #
+#   scripts/vm.sh host-packages  install what the host needs (qemu, debootstrap)
 #   scripts/vm.sh build    build the image unless the cache has it
 #   scripts/vm.sh start    build if needed, boot a fresh copy, wait for SSH
 #   scripts/vm.sh ssh ...  run a command in the VM as root
@@ -303,11 +304,12 @@ status() {
 }
 
 case "${1:-}" in
+    host-packages) need_root host-packages; host_packages ;;
     build) build ;;
     start) start ;;
     stop) stop ;;
     status) status ;;
     ssh) shift; vm_ssh "$@" ;;
     image-dir) printf '%s\n' "${IMAGE_DIR}" ;;
-    *) printf 'usage: %s build|start|stop|status|ssh CMD...|image-dir\n' "$0" >&2; exit 2 ;;
+    *) printf 'usage: %s host-packages|build|start|stop|status|ssh CMD...|image-dir\n' "$0" >&2; exit 2 ;;
 esac
