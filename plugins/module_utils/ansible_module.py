@@ -85,19 +85,39 @@ class CinderlibModule:
         self.params = self.module.params
         self.params['backend'] = _parse_backend(self.params['backend'])
         if isinstance(self.params['backend'], dict):
-            self.module.no_log_values.update(secrets.values(self.params['backend']))
-        self.module.no_log_values.update(secrets.url_values(self.params.get('coordination_url')))
-        if needs_cinder and importlib.util.find_spec('cinder') is None:
-            self.module.fail_json(msg=missing_required_lib(
-                'cinder and os-brick',
-                reason='to drive Cinder volume drivers with %s' % sys.executable,
-            ) + ' The cinderlib.storage.runtime role installs them in a virtual environment and sets the '
-                'fact cinderlib_python: use it as ansible_python_interpreter for this task.')
+            self.hide(secrets.values(self.params['backend']))
+        self.hide(secrets.url_values(self.params.get('coordination_url')))
+        if needs_cinder:
+            self.require_cinder('to drive Cinder volume drivers')
         self._library = None
         self._backend = None
         self._quick: tuple | bool | None = None
         self._quick_warnings: list[str] = []
         self._warned: set[str] = set()
+
+    @property
+    def check_mode(self) -> bool:
+        return self.module.check_mode
+
+    @property
+    def diff(self) -> bool:
+        """Whether the task runs with ``--diff``."""
+        return self.module._diff
+
+    def fail(self, msg: str, **result: Any) -> None:
+        self.module.fail_json(msg=msg, **result)
+
+    def hide(self, values: Any) -> None:
+        """Keep these values out of the output (``no_log``)."""
+        self.module.no_log_values.update(values)
+
+    def require_cinder(self, purpose: str) -> None:
+        """Fail the task, saying how to get them, when this interpreter has no
+        Cinder (``purpose``: what the task needs it for)."""
+        if importlib.util.find_spec('cinder') is None:
+            self.fail(missing_required_lib('cinder and os-brick', reason='%s with %s' % (purpose, sys.executable))
+                      + ' The cinderlib.storage.runtime role installs them in a virtual environment and sets the '
+                      'fact cinderlib_python: use it as ansible_python_interpreter for this task.')
 
     def warn(self, message: str) -> None:
         """A warning for the user, once per task (the fast and the full path
@@ -133,27 +153,29 @@ class CinderlibModule:
         try:
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
         except OSError as exc:
-            self.module.fail_json(msg="driver_log_path %s can't be written: %s" % (path, exc.strerror))
+            self.fail("driver_log_path %s can't be written: %s" % (path, exc.strerror))
         return {'disable_logs': False, 'log_file': path, 'debug': self.params['driver_log_level'] == 'debug'}
 
-    def backend_config(self) -> dict:
+    def backend_options(self) -> dict:
+        """The backend as the task gives it (O(backend), a name in O(config_file)),
+        its secret values registered as no_log."""
         config = resolve_backend(self.params['backend'], self.params['config_file'])
-        self.module.no_log_values.update(secrets.values(config))
+        self.hide(secrets.values(config))
         return config
 
     @property
     def backend(self):
         """The initialised Backend (driver set up, stats read)."""
         if self._backend is None:
-            config = self.backend_config()
+            config = self.backend_options()
             fingerprint = quickcheck.config_fingerprint(config, self.params['unknown_options'])
             from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend import backend_secrets
             library = self.library
             # What oslo marks secret for this driver, before any driver call.
-            self.module.no_log_values.update(backend_secrets(config))
+            self.hide(backend_secrets(config))
             name = config.pop('volume_backend_name')
             avoided = []
-            if self.module.check_mode:
+            if self.check_mode:
                 settings = loader.make_settings({})
                 config, avoided = quickcheck.check_mode_setup(config, settings.root_helper, settings.im_root)
             self._backend = library.Backend(name, **config)
@@ -172,7 +194,7 @@ class CinderlibModule:
         """The backend's configuration and its cheap probe, once per task; None
         when this backend has no fast path (see ``quick``)."""
         if self._quick is None:
-            config = self.backend_config()
+            config = self.backend_options()
             settings = loader.make_settings({})
             probe = quickcheck.backend_probe(config, self.params['unknown_options'], self._state_dir(),
                                              settings.root_helper, settings.im_root)
@@ -180,10 +202,10 @@ class CinderlibModule:
             if probe is not None and any(old in config for old in loader.RENAMED_OPTIONS):
                 # The warnings the full path gives for old option names.
                 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend import (
-                    _rename_legacy_options,
+                    rename_legacy_options,
                 )
                 self._quick_warnings = ['Backend %r: %s' % (config['volume_backend_name'], warning)
-                                        for warning in _rename_legacy_options(dict(config))['__warnings__']]
+                                        for warning in rename_legacy_options(dict(config))['__warnings__']]
         return self._quick or None
 
     def quick(self, decide: Callable, params: dict | None = None) -> tuple | None:
@@ -214,24 +236,32 @@ class CinderlibModule:
 
     # -- running ------------------------------------------------------------------------
     def ensure_state(self, present: Callable, absent: Callable, result_key: str,
-                     quick: Callable | None = None) -> dict:
-        """Run ``present`` or ``absent`` (volume_state's ensure_* functions)
-        for the ``state`` option and shape the result: ``changed``, the
-        resource under ``result_key`` when present, ``diff`` in diff mode;
-        their messages become warnings. ``quick``: a fast-path decision tried
-        first (see ``quick``)."""
+                     quick: Callable | None = None, target: Callable | None = None,
+                     extra: Callable[[dict], dict] | None = None) -> dict:
+        """Run ``present`` or ``absent`` (the ensure_* functions of
+        volume_state and connection_state) for the ``state`` option and shape
+        the result: ``changed``, the resource under ``result_key`` when
+        present, ``diff`` in diff mode; their messages become warnings.
+
+        ``quick``: a fast-path decision tried first (see ``quick``).
+        ``target()``: what the ensure function works on (default: the
+        backend; a function, so that nothing starts when the fast path
+        answers). ``extra(after)``: more result keys when present.
+        """
         state = self.params['state']
         ensure = present if state == 'present' else absent
         outcome = self.quick(quick) if quick is not None else None
         if outcome is None:
-            outcome = ensure(self.backend, self.params, self.module.check_mode)
+            outcome = ensure(target() if target is not None else self.backend, self.params, self.check_mode)
         changed, before, after, messages = outcome
         for message in messages:
             self.warn(message)
         result = {'changed': changed}
         if state == 'present':
             result[result_key] = after
-        if self.module._diff:
+            if extra is not None:
+                result.update(extra(after))
+        if self.diff:
             result['diff'] = {'before': before or {}, 'after': after or {}}
         return result
 
@@ -248,7 +278,7 @@ class CinderlibModule:
         per item (name, id, state, changed, the resource when present, or
         failed and msg), ``diff`` as a list of per-item diffs.
         """
-        check_mode = self.module.check_mode
+        check_mode = self.check_mode
         entries, diffs, failures = [], [], []
         for index, item in enumerate(items):
             name = label(index, item)
@@ -274,10 +304,10 @@ class CinderlibModule:
                 entry['id'] = (after or {}).get('id', entry['id'])
             diffs.append({'before': before or {}, 'after': after or {}, 'before_header': name, 'after_header': name})
         result: dict = {'changed': any(e['changed'] for e in entries), result_key + 's': entries}
-        if self.module._diff:
+        if self.diff:
             result['diff'] = diffs
         if failures:
-            self.module.fail_json(msg='%d of %d %ss failed (the others are done, see %ss): %s' % (
+            self.fail('%d of %d %ss failed (the others are done, see %ss): %s' % (
                 len(failures), len(items), result_key, result_key, ' '.join(failures)), **result)
         return result
 
@@ -295,7 +325,7 @@ class CinderlibModule:
             result = func(self)
         except CinderlibError as exc:
             cause = exc.cause or exc
-            self.module.fail_json(
-                msg=exc.message,
+            self.fail(
+                exc.message,
                 exception=''.join(traceback.format_exception(type(cause), cause, cause.__traceback__)))
         self.module.exit_json(**result)

@@ -30,7 +30,7 @@ import copy
 import os
 from typing import Any
 
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import brick, connections, views
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import brick, connections, context, views
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.connections import (
     CONNECTED,
     conn_info_with_chap,
@@ -41,9 +41,10 @@ from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.except
 )
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.secrets import without_secrets
 from ansible_collections.cinderlib.storage.plugins.module_utils.volume_state import (
-    _check_usable,
-    _find_source_volume,
+    Outcome,
     check_name,
+    check_usable,
+    find_source_volume,
 )
 
 
@@ -58,7 +59,11 @@ def check_connection_params(params: dict) -> None:
         if params.get('conn_info') is not None and params.get('connection_id') is not None:
             raise InvalidRequest('conn_info and connection_id are mutually exclusive; give only one.')
         if params.get('conn_info') is not None:
-            brick.protocol_of(params['conn_info'])
+            try:
+                brick.protocol_of(params['conn_info'])
+            except InvalidRequest as exc:
+                raise InvalidRequest(exc.message[:-1] + ' (what cinderlib_connection returns as conn_info when '
+                                     'it exports a volume).') from None
         else:
             check_name(params['connection_id'], 'connection_id')
         if params.get('connector') is not None:
@@ -82,13 +87,9 @@ def check_connection_params(params: dict) -> None:
         raise InvalidRequest('device_scan_attempts must be 1 or more, not %r.' % params['device_scan_attempts'])
 
 
-def _store(backend_or_library):
-    return backend_or_library.persistence
-
-
 def _volume(backend, params: dict, must_exist: bool):
     try:
-        volume = _find_source_volume(backend, params['volume'], 'volume')
+        volume = find_source_volume(backend, params['volume'], 'volume')
     except NotFound:
         if must_exist:
             raise
@@ -154,9 +155,9 @@ def _predicted(volume, host: str, node_id: str | None, attach_mode: str, attache
 
 
 # -- export to another host ------------------------------------------------------------------
-def ensure_export_present(backend, params: dict, check_mode: bool):
+def ensure_export_present(backend, params: dict, check_mode: bool) -> Outcome:
     volume = _volume(backend, params, must_exist=True)
-    connector, node_id = resolve_connector(_store(type(backend)), params['connector'])
+    connector, node_id = resolve_connector(context.store(), params['connector'])
     host = connector.get('host')
     existing, before, settled, messages = _settled_lookup(
         volume, lambda v: v.connection_for(host) if isinstance(host, str) else None, check_mode)
@@ -168,11 +169,12 @@ def ensure_export_present(backend, params: dict, check_mode: bool):
                             % existing.describe().capitalize())
         view = _result_view(existing, output_all)
         return settled, view, view, messages
-    _check_usable(volume)
+    check_usable(volume)
+    attach_mode = params.get('attach_mode') or 'rw'
     if check_mode:
-        return True, before, _predicted(volume, host, node_id, params.get('attach_mode') or 'rw', False), messages
-    connection = volume.connect(connector, node_id=node_id, attach_mode=params.get('attach_mode') or 'rw')
-    return True, before, _result_view(connection, output_all), messages
+        return Outcome(True, before, _predicted(volume, host, node_id, attach_mode, False), messages)
+    connection = volume.connect(connector, node_id=node_id, attach_mode=attach_mode)
+    return Outcome(True, before, _result_view(connection, output_all), messages)
 
 
 def _connection_to(volume, store, connector: Any):
@@ -188,12 +190,12 @@ def _connection_to(volume, store, connector: Any):
     return volume.connection_for(host) if host else None
 
 
-def ensure_export_absent(backend, params: dict, check_mode: bool):
+def ensure_export_absent(backend, params: dict, check_mode: bool) -> Outcome:
     volume = _volume(backend, params, must_exist=False)
     if volume is None:
-        return False, None, None, []
+        return Outcome(False, None, None, [])
     connection, before, settled, messages = _settled_lookup(
-        volume, lambda v: _connection_to(v, _store(type(backend)), params['connector']), check_mode)
+        volume, lambda v: _connection_to(v, context.store(), params['connector']), check_mode)
     if connection is None:
         return settled, before, None, messages
     if connection.attached and not params.get('force'):
@@ -203,32 +205,32 @@ def ensure_export_absent(backend, params: dict, check_mode: bool):
             % (connection.describe().capitalize(), connection.record.get('attached_host'), connection.id))
     if not check_mode:
         volume.disconnect(connection, force=bool(params.get('force')))
-    return True, before, None, messages
+    return Outcome(True, before, None, messages)
 
 
 # -- attach on this host, with a backend -----------------------------------------------------
-def ensure_local_present(backend, params: dict, check_mode: bool):
+def ensure_local_present(backend, params: dict, check_mode: bool) -> Outcome:
     volume = _volume(backend, params, must_exist=True)
     existing, before, settled, messages = _settled_lookup(
         volume, lambda v: v.connection_for(connections.local_host()), check_mode)
     if existing is not None and existing.attached_here():
         view = _result_view(existing, bool(params.get('output_all_backend_info')))
         return settled, view, view, messages
-    _check_usable(volume)
+    check_usable(volume)
     if check_mode:
         here = connections.local_host()
-        return True, before, _predicted(volume, here, None, params.get('attach_mode') or 'rw', True), messages
+        return Outcome(True, before, _predicted(volume, here, None, params.get('attach_mode') or 'rw', True), messages)
     connection = volume.attach(
         bool(params.get('multipath')), bool(params.get('enforce_multipath')),
         device_scan_attempts=params.get('device_scan_attempts') or brick.DEVICE_SCAN_ATTEMPTS,
         attach_mode=params.get('attach_mode') or 'rw')
-    return True, before, _result_view(connection, bool(params.get('output_all_backend_info'))), messages
+    return Outcome(True, before, _result_view(connection, bool(params.get('output_all_backend_info'))), messages)
 
 
-def ensure_local_absent(backend, params: dict, check_mode: bool):
+def ensure_local_absent(backend, params: dict, check_mode: bool) -> Outcome:
     volume = _volume(backend, params, must_exist=False)
     if volume is None:
-        return False, None, None, []
+        return Outcome(False, None, None, [])
     connection, before, settled, messages = _settled_lookup(
         volume, lambda v: v.connection_for(connections.local_host()), check_mode)
     if connection is None:
@@ -240,7 +242,7 @@ def ensure_local_absent(backend, params: dict, check_mode: bool):
         else:
             connection.disconnect(force)
         volume.refresh()
-    return True, before, None, messages
+    return Outcome(True, before, None, messages)
 
 
 # -- consumer: attach what another host exported, os-brick only ---------------------------------
@@ -248,7 +250,7 @@ def _consumer_source(library, params: dict) -> tuple[dict, dict | None]:
     """(conn_info with secrets, stored connection record or None)."""
     if params.get('conn_info') is not None:
         return copy.deepcopy(params['conn_info']), None
-    store = library.Backend.persistence
+    store = context.store()
     found = store.connection_records(connection_id=params['connection_id'])
     if not found:
         raise NotFound('connection_id: no connection %s in the state store %s; give the id that '
@@ -293,13 +295,13 @@ def _record_attach(library, record: dict | None, **changes: Any) -> dict | None:
         return None
     record = copy.deepcopy(record)
     record.update(changes)
-    return library.Backend.persistence.put('connection', record)
+    return context.store().put('connection', record)
 
 
-def ensure_consumer_present(library, params: dict, check_mode: bool):
+def ensure_consumer_present(library, params: dict, check_mode: bool) -> Outcome:
     conn_info, record = _consumer_source(library, params)
     _check_chap(conn_info)
-    runtime = brick.get(library.Backend.settings)
+    runtime = brick.get()
     use_multipath = bool(params.get('multipath')) or bool((record or {}).get('use_multipath'))
     found = brick.existing_paths(runtime, conn_info, use_multipath)
     if found:
@@ -310,43 +312,43 @@ def ensure_consumer_present(library, params: dict, check_mode: bool):
         if record is not None and not (record.get('attached') and record.get('attached_host') == here):
             # Attached, but the store did not know it (the attach ran without connection_id).
             if check_mode:
-                return True, _consumer_view(conn_info, record, None, None), view, []
+                return Outcome(True, _consumer_view(conn_info, record, None, None), view, [])
             _record_attach(library, record, attached=True, attach_status='attached',
                            attached_host=connections.local_host(), device=device, path=path)
-            return True, _consumer_view(conn_info, record, None, None), view, []
-        return False, view, view, []
+            return Outcome(True, _consumer_view(conn_info, record, None, None), view, [])
+        return Outcome(False, view, view, [])
     before = _consumer_view(conn_info, record, None, None)
     if check_mode:
         after = copy.deepcopy(before)
         after.update(attached=True, attached_host=connections.local_host())
-        return True, before, after, []
+        return Outcome(True, before, after, [])
     device = brick.attach(runtime, conn_info, use_multipath,
                           params.get('device_scan_attempts') or brick.DEVICE_SCAN_ATTEMPTS,
                           what='the volume of %s' % ('connection %s' % record['id'] if record else 'conn_info'))
     stored = _record_attach(library, record, attached=True, attach_status='attached',
                             attached_host=connections.local_host(), device=device, path=device['path'])
-    return True, before, _consumer_view(conn_info, stored, device, device['path']), []
+    return Outcome(True, before, _consumer_view(conn_info, stored, device, device['path']), [])
 
 
-def ensure_consumer_absent(library, params: dict, check_mode: bool):
+def ensure_consumer_absent(library, params: dict, check_mode: bool) -> Outcome:
     conn_info, record = _consumer_source(library, params)
-    runtime = brick.get(library.Backend.settings)
+    runtime = brick.get()
     use_multipath = bool(params.get('multipath')) or bool((record or {}).get('use_multipath'))
     found = brick.existing_paths(runtime, conn_info, use_multipath)
     recorded_here = bool(record and record.get('attached') and record.get('attached_host') == connections.local_host())
     if not found and not recorded_here:
-        return False, None, None, []
+        return Outcome(False, None, None, [])
     path = (record or {}).get('path') if recorded_here else (found[0] if found else None)
     before = _consumer_view(conn_info, record, (record or {}).get('device') or {'path': path}, path)
     if check_mode:
-        return True, before, None, []
+        return Outcome(True, before, None, [])
     if found:
         device = (record or {}).get('device') or ({'path': path} if path and os.path.exists(path) else {})
         brick.detach(runtime, conn_info, device, bool(params.get('force')), use_multipath,
                      what='the volume of %s' % ('connection %s' % record['id'] if record else 'conn_info'))
     _record_attach(library, record, attached=False, attach_status='detached', attached_host=None, device=None,
                    path=None)
-    return True, before, None, []
+    return Outcome(True, before, None, [])
 
 
 # -- connectors -------------------------------------------------------------------------------
@@ -363,35 +365,35 @@ def connector_argument_spec() -> dict:
 
 def connector_properties(library, params: dict) -> dict:
     """This host's os-brick connector properties (cinderlib_connector_facts)."""
-    runtime = brick.get(library.Backend.settings)
+    runtime = brick.get()
     return runtime.connector_properties(bool(params.get('multipath')), bool(params.get('enforce_multipath')),
                                         my_ip=params.get('my_ip'), host=params.get('host'))
 
 
-def ensure_connector_present(library, params: dict, check_mode: bool):
+def ensure_connector_present(library, params: dict, check_mode: bool) -> Outcome:
     """Store this host's connector properties under ``node_id``
     (cinderlib_connector): (changed, before, after, messages)."""
-    store = library.Backend.persistence
+    store = context.store()
     node_id = params['node_id']
     previous = store.get_connector(node_id)
     connector = connector_properties(library, params)
     before = (previous or {}).get('connector') or {}
     if previous is not None and before == connector:
-        return False, before, connector, []
+        return Outcome(False, before, connector, [])
     if not check_mode:
         store.put('connector', {'id': node_id, 'host': connector.get('host'), 'connector': connector})
-    return True, before, connector, []
+    return Outcome(True, before, connector, [])
 
 
-def ensure_connector_absent(library, params: dict, check_mode: bool):
+def ensure_connector_absent(library, params: dict, check_mode: bool) -> Outcome:
     """Remove the properties stored under ``node_id``. Exports made to that
     node keep their own copy of them, so they can still be ended; the
     messages say which remain."""
-    store = library.Backend.persistence
+    store = context.store()
     node_id = params['node_id']
     previous = store.get_connector(node_id)
     if previous is None:
-        return False, {}, {}, []
+        return Outcome(False, {}, {}, [])
     messages = []
     exports = [c for c in store.get('connection') if c.get('node_id') == node_id]
     if exports:
@@ -401,4 +403,4 @@ def ensure_connector_absent(library, params: dict, check_mode: bool):
                         'need its properties stored again.' % (len(exports), node_id, ids))
     if not check_mode:
         store.remove('connector', node_id)
-    return True, previous.get('connector') or {}, {}, messages
+    return Outcome(True, previous.get('connector') or {}, {}, messages)

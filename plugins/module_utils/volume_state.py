@@ -17,14 +17,15 @@ import decimal
 import functools
 import re
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import locks, views
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import context, locks, views
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import (
     CinderlibError,
     InvalidRequest,
     NotFound,
 )
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.operations import TRANSITIONAL
 
 if TYPE_CHECKING:  # imported where used: the fast path (quick_volume_state) needs neither
     from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.objects import Snapshot, Volume
@@ -35,6 +36,16 @@ _SIZE_RE = re.compile(r'^\s*(\d+(?:\.\d*)?|\.\d+)\s*([KMGTP]?)(I?B)?\s*$', re.IG
 _USABLE = ('available', 'in-use')
 _SIZE_HELP = ('use a whole number of GiB (10) or a number with a unit, such as 10G, 10GiB, 512M, 1.5T '
               'or 1073741824B')
+
+
+class Outcome(NamedTuple):
+    """What an ensure_* function did (in check mode: would do): whether it
+    changes anything, the resource's view before and after (None where there
+    is none), and messages for the user (the module warns with them)."""
+    changed: bool
+    before: dict | None
+    after: dict | None
+    messages: list[str]
 
 
 def parse_size(value: Any) -> tuple[int, str | None]:
@@ -170,10 +181,6 @@ def check_snapshot_params(params: dict) -> None:
 
 
 # -- look-ups ---------------------------------------------------------------------------
-def _store(backend):
-    return type(backend).persistence
-
-
 def _ids(resources: list) -> str:
     return ', '.join(sorted(r.id for r in resources))
 
@@ -198,7 +205,7 @@ def _find_volume(backend, name: str | None, volume_id: str | None) -> Volume | N
                                  % (name, backend.id, found[0].id, volume_id))
         if found or not volume_id:
             return found[0] if found else None
-    records = _store(backend).volume_records(volume_id=volume_id)
+    records = context.store().volume_records(volume_id=volume_id)
     if not records:
         return None
     record = records[0]
@@ -212,7 +219,7 @@ def _find_volume(backend, name: str | None, volume_id: str | None) -> Volume | N
     return Volume.from_record(backend, record)
 
 
-def _find_source_volume(backend, ref: str, option: str) -> Volume:
+def find_source_volume(backend, ref: str, option: str) -> Volume:
     found = backend.volumes_filtered(volume_id=ref) or backend.volumes_filtered(volume_name=ref)
     if not found:
         raise NotFound("%s: volume '%s' is not known on backend '%s'; give the name or id of an existing "
@@ -224,7 +231,7 @@ def _find_source_volume(backend, ref: str, option: str) -> Volume:
 
 
 def _find_source_snapshot(backend, ref: str) -> Snapshot:
-    store = _store(backend)
+    store = context.store()
     records = store.snapshot_records(snapshot_id=ref) or store.snapshot_records(display_name=ref)
     records = [r for r in records if r.get('backend') == backend.id]
     if not records:
@@ -237,17 +244,13 @@ def _find_source_snapshot(backend, ref: str) -> Snapshot:
     return Snapshot.get_by_id(backend, records[0]['id'])
 
 
-# Statuses an operation writes before calling the driver (objects.py).
-TRANSITIONAL = ('creating', 'deleting', 'extending')
-
-
-def _check_usable(resource, what: str = '') -> None:
+def check_usable(resource, what: str = '') -> None:
     """Refuse a record that a failed or interrupted operation left behind."""
     usable = _USABLE if resource.kind == 'volume' else ('available',)
     if resource.status in usable:
         return
     described = what + resource.describe() if what else resource.describe().capitalize()
-    if resource.status in TRANSITIONAL:
+    if resource.status in TRANSITIONAL[resource.kind]:
         with locks.resource_locked(resource, wait=False) as free:
             if not free:
                 raise InvalidRequest(
@@ -323,7 +326,7 @@ def _lock_key(backend, ref: str | None, volume_id: str | None = None) -> str:
     """
     for candidate in (volume_id, ref):
         if candidate:
-            records = [r for r in _store(backend).volume_records(volume_id=candidate) if r.get('backend') == backend.id]
+            records = [r for r in context.store().volume_records(volume_id=candidate) if r.get('backend') == backend.id]
             if records:
                 display_name = records[0].get('display_name')
                 return ref if ref and ref == display_name else (display_name or candidate)
@@ -356,7 +359,7 @@ def _snapshot_key(backend, params: dict) -> str:
 
 
 @_one_run_per_volume(_volume_key)
-def ensure_volume_present(backend, params: dict, check_mode: bool) -> tuple[bool, dict | None, dict, list[str]]:
+def ensure_volume_present(backend, params: dict, check_mode: bool) -> Outcome:
     size, messages = _requested_size(params)
     volume = _find_volume(backend, params.get('name'), params.get('id'))
     if volume is not None:
@@ -365,7 +368,7 @@ def ensure_volume_present(backend, params: dict, check_mode: bool) -> tuple[bool
 
 
 def _update_volume(volume: Volume, params: dict, size: int | None, check_mode: bool, messages: list[str]):
-    _check_usable(volume)
+    check_usable(volume)
     _check_on_backend(volume)
     before = volume.to_dict()
     if size is not None and size < volume.size:
@@ -377,33 +380,33 @@ def _update_volume(volume: Volume, params: dict, size: int | None, check_mode: b
     updates = _record_updates(volume.record, params, ('description', 'bootable', 'metadata'))
     grow = size is not None and size > volume.size
     if not updates and not grow:
-        return False, before, before, messages
+        return Outcome(False, before, before, messages)
     if check_mode:
         after = copy.deepcopy(before)
         after.update(copy.deepcopy(updates))
         if grow:
             after['size'] = size
-        return True, before, after, messages
+        return Outcome(True, before, after, messages)
     if grow:
         volume.extend(size)
     if updates:
         volume.update(**updates)
-    return True, before, volume.to_dict(), messages
+    return Outcome(True, before, volume.to_dict(), messages)
 
 
 def _create_volume(backend, params: dict, size: int | None, check_mode: bool, messages: list[str]):
     kwargs = _create_kwargs(params)
     source = snapshot = None
     if params.get('source_volume'):
-        source = _find_source_volume(backend, params['source_volume'], 'source_volume')
-        _check_usable(source, 'Source ')
+        source = find_source_volume(backend, params['source_volume'], 'source_volume')
+        check_usable(source, 'Source ')
         if size is not None and size < source.size:
             raise InvalidRequest("A clone of %s can't be smaller than its %d GiB; set size to %d or more."
                                  % (source.describe(), source.size, source.size))
         kwargs['size'] = size or source.size
     elif params.get('source_snapshot'):
         snapshot = _find_source_snapshot(backend, params['source_snapshot'])
-        _check_usable(snapshot, 'Source ')
+        check_usable(snapshot, 'Source ')
         snap_size = snapshot.record.get('volume_size') or snapshot.volume.size
         if size is not None and size < snap_size:
             raise InvalidRequest("A volume from %s can't be smaller than its %d GiB; set size to %d or more."
@@ -427,22 +430,22 @@ def _create_volume(backend, params: dict, size: int | None, check_mode: bool, me
     if check_mode:
         after = volume.to_dict()
         after.update(status='available', snapshots=[])
-        return True, None, after, messages
+        return Outcome(True, None, after, messages)
     try:
         volume.create()
     except CinderlibError as exc:
-        if _store(backend).volume_records(volume_id=volume.id):
+        if context.store().volume_records(volume_id=volume.id):
             _add_hint(exc, "%s is recorded with status '%s'; state=absent removes it." % (
                 volume.describe().capitalize(), volume.status))
         raise
-    return True, None, volume.to_dict(), messages
+    return Outcome(True, None, volume.to_dict(), messages)
 
 
 @_one_run_per_volume(_volume_key)
-def ensure_volume_absent(backend, params: dict, check_mode: bool) -> tuple[bool, dict | None, None, list[str]]:
+def ensure_volume_absent(backend, params: dict, check_mode: bool) -> Outcome:
     volume = _find_volume(backend, params.get('name'), params.get('id'))
     if volume is None:
-        return False, None, None, []
+        return Outcome(False, None, None, [])
     before = volume.to_dict()
     # Before cascade deletes any snapshot: Volume.delete refuses only after that.
     volume.refuse_delete_if_connected()
@@ -452,15 +455,15 @@ def ensure_volume_absent(backend, params: dict, check_mode: bool) -> tuple[bool,
             "Can't delete %s on backend '%s': it has snapshots (%s). Delete them first or set cascade=true."
             % (volume.describe(), volume.backend_name, ', '.join(s.display_name or s.id for s in snapshots)))
     if check_mode:
-        return True, before, None, []
+        return Outcome(True, before, None, [])
     for snapshot in snapshots:
         snapshot.delete()
     volume.delete()
-    return True, before, None, []
+    return Outcome(True, before, None, [])
 
 
 # -- the fast path: nothing to change, decided without the driver ---------------------------
-def quick_volume_state(store, backend_id: str, params: dict, on_backend) -> tuple | None:
+def quick_volume_state(store, backend_id: str, params: dict, on_backend) -> Outcome | None:
     """What ``ensure_volume_present``/``ensure_volume_absent`` would return
     when the state store and ``on_backend(record)`` (a cheap look at the
     backend, see quickcheck.backend_probe) show there is nothing to change;
@@ -476,7 +479,7 @@ def quick_volume_state(store, backend_id: str, params: dict, on_backend) -> tupl
     return _quick_present(store, backend_id, params, on_backend)
 
 
-def _quick_present(store, backend_id: str, params: dict, on_backend) -> tuple | None:
+def _quick_present(store, backend_id: str, params: dict, on_backend) -> Outcome | None:
     size, messages = _requested_size(params)
     name, volume_id = params.get('name'), params.get('id')
     records = (store.volume_records(backend=backend_id, display_name=name) if name
@@ -494,19 +497,19 @@ def _quick_present(store, backend_id: str, params: dict, on_backend) -> tuple | 
     view = views.volume_view(record, store.snapshot_records(volume_id=record['id']),
                              store.connection_records(volume_id=record['id']))
     messages.extend(_spec_messages(view, "volume '%s'" % (record.get('display_name') or record['id']), params))
-    return False, view, view, messages
+    return Outcome(False, view, view, messages)
 
 
-def _quick_absent(store, backend_id: str, params: dict) -> tuple | None:
+def _quick_absent(store, backend_id: str, params: dict) -> Outcome | None:
     name, volume_id = params.get('name'), params.get('id')
     if name and store.volume_records(backend=backend_id, display_name=name):
         return None
     if volume_id and store.volume_records(volume_id=volume_id):
         return None
-    return False, None, None, []
+    return Outcome(False, None, None, [])
 
 
-def quick_snapshot_state(store, backend_id: str, params: dict, on_backend) -> tuple | None:
+def quick_snapshot_state(store, backend_id: str, params: dict, on_backend) -> Outcome | None:
     """``quick_volume_state`` for ``ensure_snapshot_present``/``_absent``: a
     snapshot that is recorded as requested (its volume looked at on the
     backend, which also shows the backend answers), or a snapshot that is not
@@ -524,7 +527,7 @@ def quick_snapshot_state(store, backend_id: str, params: dict, on_backend) -> tu
             or _record_updates(snapshots[0], params, ('description',)) or not on_backend(volumes[0])):
         return None
     view = views.snapshot_view(snapshots[0])
-    return False, view, view, []
+    return Outcome(False, view, view, [])
 
 
 # -- snapshots -----------------------------------------------------------------------------
@@ -560,7 +563,7 @@ def _find_snapshot(volume: Volume, params: dict) -> Snapshot | None:
         raise InvalidRequest("Snapshot id %s of %s is named '%s', not '%s'; fix name or id."
                              % (snapshot_id, volume.describe(), found[0].display_name, name))
     if not found and snapshot_id:
-        other = _store(volume.backend).snapshot_records(snapshot_id=snapshot_id)
+        other = context.store().snapshot_records(snapshot_id=snapshot_id)
         if other:
             raise InvalidRequest("Snapshot id %s belongs to a snapshot of volume %s, not of %s; use another id."
                                  % (snapshot_id, other[0].get('volume_id'), volume.describe()))
@@ -568,41 +571,41 @@ def _find_snapshot(volume: Volume, params: dict) -> Snapshot | None:
 
 
 @_one_run_per_volume(_snapshot_key)
-def ensure_snapshot_present(backend, params: dict, check_mode: bool) -> tuple[bool, dict | None, dict, list[str]]:
+def ensure_snapshot_present(backend, params: dict, check_mode: bool) -> Outcome:
     volume = _snapshot_volume(backend, params, must_exist=True)
     snapshot = _find_snapshot(volume, params)
     if snapshot is not None:
-        _check_usable(snapshot)
+        check_usable(snapshot)
         before = snapshot.to_dict()
         updates = _record_updates(snapshot.record, params, ('description',))
         if not updates:
-            return False, before, before, []
+            return Outcome(False, before, before, [])
         if check_mode:
             after = copy.deepcopy(before)
             after.update(updates)
-            return True, before, after, []
+            return Outcome(True, before, after, [])
         snapshot.update(**updates)
-        return True, before, snapshot.to_dict(), []
+        return Outcome(True, before, snapshot.to_dict(), [])
 
-    _check_usable(volume, "Can't snapshot: ")
+    check_usable(volume, "Can't snapshot: ")
     from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.objects import Snapshot
     snapshot = Snapshot(volume, name=params.get('name') or '', description=params.get('description') or '',
                         **({'id': params['id']} if params.get('id') else {}))
     if check_mode:
         after = snapshot.to_dict()
         after['status'] = 'available'
-        return True, None, after, []
+        return Outcome(True, None, after, [])
     try:
         snapshot.create()
     except CinderlibError as exc:
         _add_hint(exc, _roll_back_snapshot(snapshot))
         raise
-    return True, None, snapshot.to_dict(), []
+    return Outcome(True, None, snapshot.to_dict(), [])
 
 
 def _roll_back_snapshot(snapshot: Snapshot) -> str:
     """Undo a failed create; a sentence saying what was left."""
-    if not _store(snapshot.backend).snapshot_records(snapshot_id=snapshot.id):
+    if not context.store().snapshot_records(snapshot_id=snapshot.id):
         # The store write itself failed: nothing reached the driver.
         return 'Nothing was created.'
     try:
@@ -614,12 +617,12 @@ def _roll_back_snapshot(snapshot: Snapshot) -> str:
 
 
 @_one_run_per_volume(_snapshot_key)
-def ensure_snapshot_absent(backend, params: dict, check_mode: bool) -> tuple[bool, dict | None, None, list[str]]:
+def ensure_snapshot_absent(backend, params: dict, check_mode: bool) -> Outcome:
     volume = _snapshot_volume(backend, params, must_exist=False)
     snapshot = _find_snapshot(volume, params) if volume is not None else None
     if snapshot is None:
-        return False, None, None, []
+        return Outcome(False, None, None, [])
     before = snapshot.to_dict()
     if not check_mode:
         snapshot.delete()
-    return True, before, None, []
+    return Outcome(True, before, None, [])

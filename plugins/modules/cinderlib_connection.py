@@ -252,11 +252,6 @@ diff:
   type: dict
 '''
 
-import importlib.util
-import sys
-
-from ansible.module_utils.basic import missing_required_lib
-
 from ansible_collections.cinderlib.storage.plugins.module_utils.ansible_module import CinderlibModule
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.secrets import values as secret_values
 from ansible_collections.cinderlib.storage.plugins.module_utils.connection_state import (
@@ -271,39 +266,21 @@ from ansible_collections.cinderlib.storage.plugins.module_utils.connection_state
 )
 
 
-def _shape(module: CinderlibModule, outcome: tuple, exported: bool) -> dict:
-    changed, before, after, messages = outcome
-    for message in messages:
-        module.module.warn(message)
-    result = {'changed': changed}
-    if module.params['state'] == 'present':
-        result['connection'] = after
-        if exported:
-            result['conn_info'] = after.get('conn_info')
-        elif after.get('attached'):
-            result['path'] = after.get('path')
-    if module.module._diff:
-        result['diff'] = {'before': before or {}, 'after': after or {}}
-    return result
-
-
 def run(module: CinderlibModule) -> dict:
     params = module.params
-    present = params['state'] == 'present'
-    check_mode = module.module.check_mode
     if consumer_mode(params):
-        ensure = ensure_consumer_present if present else ensure_consumer_absent
-        return _shape(module, ensure(module.library, params, check_mode), exported=False)
-    if importlib.util.find_spec('cinder') is None:
-        module.module.fail_json(msg=missing_required_lib(
-            'cinder and os-brick', reason='to export volumes with %s' % sys.executable,
-        ) + ' The cinderlib.storage.runtime role installs them in a virtual environment and sets the fact '
-            'cinderlib_python: use it as ansible_python_interpreter for this task.')
+        # Attach with a conn_info or a stored connection: os-brick only, no backend.
+        return module.ensure_state(ensure_consumer_present, ensure_consumer_absent, 'connection',
+                                   target=lambda: module.library, extra=_attached_path)
+    module.require_cinder('to export volumes')
     if params['connector'] is None:
-        ensure = ensure_local_present if present else ensure_local_absent
-        return _shape(module, ensure(module.backend, params, check_mode), exported=False)
-    ensure = ensure_export_present if present else ensure_export_absent
-    return _shape(module, ensure(module.backend, params, check_mode), exported=True)
+        return module.ensure_state(ensure_local_present, ensure_local_absent, 'connection', extra=_attached_path)
+    return module.ensure_state(ensure_export_present, ensure_export_absent, 'connection',
+                               extra=lambda after: {'conn_info': after.get('conn_info')})
+
+
+def _attached_path(connection: dict) -> dict:
+    return {'path': connection.get('path')} if connection.get('attached') else {}
 
 
 def main() -> None:
@@ -326,7 +303,7 @@ def main() -> None:
                             ('connection_id', 'connector')],
     )
     # CHAP passwords in a conn_info given with output_all_backend_info.
-    module.module.no_log_values.update(secret_values(module.params.get('conn_info')))
+    module.hide(secret_values(module.params.get('conn_info')))
     module.run(run, check=check_connection_params)
 
 

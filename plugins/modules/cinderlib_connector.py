@@ -96,16 +96,9 @@ def check(params: dict) -> None:
 
 
 def run(module: CinderlibModule) -> dict:
-    params = module.params
-    ensure = ensure_connector_present if params['state'] == 'present' else ensure_connector_absent
-    changed, before, after, messages = ensure(module.library, params, module.module.check_mode)
-    for message in messages:
-        module.warn(message)
-    result = {'changed': changed, 'node_id': params['node_id']}
-    if params['state'] == 'present':
-        result['connector'] = after
-    if module.module._diff:
-        result['diff'] = {'before': before, 'after': after}
+    result = module.ensure_state(ensure_connector_present, ensure_connector_absent, 'connector',
+                                 target=lambda: module.library)
+    result['node_id'] = module.params['node_id']
     return result
 
 

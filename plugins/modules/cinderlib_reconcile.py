@@ -129,7 +129,7 @@ from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.reconc
 
 def settle(module: CinderlibModule) -> dict:
     backend = module.backend
-    report = reconcile(backend, 'resolve', module.module.check_mode)
+    report = reconcile(backend, 'resolve', module.check_mode)
     acted = [a for a in report['actions'] if a['action'] != 'skipped']
     result = {
         'changed': bool(acted),
@@ -138,7 +138,7 @@ def settle(module: CinderlibModule) -> dict:
         'drift': report['drift'],
         'volumes': [volume.to_dict() for volume in backend.volumes],
     }
-    if module.module._diff:
+    if module.diff:
         result['diff'] = actions_diff(acted)
     return result
 

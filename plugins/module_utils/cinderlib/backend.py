@@ -8,42 +8,48 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import loader, secrets, serialization
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import context, loader, secrets, serialization
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.dbapi import DriverDB
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import (
     BackendConfigError,
     CinderlibError,
     NotFound,
-    SetupError,
 )
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.persistence import open_store
 
 
 def backend_secrets(driver_cfg: dict) -> list[str]:
     """The values of a backend's options that hold credentials: the options
     oslo marks secret for its driver and those named like one. Imports the
     driver's module (which registers its options) and calls nothing of it."""
-    if not Backend.global_initialization:
-        Backend.global_setup()
+    context.ensure_setup()
     # Cinder is configured before any driver module is imported.
-    loader.CinderRuntime.get(Backend.settings)
+    context.cinder_runtime()
     name = driver_cfg.get('volume_backend_name')
     options = loader.driver_options(driver_cfg.get('volume_driver'), 'Backend %r' % (name,))
     return secrets.values(driver_cfg, secrets.secret_keys(driver_cfg, {opt.dest: opt for opt in options}))
 
 
-class Backend(serialization.Serializable):
+def _kept_in_context(attribute: str) -> property:
+    return property(lambda cls: getattr(context.STATE, attribute),
+                    lambda cls, value: setattr(context.STATE, attribute, value))
+
+
+class _LibraryStateAttributes(type):
+    """cinderlib's class attributes of Backend, kept in ``context``."""
+
+    settings = _kept_in_context('settings')
+    persistence = _kept_in_context('store')
+    global_initialization = _kept_in_context('initialized')
+    backends = _kept_in_context('backends')
+
+
+class Backend(serialization.Serializable, metaclass=_LibraryStateAttributes):
     """A storage backend driven by a Cinder volume driver.
 
     ``Backend(volume_backend_name, **driver_cfg)``: same name and same
     configuration returns the existing instance; same name with another
     configuration raises ``ValueError``.
     """
-
-    backends: dict[str, Backend] = {}
-    global_initialization = False
-    settings: loader.Settings | None = None
-    persistence = None
 
     def __new__(cls, volume_backend_name: str, **driver_cfg: Any) -> Backend:
         backend = cls.backends.get(volume_backend_name)
@@ -59,25 +65,24 @@ class Backend(serialization.Serializable):
             return  # the singleton returned by __new__
         if not isinstance(volume_backend_name, str) or not volume_backend_name.strip():
             raise BackendConfigError('volume_backend_name must be a non-empty string.')
-        if not Backend.global_initialization:
-            Backend.global_setup()
+        context.ensure_setup()
         self._original_driver_cfg = copy.deepcopy(driver_cfg)
-        cfg = _rename_legacy_options(dict(driver_cfg))
+        cfg = rename_legacy_options(dict(driver_cfg))
         self.warnings: list[str] = cfg.pop('__warnings__')
         cfg['volume_backend_name'] = volume_backend_name
         self._driver_cfg = cfg
         # Until the driver's own options are known (importing it may fail), its option names tell.
         self._secrets = secrets.values(cfg)
-        runtime = loader.CinderRuntime.get(Backend.settings)
+        runtime = context.cinder_runtime()
         runtime.log_scrubber.add(self._secrets)
         try:
             self._secrets = backend_secrets(cfg)
             runtime.log_scrubber.add(self._secrets)
             configuration = runtime.backend_configuration(
-                volume_backend_name, cfg, Backend.settings.unknown_options)
+                volume_backend_name, cfg, context.setting('unknown_options'))
             self.warnings.extend(getattr(configuration, 'unknown_option_warnings', []))
             self.driver = runtime.create_driver(
-                volume_backend_name, configuration, DriverDB(Backend.persistence, runtime))
+                volume_backend_name, configuration, DriverDB(context.store(), runtime))
             runtime.start_driver(volume_backend_name, self.driver)
         except CinderlibError as exc:
             exc.message = secrets.scrub(exc.message, self._secrets)
@@ -104,16 +109,11 @@ class Backend(serialization.Serializable):
         directory); any other key is a Cinder global option. Cinder itself is
         only imported by the first Backend.
         """
-        if cls.global_initialization:
-            raise SetupError('Already setup')
-        settings = loader.make_settings(options)
-        cls.persistence = open_store(settings.persistence_config)
-        cls.settings = settings
-        cls.global_initialization = True
+        context.setup(**options)
 
     @property
     def output_all_backend_info(self) -> bool:
-        return bool(Backend.settings.output_all_backend_info)
+        return bool(context.setting('output_all_backend_info'))
 
     # -- seed attributes -------------------------------------------------------------
     def __repr__(self) -> str:
@@ -164,7 +164,7 @@ class Backend(serialization.Serializable):
 
     def volumes_filtered(self, volume_id: str | None = None, volume_name: str | None = None) -> list:
         from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.objects import Volume
-        records = Backend.persistence.volume_records(backend=self.id, volume_id=volume_id, display_name=volume_name)
+        records = context.store().volume_records(backend=self.id, volume_id=volume_id, display_name=volume_name)
         return [Volume.from_record(self, record) for record in records]
 
     def refresh(self) -> None:
@@ -202,7 +202,7 @@ class Backend(serialization.Serializable):
             return cls.backends[name]
         if len(backend_data) > 1:
             return cls(**backend_data)
-        if Backend.settings is None or Backend.settings.fail_on_missing_backend:
+        if context.setting('fail_on_missing_backend', True):
             raise NotFound("The data to load is of backend '%s', which is not initialised in this process, and "
                            'the data has only its name (serialized without output_all_backend_info). Initialise '
                            "it first (cinderlib.Backend('%s', ...)), or set up the library with "
@@ -217,7 +217,7 @@ class Backend(serialization.Serializable):
         return list_supported_drivers(output_version)
 
 
-def _rename_legacy_options(cfg: dict) -> dict:
+def rename_legacy_options(cfg: dict) -> dict:
     warnings = []
     for old, new in loader.RENAMED_OPTIONS.items():
         if old in cfg:

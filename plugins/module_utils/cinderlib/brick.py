@@ -17,7 +17,7 @@ import re
 import socket
 from typing import Any
 
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import loader
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import context, loader
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import (
     CinderlibError,
     DriverOperationError,
@@ -97,10 +97,8 @@ class BrickRuntime:
 def get(settings: loader.Settings | None = None) -> BrickRuntime:
     """The process's BrickRuntime; with no settings, the library's (set up if needed)."""
     if settings is None:
-        from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend import Backend
-        if not Backend.global_initialization:
-            Backend.global_setup()
-        settings = Backend.settings
+        context.ensure_setup()
+        settings = context.settings()
     return BrickRuntime.get(settings)
 
 
@@ -109,8 +107,7 @@ def protocol_of(conn_info: Any) -> str:
     if not isinstance(conn_info, dict) or not isinstance(conn_info.get('data'), dict) \
             or not isinstance(conn_info.get('driver_volume_type'), str) or not conn_info['driver_volume_type']:
         raise InvalidRequest("conn_info must be a backend's connection info: a dict with 'driver_volume_type' "
-                             "(such as 'iscsi') and 'data' (what cinderlib_connection returns as "
-                             "connection.conn_info).")
+                             "(such as 'iscsi') and 'data'.")
     return conn_info['driver_volume_type']
 
 

@@ -36,7 +36,7 @@ import socket
 import uuid
 from typing import Any
 
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import brick, locks, secrets, views
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import brick, context, locks, secrets, views
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import (
     CinderlibError,
     InvalidRequest,
@@ -44,12 +44,10 @@ from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.except
 )
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.objects import (
     Resource,
-    _runtime,
-    _setting,
-    _validate_id,
+    validate_id,
 )
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.operations import (
-    _driver_call,
+    driver_call,
     model_update_changes,
     run_operation,
 )
@@ -96,7 +94,7 @@ class Connection(Resource):
     def __init__(self, volume, connector: dict, **kwargs: Any) -> None:
         host = _connector_host(connector)
         record = {
-            'id': _validate_id(kwargs.pop('id', None) or uuid.uuid4(), 'Connection'),
+            'id': validate_id(kwargs.pop('id', None) or uuid.uuid4(), 'Connection'),
             'volume_id': volume.id,
             'backend': volume.backend_name,
             'connector': copy.deepcopy(connector),
@@ -112,8 +110,8 @@ class Connection(Resource):
             'conn_info': None,
             'protocol': None,
             'use_multipath': bool(connector.get('multipath')),
-            'project_id': _setting('project_id'),
-            'user_id': _setting('user_id'),
+            'project_id': context.setting('project_id'),
+            'user_id': context.setting('user_id'),
         }
         record.update(kwargs)  # other VolumeAttachment fields (instance_uuid, mountpoint...)
         super().__init__(volume.backend, record)
@@ -240,11 +238,12 @@ class Connection(Resource):
         volume, driver, connector = self.volume, self.backend.driver, self._record['connector']
         if first:
             # One export per volume (LVM targets), made for its first connection.
-            update = _driver_call(self, 'export', driver.create_export, _runtime().context, volume._ovo, connector)
+            update = driver_call(self, 'export', driver.create_export, context.cinder_runtime().context, volume._ovo,
+                                 connector)
             changes = model_update_changes(update)
             if changes:
                 volume._save(**changes)
-        return _driver_call(self, 'initialize', driver.initialize_connection, volume._ovo, connector)
+        return driver_call(self, 'initialize', driver.initialize_connection, volume._ovo, connector)
 
     def _connected(self, conn_info: dict) -> dict:
         """The record of the connection made from the driver's ``conn_info``
@@ -277,9 +276,9 @@ class Connection(Resource):
         """The driver's end of the connection, and of the export when it was
         the volume's ``last`` connection."""
         driver, ovo, connector = self.backend.driver, self._volume_ovo_with_attachments(), self._record['connector']
-        _driver_call(self, 'end', lambda: driver.terminate_connection(ovo, connector, force=force))
+        driver_call(self, 'end', lambda: driver.terminate_connection(ovo, connector, force=force))
         if last:
-            _driver_call(self, 'remove the export of', driver.remove_export, _runtime().context, ovo)
+            driver_call(self, 'remove the export of', driver.remove_export, context.cinder_runtime().context, ovo)
 
     def _disconnected(self, others: list) -> None:
         """Forget the connection ended; the volume's status is put right first
@@ -295,7 +294,7 @@ class Connection(Resource):
     def _volume_ovo_with_attachments(self):
         """The volume's Cinder object listing its connections as attachments:
         drivers (LVM) decide from them whether an export is still in use."""
-        runtime = _runtime()
+        runtime = context.cinder_runtime()
         objects = runtime.cinder_objects
         ovo = self.volume._ovo
         attachments = []
@@ -412,7 +411,7 @@ def describe_record(record: dict) -> dict:
             'status': record.get('status')}
 
 
-def end_leftover(connection: Connection, check_mode: bool = False) -> dict:
+def end_leftover(connection: Connection, dry_run: bool = False) -> dict:
     """Finish the disconnect path of a connection a run left ``connecting``,
     ``disconnecting`` or ``error_*`` (its volume's lock is held): end the
     connection (``terminate_connection``), end the export when no other
@@ -432,9 +431,9 @@ def end_leftover(connection: Connection, check_mode: bool = False) -> dict:
     if connection.attached:
         where = connection._record.get('attached_host')
         return dict(entry, action='skipped', new_status=None,
-                    reason="it is recorded as attached on host '%s': detach it there first (cinderlib_connection "
-                           'state=absent with connection_id %s)' % (where, connection.id))
-    if check_mode:
+                    reason="it is recorded as attached on host '%s' (connection %s): detach it there first"
+                           % (where, connection.id))
+    if dry_run:
         return dict(entry, action='removed', new_status=None, reason=why)
     if not connection._store.volume_records(volume_id=connection.volume_id):
         connection._store.remove('connection', connection.id)
@@ -448,19 +447,19 @@ def end_leftover(connection: Connection, check_mode: bool = False) -> dict:
     return dict(entry, action='removed', new_status=None, reason=why)
 
 
-def settle_leftovers(volume, check_mode: bool = False) -> list[dict]:
+def settle_leftovers(volume, dry_run: bool = False) -> list[dict]:
     """End the connections of ``volume`` that runs which died left
     ``connecting`` or ``disconnecting`` (``end_leftover``); what a run on the
     volume does first. Waits for a run in progress (it holds the volume's
-    lock) and settles what is left after it; check mode waits for nothing and
+    lock) and settles what is left after it; a dry run waits for nothing and
     changes nothing: the records of a run in progress are ``skipped``."""
     if not any(c.status in LEFTOVER_STATUSES for c in volume.connections):
         return []
-    if check_mode:
+    if dry_run:
         with locks.resource_locked(volume, wait=False) as free:
             leftovers = [c for c in volume.connections if c.status in LEFTOVER_STATUSES]
             if free:
-                return [end_leftover(c, check_mode=True) for c in leftovers]
+                return [end_leftover(c, dry_run=True) for c in leftovers]
             return [dict(describe_record(c._record), action='skipped', new_status=None,
                          reason="another run holds its volume's lock: it is still in progress") for c in leftovers]
     with locks.resource_locked(volume):

@@ -22,6 +22,7 @@ import weakref
 from typing import Any
 
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import (
+    context,
     fields,
     locks,
     serialization,
@@ -32,7 +33,7 @@ from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.except
     InvalidRequest,
     NotFound,
 )
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.operations import _driver_call, run_operation
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.operations import driver_call, run_operation
 
 # Record keys that are ours, or are set on the driver's object apart.
 _VOLUME_OWN_KEYS = ('backend', 'volume_type', 'metadata', 'admin_metadata', 'created_at', 'updated_at',
@@ -40,10 +41,9 @@ _VOLUME_OWN_KEYS = ('backend', 'volume_type', 'metadata', 'admin_metadata', 'cre
 _SNAPSHOT_OWN_KEYS = ('metadata', 'created_at', 'updated_at', 'deleted_at', 'backend')
 
 
-def _validate_id(value: Any, what: str) -> str:
-    from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend import Backend
+def validate_id(value: Any, what: str) -> str:
     value = str(value)
-    if Backend.settings is not None and Backend.settings.non_uuid_ids:
+    if context.setting('non_uuid_ids'):
         return value
     try:
         uuid.UUID(value)
@@ -88,8 +88,7 @@ class Resource(serialization.Serializable):
 
     @property
     def _store(self):
-        from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend import Backend
-        return Backend.persistence
+        return context.store()
 
     @property
     def backend_name(self) -> str:
@@ -208,7 +207,7 @@ class Volume(Resource):
                     record[key] = copy.deepcopy(source._record[key])
         size = kwargs.pop('size', record.get('size'))
         record.update({
-            'id': _validate_id(kwargs.pop('id', None) or uuid.uuid4(), 'Volume'),
+            'id': validate_id(kwargs.pop('id', None) or uuid.uuid4(), 'Volume'),
             'backend': backend.id,
             'display_name': kwargs.pop('display_name', record.get('display_name', '')) or '',
             'display_description': kwargs.pop('display_description', record.get('display_description', '')) or '',
@@ -219,8 +218,8 @@ class Volume(Resource):
             'deleted': False,
             'metadata': dict(kwargs.pop('metadata', None) or record.get('metadata') or {}),
             'admin_metadata': {},
-            'project_id': kwargs.pop('project_id', None) or _setting('project_id'),
-            'user_id': kwargs.pop('user_id', None) or _setting('user_id'),
+            'project_id': kwargs.pop('project_id', None) or context.setting('project_id'),
+            'user_id': kwargs.pop('user_id', None) or context.setting('user_id'),
         })
         pool_name = kwargs.pop('pool_name', None) or record.get('pool_name')
         if not pool_name:
@@ -332,14 +331,14 @@ class Volume(Resource):
         vg = getattr(self.backend.driver, 'vg', None)
         if vg is None or not callable(getattr(vg, 'get_volume', None)):
             return None
-        return _driver_call(self, 'look up', lambda: vg.get_volume(self.name) is not None)
+        return driver_call(self, 'look up', lambda: vg.get_volume(self.name) is not None)
 
     # -- Cinder object for the driver ------------------------------------------------
     @property
     def _ovo(self):
         """A Cinder Volume object made from the record, for the driver (a
         new one each time: changing it changes nothing)."""
-        runtime = _runtime()
+        runtime = context.cinder_runtime()
         objects = runtime.cinder_objects
         ctx = runtime.context
         ovo_fields = {k: v for k, v in self._record.items()
@@ -383,13 +382,13 @@ class Volume(Resource):
             if not source:
                 raise NotFound("Source volume %s is not known on backend '%s'."
                                % (self._record['source_volid'], self.backend_name))
-            return _driver_call(self, 'clone %s into' % source[0].describe(), driver.create_cloned_volume,
+            return driver_call(self, 'clone %s into' % source[0].describe(), driver.create_cloned_volume,
                                 self._ovo, source[0]._ovo)
         if self._record.get('snapshot_id'):
             snapshot = Snapshot.get_by_id(self.backend, self._record['snapshot_id'])
-            return _driver_call(self, 'create from %s' % snapshot.describe(), driver.create_volume_from_snapshot,
+            return driver_call(self, 'create from %s' % snapshot.describe(), driver.create_volume_from_snapshot,
                                 self._ovo, snapshot._ovo)
-        return _driver_call(self, 'create', driver.create_volume, self._ovo)
+        return driver_call(self, 'create', driver.create_volume, self._ovo)
 
     def refuse_delete_if_connected(self) -> None:
         """A connected volume can't be deleted: InvalidRequest naming its hosts."""
@@ -408,7 +407,7 @@ class Volume(Resource):
                                      % (self.describe(), self.backend_name,
                                         ', '.join(s.display_name or s.id for s in self.snapshots)))
             run_operation(self, 'delete', transitional={'status': 'deleting'},
-                          call=lambda: _driver_call(self, 'delete', self.backend.driver.delete_volume, self._ovo),
+                          call=lambda: driver_call(self, 'delete', self.backend.driver.delete_volume, self._ovo),
                           on_error={'status': 'error_deleting'}, final=lambda _: self._removed())
 
     def _removed(self) -> None:
@@ -429,7 +428,7 @@ class Volume(Resource):
             previous = self._record['status']
             driver = self.backend.driver
             run_operation(self, 'extend', transitional={'status': 'extending'},
-                          call=lambda: _driver_call(self, 'extend', driver.extend_volume, self._ovo, new_size),
+                          call=lambda: driver_call(self, 'extend', driver.extend_volume, self._ovo, new_size),
                           on_error={'status': 'error_extending'},
                           final={'status': previous if previous in ('available', 'in-use') else 'available',
                                  'size': new_size})
@@ -485,7 +484,7 @@ class Snapshot(Resource):
     def __init__(self, volume: Volume, **kwargs: Any) -> None:
         kwargs = fields.with_display_fields(kwargs)
         record = {
-            'id': _validate_id(kwargs.pop('id', None) or uuid.uuid4(), 'Snapshot'),
+            'id': validate_id(kwargs.pop('id', None) or uuid.uuid4(), 'Snapshot'),
             'volume_id': volume.id,
             'backend': volume.backend_name,
             'display_name': kwargs.pop('display_name', '') or '',
@@ -495,8 +494,8 @@ class Snapshot(Resource):
             'deleted': False,
             'progress': '0%',
             'metadata': dict(kwargs.pop('metadata', None) or {}),
-            'project_id': _setting('project_id'),
-            'user_id': _setting('user_id'),
+            'project_id': context.setting('project_id'),
+            'user_id': context.setting('user_id'),
             'volume_type_id': volume._record.get('volume_type_id'),
         }
         record.update(kwargs)
@@ -522,13 +521,12 @@ class Snapshot(Resource):
 
     @staticmethod
     def _store_of():
-        from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend import Backend
-        return Backend.persistence
+        return context.store()
 
     @property
     def _ovo(self):
         """A Cinder Snapshot object made from the record (and its volume's), for the driver."""
-        runtime = _runtime()
+        runtime = context.cinder_runtime()
         objects = runtime.cinder_objects
         ovo_fields = {k: v for k, v in self._record.items()
                       if k not in _SNAPSHOT_OWN_KEYS and k in objects.Snapshot.fields}
@@ -542,14 +540,14 @@ class Snapshot(Resource):
     def create(self) -> None:
         with locks.resource_locked(self):
             run_operation(self, 'create', transitional={'status': 'creating'},
-                          call=lambda: _driver_call(self, 'create', self.backend.driver.create_snapshot, self._ovo),
+                          call=lambda: driver_call(self, 'create', self.backend.driver.create_snapshot, self._ovo),
                           on_error={'status': 'error'}, final={'status': 'available', 'progress': '100%'},
                           model_update=True)
 
     def delete(self) -> None:
         with locks.resource_locked(self):
             run_operation(self, 'delete', transitional={'status': 'deleting'},
-                          call=lambda: _driver_call(self, 'delete', self.backend.driver.delete_snapshot, self._ovo),
+                          call=lambda: driver_call(self, 'delete', self.backend.driver.delete_snapshot, self._ovo),
                           on_error={'status': 'error_deleting'}, final=lambda _: self._removed())
 
     def _removed(self) -> None:
@@ -586,26 +584,14 @@ def _fill_unset_fields(ovo) -> None:
             setattr(ovo, name, None)
 
 
-def _runtime():
-    from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend import Backend
-    from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.loader import CinderRuntime
-    return CinderRuntime.get(Backend.settings)
-
-
-def _setting(name: str):
-    from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend import Backend
-    return getattr(Backend.settings, name, None) if Backend.settings is not None else None
-
-
 def _host(backend) -> str:
-    return _setting('host') or 'cinderlib'
+    return context.setting('host') or 'cinderlib'
 
 
 def volume_of(record: dict) -> Volume:
     """The Volume of a stored record, bound to its backend when this process
     has initialised it, else to the backend's name."""
-    from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend import Backend
-    return Volume.from_record(Backend.backends.get(record['backend'], record['backend']), record)
+    return Volume.from_record(context.STATE.backends.get(record['backend'], record['backend']), record)
 
 
 def child_of(kind: str, record: dict, store) -> Resource:

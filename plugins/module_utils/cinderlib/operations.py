@@ -30,6 +30,11 @@ from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.except
     describe_cause,
 )
 
+# The statuses the operations on volumes and snapshots write before calling
+# the driver: a record left with one is an operation in progress, or one that
+# a crash interrupted.
+TRANSITIONAL = {'volume': ('creating', 'deleting', 'extending'), 'snapshot': ('creating', 'deleting')}
+
 TEST_KILL_AT_ENV = 'CINDERLIB_TEST_KILL_AT'
 """Names the crash point of the test-only hook ``_test_kill_point``."""
 
@@ -50,7 +55,7 @@ def _test_kill_point(point: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _driver_call(resource, action: str, func, *args: Any):
+def driver_call(resource, action: str, func, *args: Any):
     """Run a driver method; any failure becomes a DriverOperationError
     naming the resource and its backend."""
     try:
@@ -80,7 +85,7 @@ def run_operation(resource, operation: str, *, transitional: dict, call: Callabl
 
     1. save ``transitional`` (``{'status': 'creating'}``); crash point
        ``<kind>.<operation>.before_driver``;
-    2. ``call()``: the driver call(s), through ``_driver_call``. On a library
+    2. ``call()``: the driver call(s), through ``driver_call``. On a library
        error, save ``on_error`` and raise it again;
     3. crash point ``<kind>.<operation>.after_driver``; save ``final``: the
        changes, or a function of ``call``'s result that gives them (None when

@@ -629,6 +629,21 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+def _given(config: dict | None) -> dict:
+    # Unset options (None, as Ansible fills suboptions) are absent options.
+    return {k: v for k, v in (config or {}).items() if v is not None}
+
+
+def db_url(config: dict | None) -> str | None:
+    """The SQLAlchemy URL of the ``db`` store a ``persistence_config`` dict
+    names (the default SQLite file for this user when it names none); None
+    when it names another kind of store."""
+    config = _given(config)
+    if (config.get('storage') or 'db') != 'db':
+        return None
+    return config.get('connection') or 'sqlite:///' + default_db_path()
+
+
 def open_store(config: dict | StateStore | None) -> StateStore:
     """The one selector: a store from a ``persistence_config`` dict.
 
@@ -636,8 +651,8 @@ def open_store(config: dict | StateStore | None) -> StateStore:
     """
     if isinstance(config, StateStore):
         return config
-    # Unset options (None, as Ansible fills suboptions) are absent options.
-    config = {k: v for k, v in (config or {}).items() if v is not None}
+    url = db_url(config)
+    config = _given(config)
     storage = config.pop('storage', None) or 'db'
     if storage == 'memory':
         _reject_extra(storage, config)
@@ -648,9 +663,9 @@ def open_store(config: dict | StateStore | None) -> StateStore:
         store.storage = 'memory_db'
         return store
     if storage == 'db':
-        connection = config.pop('connection', None) or 'sqlite:///' + default_db_path()
+        config.pop('connection', None)
         _reject_extra(storage, config)
-        return SQLStore(connection)
+        return SQLStore(url)
     # A plugin: an instance, a class, or an entry point's name (cinderlib's ways).
     from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.persistence_plugins import (
         plugin_store,

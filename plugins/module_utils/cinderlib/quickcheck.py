@@ -39,7 +39,7 @@ from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.persis
     SCHEMA_VERSION,
     SQLITE_BUSY_TIMEOUT,
     RecordLookups,
-    default_db_path,
+    db_url,
     open_store,
 )
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.secrets import masked
@@ -115,13 +115,10 @@ class SQLiteReader(RecordLookups):
 def sqlite_path(persistence_config: dict | None) -> str | None:
     """The file of a SQLite ``db`` store (the default one included); None
     for other stores."""
-    config = {k: v for k, v in (persistence_config or {}).items() if v is not None}
-    if (config.get('storage') or 'db') != 'db':
+    url = db_url(persistence_config)
+    if url is None or not url.startswith('sqlite:///') or '?' in url:
         return None
-    connection = config.get('connection') or 'sqlite:///' + default_db_path()
-    if not connection.startswith('sqlite:///') or '?' in connection:
-        return None
-    path = connection[len('sqlite:///'):]
+    path = url[len('sqlite:///'):]
     return path if path and path != ':memory:' else None
 
 
@@ -129,11 +126,11 @@ def open_reader(persistence_config: dict | None):
     """A read-only view of the state store, or None when there is nothing to
     read (a process-local store, a SQLite file not made yet) or it can't be read
     cheaply. Close it with ``close()``."""
-    config = {k: v for k, v in (persistence_config or {}).items() if v is not None}
-    if (config.get('storage') or 'db') != 'db':
-        return None  # memory stores start empty in every process
-    path = sqlite_path(config)
-    if path is None and (config.get('connection') or '').startswith('sqlite'):
+    url = db_url(persistence_config)
+    if url is None:
+        return None  # memory stores start empty in every process; plugins are read the full way
+    path = sqlite_path(persistence_config)
+    if path is None and url.startswith('sqlite'):
         return None  # in memory, or a URL form this reader does not parse
     if path is not None:
         if not os.path.isfile(path):
@@ -143,7 +140,7 @@ def open_reader(persistence_config: dict | None):
         except (Unavailable, sqlite3.Error):
             return None
     # Another SQLAlchemy URL (PostgreSQL): SQLAlchemy is dear, Cinder dearer.
-    return open_store(config)
+    return open_store(persistence_config)
 
 
 # -- configurations a full run validated on this host -------------------------------------

@@ -31,12 +31,12 @@ import math
 import re
 from typing import Any
 
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import connections, locks
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import connections, context, locks
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import CinderlibError
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.objects import Snapshot, Volume
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.operations import TRANSITIONAL
 
 MODES = ('none', 'report', 'resolve')
-TRANSITIONAL = {'volume': ('creating', 'deleting', 'extending'), 'snapshot': ('creating', 'deleting')}
 
 # (kind, status) -> what resolve does when the backend has the resource / lacks
 # it / can't tell: ('adopt', status) keeps it with that status, ('remove',) forgets
@@ -51,11 +51,6 @@ _RESOLUTION = {
 _ACTION_NAMES = {'adopt': 'adopted', 'remove': 'removed', 'error': 'marked_error'}
 _WHY = {True: 'the backend has it', False: 'the backend does not have it',
         None: "the driver can't tell whether the backend has it"}
-
-
-def _store():
-    from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend import Backend
-    return Backend.persistence
 
 
 def _vg(backend):
@@ -106,11 +101,11 @@ def _describe(kind: str, record: dict) -> dict:
 def _resources(backend) -> list[tuple[str, Any]]:
     """Every volume of the backend and every snapshot of those, as objects."""
     found = []
-    for record in _store().volume_records(backend=backend.id):
+    for record in context.store().volume_records(backend=backend.id):
         volume = Volume.from_record(backend, record)
         found.append(('volume', volume))
         found.extend(('snapshot', Snapshot.from_record(volume, s))
-                     for s in _store().snapshot_records(volume_id=volume.id))
+                     for s in context.store().snapshot_records(volume_id=volume.id))
     return found
 
 
@@ -125,9 +120,7 @@ def _drift(backend, resources: list) -> dict:
         return {'status': 'unsupported', 'unknown_on_backend': None, 'missing_on_backend': None,
                 'reason': "The driver %s can't list the volumes it has (only LVM-based drivers can); drift "
                           'is not checked.' % type(backend.driver).__name__}
-    from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend import Backend
-    from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.loader import CinderRuntime
-    conf = CinderRuntime.get(Backend.settings).cfg.CONF
+    conf = context.cinder_runtime().cfg.CONF
     escape = getattr(backend.driver, '_escape_snapshot', None)
     snapshot_template = conf.snapshot_name_template % '\0'
     patterns = {'volume': _id_pattern(conf.volume_name_template % '\0'),
@@ -151,7 +144,7 @@ def _drift(backend, resources: list) -> dict:
     return {'status': 'checked', 'unknown_on_backend': unknown, 'missing_on_backend': missing, 'reason': ''}
 
 
-def _settle(kind: str, resource, on_backend: bool | None, size: int | None, check_mode: bool) -> dict:
+def _settle(kind: str, resource, on_backend: bool | None, size: int | None, dry_run: bool) -> dict:
     """Resolve one transitional record (its volume's lock is held)."""
     before = resource.status
     outcome = _RESOLUTION[(kind, before)][{True: 0, False: 1, None: 2}[on_backend]]
@@ -159,10 +152,10 @@ def _settle(kind: str, resource, on_backend: bool | None, size: int | None, chec
                   new_status=outcome[1] if len(outcome) > 1 else None, reason=_WHY[on_backend])
     if outcome[0] == 'adopt' and kind == 'volume' and size:
         action['size'] = size
-    if check_mode:
+    if dry_run:
         return action
     if outcome[0] == 'remove':
-        _store().remove(kind, resource.id)
+        context.store().remove(kind, resource.id)
     else:
         changes = {'status': outcome[1]}
         if outcome[0] == 'adopt' and kind == 'volume' and size:
@@ -180,16 +173,16 @@ def _connections(backend) -> list:
     """The backend's connections that resolving settles (also those of a
     volume whose record is gone: resolving removes them)."""
     found = []
-    for record in _store().get('connection', backend=backend.id):
+    for record in context.store().get('connection', backend=backend.id):
         if record.get('status') not in _CONNECTION_STATUSES:
             continue
-        volumes = _store().volume_records(volume_id=record['volume_id'])
+        volumes = context.store().volume_records(volume_id=record['volume_id'])
         volume = Volume.from_record(backend, volumes[0] if volumes else {'id': record['volume_id'], 'display_name': ''})
         found.append(connections.Connection.from_record(volume, record))
     return found
 
 
-def _settle_connections(backend, mode: str, check_mode: bool) -> tuple[list, list]:
+def _settle_connections(backend, mode: str, dry_run: bool) -> tuple[list, list]:
     """(connections found, actions): each settled under its volume's lock, or
     skipped when a run holds it."""
     found, actions = [], []
@@ -203,24 +196,24 @@ def _settle_connections(backend, mode: str, check_mode: bool) -> tuple[list, lis
                                         reason="another run holds its volume's lock: it is still in progress"))
                 continue
             # The run may have finished since it was read.
-            current = _store().connection_records(connection_id=connection.id)
+            current = context.store().connection_records(connection_id=connection.id)
             if not current or current[0].get('status') not in _CONNECTION_STATUSES:
                 continue
             connection._record = current[0]
             entry['status'] = connection.status
             found.append(entry)
             if mode == 'resolve':
-                actions.append(dict(connections.end_leftover(connection, check_mode), on_backend=None,
+                actions.append(dict(connections.end_leftover(connection, dry_run), on_backend=None,
                                     in_progress=False))
     return found, actions
 
 
-def reconcile(backend, mode: str, check_mode: bool = False) -> dict | None:
+def reconcile(backend, mode: str, dry_run: bool = False) -> dict | None:
     """Compare the store with the backend; with ``mode='resolve'`` settle the
-    transitional records left by runs that died (not in check mode).
+    transitional records left by runs that died (not in a dry run).
 
     Returns None for ``mode='none'``, else ``{mode, transitional, actions,
-    drift}`` (see the ``reconcile`` result of cinderlib_backend_facts).
+    drift}`` (the ``reconcile`` result of the facts module).
     """
     if mode not in MODES:
         raise ValueError('reconcile mode must be one of %s, not %r' % (', '.join(MODES), mode))
@@ -251,12 +244,12 @@ def reconcile(backend, mode: str, check_mode: bool = False) -> dict | None:
             entry.update(status=resource.status, on_backend=on_backend)
             transitional.append(entry)
             if mode == 'resolve':
-                actions.append(_settle(kind, resource, on_backend, size, check_mode))
-    found, settled = _settle_connections(backend, mode, check_mode)
+                actions.append(_settle(kind, resource, on_backend, size, dry_run))
+    found, settled = _settle_connections(backend, mode, dry_run)
     transitional.extend(found)
     actions.extend(settled)
     # Drift after resolving, so that it describes what is left.
-    remaining = _resources(backend) if actions and not check_mode else resources
+    remaining = _resources(backend) if actions and not dry_run else resources
     return {'mode': mode, 'transitional': transitional, 'actions': actions, 'drift': _drift(backend, remaining)}
 
 

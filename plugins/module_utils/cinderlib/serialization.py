@@ -38,7 +38,12 @@ import json as jsonlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import cinderlib5_json, fields, secrets
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import (
+    cinderlib5_json,
+    context,
+    fields,
+    secrets,
+)
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import (
     InvalidRequest,
     NotFound,
@@ -52,17 +57,17 @@ KIND_OF = {'Volume': 'volume', 'Snapshot': 'snapshot', 'Connection': 'connection
 
 
 # -- output -----------------------------------------------------------------------------
-def _library():
+def _backend_class():
+    # backend.py imports this module.
     from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend import Backend
     return Backend
 
 
 def _output_all() -> bool:
-    settings = _library().settings
-    return bool(settings is not None and settings.output_all_backend_info)
+    return bool(context.setting('output_all_backend_info'))
 
 
-def backend_config(backend) -> dict:
+def backend_output(backend) -> dict:
     """What output says of a backend: a Backend's ``config``, or a name's."""
     if isinstance(backend, str):
         return {'volume_backend_name': backend}
@@ -82,7 +87,7 @@ def _connection_records(volume) -> list[dict]:
 
 def resource_data(resource, full: bool) -> dict:
     """``json`` (``full=False``) or ``dump`` of a Volume, Snapshot or Connection."""
-    data = {'format': FORMAT, 'class': type(resource).__name__, 'backend': backend_config(resource.backend),
+    data = {'format': FORMAT, 'class': type(resource).__name__, 'backend': backend_output(resource.backend),
             'record': public_record(resource.record, resource.kind)}
     if resource.kind == 'volume':
         if full:
@@ -99,7 +104,7 @@ def backend_data(backend, full: bool) -> dict:
     for volume in volumes:
         # The backend's configuration is said once, at the top.
         volume['backend'] = {'volume_backend_name': backend.id}
-    return {'format': FORMAT, 'class': 'Backend', 'backend': backend_config(backend), 'volumes': volumes}
+    return {'format': FORMAT, 'class': 'Backend', 'backend': backend_output(backend), 'volumes': volumes}
 
 
 def to_string(data: Any) -> str:
@@ -138,7 +143,7 @@ class Serializable:
 
 def json() -> list:
     """``json`` of every backend of this process."""
-    return [backend_data(b, full=False) for b in _library().backends.values()]
+    return [backend_data(b, full=False) for b in context.STATE.backends.values()]
 
 
 def jsons() -> str:
@@ -147,7 +152,7 @@ def jsons() -> str:
 
 def dump() -> list:
     """``dump`` of every backend of this process: all their volumes, fully."""
-    return [backend_data(b, full=True) for b in _library().backends.values()]
+    return [backend_data(b, full=True) for b in context.STATE.backends.values()]
 
 
 def dumps() -> str:
@@ -386,14 +391,12 @@ def load(data: Any, save: bool = False):
     with ``fail_on_missing_backend=False`` the objects are bound to the
     backend's name only.
     """
-    library = _library()
     data = decode(data)
     items = parse(data)
-    if not library.global_initialization:
-        library.global_setup()
+    context.ensure_setup()
     # Every backend first: a missing one fails the load before any write.
-    backends = [library.load_backend(item.backend) for item in items]
-    stored = save_records(library.persistence, items) if save else {}
+    backends = [_backend_class().load_backend(item.backend) for item in items]
+    stored = save_records(context.store(), items) if save else {}
     built = [_build(item, backend, stored, save) for item, backend in zip(items, backends, strict=True)]
     return built if isinstance(data, list) else built[0]
 
@@ -421,7 +424,7 @@ def _build(item: Item, backend, stored: dict, save: bool):
     if item.cls == 'Volume':
         return volumes[0]
     if not volumes:
-        found = _library().persistence.volume_records(volume_id=item.record['volume_id'])
+        found = context.store().volume_records(volume_id=item.record['volume_id'])
         if not found:
             raise NotFound('The %s to load belongs to volume %s, which is neither in the data nor in the state store.'
                            % (item.cls.lower(), item.record['volume_id']))

@@ -13,6 +13,7 @@ from ansible_collections.cinderlib.storage.plugins.module_utils import connectio
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import (
     brick,
     connections,
+    context,
     loader,
     locks,
     operations,
@@ -105,7 +106,7 @@ def exporting(fake_backend, monkeypatch, tmp_path):
                  'remove_export'):
         setattr(driver, name, getattr(exports, name))
     monkeypatch.setattr(Backend, 'validate_connector', lambda self, c: self.driver.validate_connector(c))
-    monkeypatch.setattr(connections, '_runtime', lambda: SimpleNamespace(context=None))
+    monkeypatch.setattr(context, 'cinder_runtime', lambda: SimpleNamespace(context=None))
     monkeypatch.setattr(connections.Connection, '_volume_ovo_with_attachments', lambda self: self.volume._ovo)
     monkeypatch.setattr(connections, 'local_host', lambda: 'node-a')
     initiator = FakeInitiator(tmp_path / 'sdb')

@@ -122,12 +122,12 @@ def test_unknown_options_can_be_only_warned_about(tmp_path):
 
 
 def test_renamed_options_are_mapped_with_a_warning():
-    from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend import _rename_legacy_options
-    cfg = _rename_legacy_options({'iscsi_helper': 'lioadm', 'iscsi_protocol': 'iscsi'})
+    from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend import rename_legacy_options
+    cfg = rename_legacy_options({'iscsi_helper': 'lioadm', 'iscsi_protocol': 'iscsi'})
     assert cfg['target_helper'] == 'lioadm' and cfg['target_protocol'] == 'iscsi'
     assert "option 'iscsi_helper' is the old name of 'target_helper'; use 'target_helper'." in cfg['__warnings__']
     with pytest.raises(BackendConfigError, match="both set"):
-        _rename_legacy_options({'iscsi_helper': 'lioadm', 'target_helper': 'tgtadm'})
+        rename_legacy_options({'iscsi_helper': 'lioadm', 'target_helper': 'tgtadm'})
 
 
 def test_backend_name_clashing_with_a_cinder_section(library):

@@ -64,7 +64,7 @@ def test_a_failed_driver_call_stores_the_error_status_and_raises_its_error(fake_
     with pytest.raises(DriverOperationError) as error:
         operations.run_operation(
             volume, 'extend', transitional={'status': 'extending'},
-            call=lambda: operations._driver_call(volume, 'extend', failing, volume._ovo, 2),
+            call=lambda: operations.driver_call(volume, 'extend', failing, volume._ovo, 2),
             on_error={'status': 'error_extending'}, final={'status': 'available', 'size': 2})
     assert str(error.value) == "Failed to extend volume 'data' on backend 'fake': array on fire"
     assert isinstance(error.value.__cause__, ValueError)

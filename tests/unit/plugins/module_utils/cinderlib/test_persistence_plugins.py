@@ -5,8 +5,11 @@ import importlib.metadata
 
 import pytest
 
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import persistence, persistence_plugins
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend import Backend
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import (
+    context,
+    persistence,
+    persistence_plugins,
+)
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import PersistenceError
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.persistence import (
     KeyValue,
@@ -70,7 +73,7 @@ def plugin_backend(fake_backend, monkeypatch):
     """The fake backend over a DictPlugin instance."""
     plugin = DictPlugin()
     store = persistence.open_store({'storage': plugin})
-    monkeypatch.setattr(Backend, 'persistence', store)
+    monkeypatch.setattr(context.STATE, 'store', store)
     return fake_backend, plugin, store
 
 

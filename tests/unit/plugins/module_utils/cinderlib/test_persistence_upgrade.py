@@ -9,8 +9,7 @@ import traceback
 import pytest
 import sqlalchemy as sa
 
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import persistence
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend import Backend
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import context, persistence
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import PersistenceError
 
 # The DDL of schema version 1 (cinderlib.storage 0.1), as SQLAlchemy emitted it.
@@ -163,7 +162,7 @@ def test_a_store_of_the_last_release_is_upgraded_and_used_by_the_library(url, mo
         [snapshot] = store.get_snapshots(snapshot_name='nightly')
         assert (snapshot.id, snapshot.display_name, snapshot.volume.id) == ('s1', 'nightly', 'v1')
         assert store.get_connector('node-a')['connector'] == {'host': 'a'}
-        monkeypatch.setattr(Backend, 'persistence', store)
+        monkeypatch.setattr(context.STATE, 'store', store)
         volume.update(description='kept')
         assert store.volume_records(volume_id='v1')[0]['display_description'] == 'kept'
     finally:

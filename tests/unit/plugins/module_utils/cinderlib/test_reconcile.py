@@ -71,7 +71,7 @@ def test_report_and_check_mode_change_nothing(fake_backend):
     assert report['actions'] == []
     assert {t['name']: (t['on_backend'], t['in_progress']) for t in report['transitional']} == {
         'created': (True, False), 'never-created': (False, False)}
-    planned = reconcile(fake_backend, 'resolve', check_mode=True)
+    planned = reconcile(fake_backend, 'resolve', dry_run=True)
     assert sorted(a['action'] for a in planned['actions']) == ['adopted', 'removed']
     assert statuses(fake_backend) == before
     assert reconcile(fake_backend, 'none') is None

@@ -15,7 +15,7 @@ from ansible_collections.cinderlib.storage.plugins.inventory.cinderlib import In
 from ansible_collections.cinderlib.storage.plugins.module_utils import connection_state
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import (
     brick,
-    connections,
+    context,
     loader,
     schema,
     secrets,
@@ -213,7 +213,7 @@ def zebra_connection(zebra, fake_backend, monkeypatch):
     for name in ('validate_connector', 'create_export', 'initialize_connection'):
         setattr(fake_backend.driver, name, getattr(export, name))
     monkeypatch.setattr(Backend, 'validate_connector', lambda self, c: self.driver.validate_connector(c))
-    monkeypatch.setattr(connections, '_runtime', lambda: SimpleNamespace(context=None))
+    monkeypatch.setattr(context, 'cinder_runtime', lambda: SimpleNamespace(context=None))
     monkeypatch.setattr(brick, 'get', lambda settings=None: SimpleNamespace(settings=Backend.settings))
     volume = fake_backend.create_volume(1, name='data')
     return volume.connect({'host': 'node-a', 'initiator': 'iqn.1993-08.org.debian:01:node-a'})
