@@ -1,0 +1,19 @@
+# CONTRIBUTING.md's Layout names every file of plugins/module_utils, so a new
+# file comes with a line that says what it holds.
+from __future__ import annotations
+
+import pathlib
+import re
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
+
+
+def test_the_layout_names_every_module_utils_file():
+    text = (ROOT / 'CONTRIBUTING.md').read_text(encoding='utf-8')
+    layout = text[text.index('## Layout'):]
+    layout = layout[:layout.index('\n## ', 1)]
+    named = set(re.findall(r'^\| `([\w.]+\.py)` \|', layout, flags=re.M))
+    files = {path.name for path in (ROOT / 'plugins' / 'module_utils').rglob('*.py')}
+    assert files, 'no module_utils files found'
+    assert sorted(files - named) == [], 'files missing from the Layout of CONTRIBUTING.md'
+    assert sorted(named - files) == [], 'the Layout of CONTRIBUTING.md names files that do not exist'
