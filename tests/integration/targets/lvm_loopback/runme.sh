@@ -6,18 +6,8 @@ set -euo pipefail
 
 log="${OUTPUT_DIR:-/tmp}/lvm_loopback-runme.log"
 
-play() {
-    ansible-playbook -i "${INVENTORY_PATH}" playbook.yml "$@" >"${log}" 2>&1
-}
-
 # shellcheck source=tests/integration/targets/setup_recap/recap.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../setup_recap/recap.sh"
-
-# expect CHANGED(yes|no) ARGS...: run the playbook and check its recap.
-expect() {
-    local label="${*:2}"
-    expect_recap "$1" "${label:-(real)}" "${log}" play "${@:2}"
-}
 
 cleanup() {
     play -e lvm_loopback_state=absent || cat "${log}"

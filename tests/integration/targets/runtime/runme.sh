@@ -9,18 +9,8 @@ set -euo pipefail
 root=/var/tmp/cinderlib-it-runtime
 log="${OUTPUT_DIR:-/tmp}/runtime-runme.log"
 
-play() {
-    ansible-playbook -i "${INVENTORY_PATH}" playbook.yml "$@" >"${log}" 2>&1
-}
-
 # shellcheck source=tests/integration/targets/setup_recap/recap.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../setup_recap/recap.sh"
-
-# expect CHANGED(yes|no) ARGS...: run the playbook and check its recap.
-expect() {
-    local label="${*:2}"
-    expect_recap "$1" "${label:-(real)}" "${log}" play "${@:2}"
-}
 
 cleanup() {
     rm -rf "${root}"

@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# Sourced by the targets' runme.sh scripts (not run on its own).
+# Sourced by the targets' runme.sh scripts (not run on its own), which set
+# `log` (where each run's output goes) first.
 # expect_recap WANT LABEL LOG COMMAND...: run COMMAND, which writes an
 # ansible-playbook run's output to LOG, and check localhost's recap in it:
 # WANT=yes needs changed>0, WANT=no changed=0. Shows LOG and exits 1 when the
@@ -19,4 +20,15 @@ expect_recap() {
         exit 1
     fi
     echo "ok: ${label} -> changed=${changed} ($((SECONDS - start))s)"
+}
+
+# play ARGS...: run the target's playbook.yml with ARGS, its output in ${log}.
+play() {
+    ansible-playbook -i "${INVENTORY_PATH}" playbook.yml "$@" >"${log}" 2>&1
+}
+
+# expect CHANGED(yes|no) ARGS...: run the playbook and check its recap.
+expect() {
+    local label="${*:2}"
+    expect_recap "$1" "${label:-(real)}" "${log}" play "${@:2}"
 }
