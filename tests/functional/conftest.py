@@ -26,16 +26,22 @@ def collections_path(tmp_path_factory) -> str:
     return str(root)
 
 
-@pytest.fixture
-def run_env(collections_path, lvm_backend_env) -> dict:
+def ansible_env(collections_path: str, extra: dict | None = None) -> dict:
+    """This process's environment, plus ``extra``, for library scripts and
+    ansible runs: the collection on both paths, plain output."""
     env = dict(os.environ)
-    env.update(lvm_backend_env['environment'])
+    env.update(extra or {})
     env['ANSIBLE_COLLECTIONS_PATH'] = collections_path
     env['PYTHONPATH'] = os.pathsep.join(p for p in (collections_path, env.get('PYTHONPATH')) if p)
     env['ANSIBLE_NOCOLOR'] = '1'
     env['ANSIBLE_LOCALHOST_WARNING'] = 'false'
     env['ANSIBLE_INVENTORY_UNPARSED_WARNING'] = 'false'
     return env
+
+
+@pytest.fixture
+def run_env(collections_path, lvm_backend_env) -> dict:
+    return ansible_env(collections_path, lvm_backend_env['environment'])
 
 
 @pytest.fixture
@@ -74,3 +80,45 @@ def lvm_big_vg(lvm_backend_env, collections_path) -> Iterator[str]:
         yield BIG_VG
     finally:
         run('absent')
+
+
+def _has_module(python: str, name: str) -> bool:
+    # A fresh interpreter: .pth files are read at start-up.
+    return subprocess.run([python, '-c', 'import %s' % name], capture_output=True, check=False).returncode == 0
+
+
+@pytest.fixture(scope='session')
+def ceph_cluster(tmp_path_factory, collections_path) -> Iterator[dict]:
+    """A single-node Ceph cluster (scripts/ceph.sh: one mon, mgr and OSD on
+    127.0.0.1, everything under one temporary directory), stopped by pid at
+    the end. Before it, what a node needs for the RBD driver: Debian's Ceph
+    packages and, through the runtime role, their Python bindings linked into
+    this virtual environment. Gives scripts/ceph.sh's env values
+    (CEPH_CONF, CEPH_POOL, CEPH_USER, CEPH_KEYRING) and ``backend``: RBD
+    driver options for the cluster."""
+    if os.geteuid() != 0 and not _has_module(sys.executable, 'rados'):
+        pytest.skip("no Ceph packages or bindings, and installing them needs root: sudo scripts/ceph.sh prepare "
+                    + sys.prefix)
+    proc = subprocess.run([str(REPO / 'scripts/ceph.sh'), 'prepare', sys.prefix], capture_output=True, text=True,
+                          env=dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_path), timeout=900, check=False)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    directory = tmp_path_factory.mktemp('ceph')
+    proc = subprocess.run([str(REPO / 'scripts/ceph.sh'), 'start', str(directory)], capture_output=True, text=True,
+                          timeout=300, check=False)
+    try:
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+        values = dict(line.split('=', 1) for line in (directory / 'env').read_text().splitlines() if '=' in line)
+        values['backend'] = dict(volume_backend_name='ceph', volume_driver='cinder.volume.drivers.rbd.RBDDriver',
+                                 rbd_ceph_conf=values['CEPH_CONF'], rbd_pool=values['CEPH_POOL'],
+                                 rbd_user=values['CEPH_USER'], rbd_keyring_conf=values['CEPH_KEYRING'],
+                                 rbd_secret_uuid='b7d1c3a8-2c4e-4c64-9a26-3e1c8f5d9a11')
+        yield values
+    finally:
+        subprocess.run([str(REPO / 'scripts/ceph.sh'), 'purge', str(directory)], capture_output=True, timeout=120,
+                       check=False)
+
+
+@pytest.fixture
+def ceph_env(collections_path) -> dict:
+    """The environment of library scripts and ansible runs on Ceph (no LVM)."""
+    return ansible_env(collections_path)
