@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The one test command (root: loop devices, LVM; another user is asked for sudo):  ./scripts/test.sh
-# Stages: bootstrap, ruff, ansible-lint, runtime-pins, pytest, peer-suite, ansible-test
-# sanity (ansible-core 2.19, then 2.18 in a venv of its own), ansible-test integration,
-# molecule default, bench-smoke, collection build + offline install; molecule's vm
-# scenario runs beside them all, in the background.
+# Stages: bootstrap, ruff, ansible-lint, runtime-pins, pytest, peer-suite (LVM, then
+# Ceph RBD), ansible-test sanity (ansible-core 2.19, then 2.18 in a venv of its own),
+# ansible-test integration, molecule default, bench-smoke, collection build + offline
+# install; molecule's vm scenario runs beside them all, in the background.
 # All stages run; the exit code is non-zero when any failed.
 set -euo pipefail
 
@@ -115,6 +115,14 @@ stage_peer_suite() {
     [[ -x tests/peer/run.sh ]] || { cl_note "SKIP: no tests/peer/run.sh"; return "${SKIP}"; }
     [[ ${EUID} -eq 0 ]] || { cl_note "the peer suite needs root (loop devices, LVM): sudo $0"; return 1; }
     tests/peer/run.sh
+}
+
+# The same suite on Cinder's RBDDriver, on a throwaway single-node Ceph cluster
+# (scripts/ceph.sh; Debian's packages are installed the first time).
+stage_peer_suite_ceph() {
+    [[ -x tests/peer/run.sh ]] || { cl_note "SKIP: no tests/peer/run.sh"; return "${SKIP}"; }
+    [[ ${EUID} -eq 0 ]] || { cl_note "the Ceph peer suite needs root (Ceph's packages): sudo $0"; return 1; }
+    CINDERLIB_PEER_BACKEND=ceph tests/peer/run.sh
 }
 
 # ansible-test only works inside .../ansible_collections/NAMESPACE/NAME and
@@ -315,6 +323,7 @@ run_stage ansible-lint stage_ansible_lint
 run_stage runtime-pins stage_runtime_pins
 run_stage pytest stage_pytest
 run_stage peer-suite stage_peer_suite
+run_stage peer-suite-ceph stage_peer_suite_ceph
 run_stage sanity stage_sanity
 run_stage sanity-2.18 stage_sanity_2_18
 run_stage integration stage_integration

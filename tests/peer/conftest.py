@@ -6,6 +6,8 @@ that need what this kernel lacks are marked skipped, each with the reason,
 decided by probing the kernel: device-mapper (LVM snapshots; and LVM must not
 run metadata-only), LIO (Cinder's lioadm target) and the iSCSI initiator
 (attaching). The molecule vm scenario has them all and runs the 17 tests.
+With an RBD config (tests/peer/run.sh with CINDERLIB_PEER_BACKEND=ceph), the
+attaching tests need krbd instead.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import pytest
 
 SBIN_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/local/sbin", "/usr/sbin", "/sbin"])
 WHERE = "runs in the vm scenario (extensions/molecule/vm/peer_suite.yml)"
+WHERE_RBD = "attaching RBD volumes is not run anywhere yet"
 
 # Test methods of test_basic.py (without ddt's or test_all_backends' suffixes)
 # by what they need besides creating and deleting LVs.
@@ -87,13 +90,27 @@ def attach_problems() -> list[str]:
     return problems
 
 
-def _fake_target_backends() -> list[str]:
-    """Backends of the suite's config whose exports can't be attached (target_helper fake)."""
+def rbd_attach_problems() -> list[str]:
+    """Why an RBD volume can't be attached here (os-brick maps it with krbd)."""
+    problems = []
+    if not _module_available("rbd"):
+        problems.append("no RBD kernel module (krbd) in this kernel")
+    if shutil.which("rbd", path=SBIN_PATH) is None:
+        problems.append("no rbd command (ceph-common)")
+    return problems
+
+
+def _config_backends() -> list[dict]:
+    """The backends of the suite's config (CL_FTEST_CFG)."""
     base_tests = sys.modules.get("cinderlib.tests.functional.base_tests")
     if base_tests is None:
         return []
-    config = base_tests.BaseFunctTestCase.ensure_config_loaded()
-    return [b["volume_backend_name"] for b in config["backends"] if b.get("target_helper") == "fake"]
+    return base_tests.BaseFunctTestCase.ensure_config_loaded()["backends"]
+
+
+def _fake_target_backends() -> list[str]:
+    """Backends of the suite's config whose exports can't be attached (target_helper fake)."""
+    return [b["volume_backend_name"] for b in _config_backends() if b.get("target_helper") == "fake"]
 
 
 def _method(item: pytest.Item, names: set[str]) -> bool:
@@ -102,14 +119,19 @@ def _method(item: pytest.Item, names: set[str]) -> bool:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    dm = device_mapper_problem()
-    attach = ([dm] if dm else []) + attach_problems()
-    if not attach:
-        fake = _fake_target_backends()
-        if fake:
-            attach = [f"backend(s) {', '.join(fake)} export with target_helper fake"]
+    drivers = {b.get("volume_driver", "") for b in _config_backends()}
+    if drivers and all(d.endswith(".RBDDriver") for d in drivers):
+        # Ceph snapshots need no device-mapper; attaching needs krbd.
+        dm, attach, where = None, rbd_attach_problems(), WHERE_RBD
+    else:
+        dm, where = device_mapper_problem(), WHERE
+        attach = ([dm] if dm else []) + attach_problems()
+        if not attach:
+            fake = _fake_target_backends()
+            if fake:
+                attach = [f"backend(s) {', '.join(fake)} export with target_helper fake"]
     for item in items:
         if dm and _method(item, NEEDS_DEVICE_MAPPER):
-            item.add_marker(pytest.mark.skip(reason=f"{dm}: {WHERE}"))
+            item.add_marker(pytest.mark.skip(reason=f"{dm}: {where}"))
         elif attach and _method(item, NEEDS_ATTACH):
-            item.add_marker(pytest.mark.skip(reason=f"{'; '.join(attach)}: {WHERE}"))
+            item.add_marker(pytest.mark.skip(reason=f"{'; '.join(attach)}: {where}"))
