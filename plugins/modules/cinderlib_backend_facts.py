@@ -43,7 +43,7 @@ options:
       - V(report) lists the records left in a transitional state and the drift between the state
         store and the backend, and changes nothing. M(cinderlib.storage.cinderlib_reconcile)
         settles those records (and says what it does with each).
-      - Drift is checked for LVM-based drivers only, others report it as C(unsupported).
+      - Drift is checked for LVM-based drivers and Ceph RBD, others report it as C(unsupported).
     type: str
     choices: [none, report]
     default: none

@@ -30,7 +30,7 @@ description:
   - A run still in progress holds its volume's lock; its records are skipped and reported as such.
   - Drift (volumes the backend has that the store does not know, records whose volume the
     backend no longer has) is reported in RV(drift), never resolved. It is checked for LVM-based
-    drivers only, others report it as C(unsupported).
+    drivers and Ceph RBD, others report it as C(unsupported).
   - M(cinderlib.storage.cinderlib_backend_facts) with
     O(cinderlib.storage.cinderlib_backend_facts#module:reconcile=report) shows the same without
     changing anything.

@@ -17,7 +17,7 @@ description:
     a name that several volumes share fails the task, listing their ids, unless O(id) says which.
     What the collection knows
     about volumes lives in the state store (O(persistence)); every run also asks the driver, when
-    it can tell (LVM-based drivers can), whether the volume is still on the array.
+    it can tell (LVM-based drivers and RBD can), whether the volume is still on the array.
   - An existing volume is grown when O(size) is larger; it is never shrunk. Its O(description),
     O(bootable) and O(metadata) are updated in the state store (the driver is not involved).
     O(extra_specs), O(qos_specs) and O(pool_name) only apply on creation; a different value for

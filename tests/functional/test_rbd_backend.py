@@ -1,15 +1,17 @@
 # Cinder's RBDDriver on a real (single-node, throwaway) Ceph cluster: the
-# library as cinderlib documents it, and the modules twice each. Copy-on-write
-# is checked in Ceph itself: `rbd info` must name the parent snapshot.
+# library as cinderlib documents it, the modules twice each, and drift (images
+# removed or made behind the store's back). Copy-on-write is checked in Ceph
+# itself: `rbd info` must name the parent snapshot.
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
-from functional_helpers import run_python
+from functional_helpers import plain, run_adhoc, run_python
 
 pytestmark = pytest.mark.usefixtures('ceph_cluster')
 
@@ -187,3 +189,56 @@ def test_modules_twice_each_on_ceph(ceph_cluster, ceph_env, tmp_path):
     # What is left is at most the clone's source, hidden (see the library test).
     assert all(image.endswith('.deleted') for image in images(ceph_cluster)), images(ceph_cluster)
     remove_hidden_images(ceph_cluster)
+
+
+def test_inventory_and_drift_on_ceph(ceph_cluster, ceph_env, tmp_path):
+    opts = {'backend': ceph_cluster['backend'], 'persistence': {'connection': 'sqlite:///%s' % (tmp_path / 'state.db')}}
+    pool = ceph_cluster['CEPH_POOL']
+    created = {}
+    for name in ('kept', 'vanished'):
+        rc, result, out = run_adhoc('cinderlib.storage.cinderlib_volume', dict(opts, name=name, size=1), ceph_env)
+        assert rc == 0 and result['changed'], out
+        created[name] = result['volume']['id']
+    rc, result, out = run_adhoc('cinderlib.storage.cinderlib_snapshot', dict(opts, volume='kept', name='snap'),
+                                ceph_env)
+    assert rc == 0, out
+    # The inventory lists them under the backend, as for any driver.
+    config = tmp_path / 'ceph.cinderlib.yml'
+    config.write_text('plugin: cinderlib.storage.cinderlib\npersistence:\n  connection: sqlite:///%s\n'
+                      % (tmp_path / 'state.db'))
+    proc = subprocess.run([str(Path(sys.executable).parent / 'ansible-inventory'), '-i', str(config), '--list'],
+                          capture_output=True, text=True, env=ceph_env, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    inventory = plain(json.loads(proc.stdout))
+    assert sorted(inventory['ceph']['hosts']) == ['kept', 'vanished']
+    assert inventory['_meta']['hostvars']['kept']['snapshots'][0]['name'] == 'snap'
+
+    by_hand = str(uuid.uuid4())
+    assert rbd(ceph_cluster, 'create', '--size', '1G', '%s/volume-%s' % (pool, by_hand)).returncode == 0
+    assert rbd(ceph_cluster, 'rm', '%s/volume-%s' % (pool, created['vanished'])).returncode == 0
+    before = images(ceph_cluster)
+
+    for module, args in (('cinderlib_backend_facts', dict(opts, reconcile='report')), ('cinderlib_reconcile', opts)):
+        rc, result, out = run_adhoc('cinderlib.storage.' + module, args, ceph_env)
+        assert rc == 0, out
+        report = result.get('reconcile', result)
+        drift = report['drift']
+        assert drift['status'] == 'checked', drift
+        assert drift['unknown_on_backend'] == [
+            {'kind': 'volume', 'id': by_hand, 'backend_name': 'volume-%s' % by_hand, 'size': 1}]
+        [missing] = drift['missing_on_backend']
+        assert (missing['kind'], missing['id'], missing['name']) == ('volume', created['vanished'], 'vanished')
+        assert result['changed'] is False and report['actions'] == []
+        assert images(ceph_cluster) == before
+
+    # The volume is not made again behind the operator's back: the task says what happened.
+    rc, result, out = run_adhoc('cinderlib.storage.cinderlib_volume', dict(opts, name='vanished', size=1), ceph_env)
+    assert rc != 0 and 'is in the state store but not on backend' in result.get('msg', ''), out
+    assert images(ceph_cluster) == before
+
+    assert rbd(ceph_cluster, 'rm', '%s/volume-%s' % (pool, by_hand)).returncode == 0
+    for name in ('vanished', 'kept'):
+        rc, result, out = run_adhoc('cinderlib.storage.cinderlib_volume',
+                                    dict(opts, name=name, state='absent', cascade=True), ceph_env)
+        assert rc == 0, out
+    assert images(ceph_cluster) == []

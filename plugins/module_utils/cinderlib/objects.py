@@ -24,6 +24,7 @@ from typing import Any
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import (
     context,
     fields,
+    listing,
     locks,
     serialization,
     views,
@@ -326,12 +327,12 @@ class Volume(Resource):
         """Whether the driver still has this volume; None when it can't tell.
 
         Cinder drivers have no common "does it exist" call; LVM-based drivers
-        (anything with a ``vg`` that has ``get_volume``) can answer.
+        and RBD can answer (``listing``).
         """
-        vg = getattr(self.backend.driver, 'vg', None)
-        if vg is None or not callable(getattr(vg, 'get_volume', None)):
+        found = listing.for_backend(self.backend)
+        if found is None:
             return None
-        return driver_call(self, 'look up', lambda: vg.get_volume(self.name) is not None)
+        return driver_call(self, 'look up', found.find, self.name)[0]
 
     # -- Cinder object for the driver ------------------------------------------------
     @property

@@ -27,14 +27,12 @@ as errors.
 
 from __future__ import annotations
 
-import math
-import re
 from typing import Any
 
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import connections, context, locks
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import connections, context, listing, locks
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import CinderlibError
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.objects import Snapshot, Volume
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.operations import TRANSITIONAL
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.operations import TRANSITIONAL, driver_call
 
 MODES = ('none', 'report', 'resolve')
 
@@ -53,41 +51,13 @@ _WHY = {True: 'the backend has it', False: 'the backend does not have it',
         None: "the driver can't tell whether the backend has it"}
 
 
-def _vg(backend):
-    """The driver's LVM volume group helper, when it can list volumes."""
-    vg = getattr(backend.driver, 'vg', None)
-    if vg is None or not callable(getattr(vg, 'get_volumes', None)) or not callable(getattr(vg, 'get_volume', None)):
-        return None
-    return vg
-
-
-def _gib(size: Any) -> int | None:
-    try:
-        return math.ceil(round(float(size), 2))
-    except (TypeError, ValueError):
-        return None
-
-
-def _snapshot_lv_name(backend, snapshot: Snapshot) -> str:
-    name = snapshot._ovo.name
-    # LVM drivers keep snapshots as LVs named with a leading '_' (their own
-    # _escape_snapshot), so that a snapshot name can't clash with a volume's.
-    escape = getattr(backend.driver, '_escape_snapshot', None)
-    return escape(name) if callable(escape) else name
-
-
 def _on_backend(backend, kind: str, resource) -> tuple[bool | None, int | None]:
     """Whether the backend has the resource, and its size in GiB when known."""
-    if kind == 'volume':
-        exists = resource.exists_on_backend()
-        if not exists:
-            return exists, None
-        found = resource.backend.driver.vg.get_volume(resource._ovo.name)
-        return True, _gib((found or {}).get('size'))
-    vg = getattr(backend.driver, 'vg', None)
-    if vg is None or not callable(getattr(vg, 'get_volume', None)):
+    found = listing.for_backend(backend)
+    if found is None:
         return None, None
-    return vg.get_volume(_snapshot_lv_name(backend, resource)) is not None, None
+    name = resource.name if kind == 'volume' else found.snapshot_name(resource)
+    return driver_call(resource, 'look up', found.find, name)
 
 
 def _describe(kind: str, record: dict) -> dict:
@@ -109,37 +79,28 @@ def _resources(backend) -> list[tuple[str, Any]]:
     return found
 
 
-def _id_pattern(template: str) -> re.Pattern:
-    head, tail = template.split('\0', 1)
-    return re.compile('^%s(?P<id>.+)%s$' % (re.escape(head), re.escape(tail)))
-
-
 def _drift(backend, resources: list) -> dict:
-    vg = _vg(backend)
-    if vg is None:
+    found = listing.for_backend(backend)
+    if found is None or not found.can_list:
         return {'status': 'unsupported', 'unknown_on_backend': None, 'missing_on_backend': None,
-                'reason': "The driver %s can't list the volumes it has (only LVM-based drivers can); drift "
-                          'is not checked.' % type(backend.driver).__name__}
-    conf = context.cinder_runtime().cfg.CONF
-    escape = getattr(backend.driver, '_escape_snapshot', None)
-    snapshot_template = conf.snapshot_name_template % '\0'
-    patterns = {'volume': _id_pattern(conf.volume_name_template % '\0'),
-                'snapshot': _id_pattern(escape(snapshot_template) if callable(escape) else snapshot_template)}
-    lvs = {lv['name']: lv for lv in vg.get_volumes()}
+                'reason': "The driver %s can't list the volumes it has (only LVM-based drivers and RBD can); "
+                          'drift is not checked.' % type(backend.driver).__name__}
+    patterns = found.patterns(context.cinder_runtime().cfg.CONF)
+    everything = found.everything()
     known = {(kind, resource.id) for kind, resource in resources}
     unknown = []
-    for name, lv in sorted(lvs.items()):
+    for name, size in sorted(everything.items()):
         for kind, pattern in patterns.items():
             match = pattern.match(name)
             if match and (kind, match.group('id')) not in known:
-                unknown.append({'kind': kind, 'id': match.group('id'), 'backend_name': name, 'size': _gib(lv['size'])})
+                unknown.append({'kind': kind, 'id': match.group('id'), 'backend_name': name, 'size': size})
                 break
     missing = []
     for kind, resource in resources:
         if resource.status in TRANSITIONAL[kind]:
             continue  # reported (and resolved) as transitional
-        name = resource._ovo.name if kind == 'volume' else _snapshot_lv_name(backend, resource)
-        if name not in lvs:
+        name = resource.name if kind == 'volume' else found.snapshot_name(resource)
+        if name not in everything:
             missing.append(dict(_describe(kind, resource.record), backend_name=name))
     return {'status': 'checked', 'unknown_on_backend': unknown, 'missing_on_backend': missing, 'reason': ''}
 

@@ -1,0 +1,130 @@
+# Copyright: contributors to the cinderlib.storage collection
+# Apache License 2.0 (see LICENSE)
+"""What a backend has, for the drivers that can tell: LVM-based drivers (the
+logical volumes of their volume group) and Ceph's RBD driver (the images of
+its pool and their snapshots). Cinder drivers have no common "list" or
+"does it exist" call; ``reconcile`` (drift, leftovers) and
+``Volume.exists_on_backend`` use this one, and take "can't tell" from any
+other driver.
+
+Names are the backend's own: an LV name (snapshots are LVs named with the
+driver's escape, ``_snapshot-<id>``), or an RBD image name with
+``image@snapshot`` for snapshots.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+
+def _gib(size: Any) -> int | None:
+    try:
+        return math.ceil(round(float(size), 2))
+    except (TypeError, ValueError):
+        return None
+
+
+def _id_pattern(template: str, prefix: str = '') -> re.Pattern:
+    # template: a Cinder name template with '\0' where the id goes.
+    head, tail = template.split('\0', 1)
+    return re.compile('^%s%s(?P<id>[^@]+)%s$' % (prefix, re.escape(head), re.escape(tail)))
+
+
+class LVMListing:
+    """The logical volumes of an LVM driver's volume group (``driver.vg``)."""
+
+    def __init__(self, driver) -> None:
+        self._driver = driver
+        self._vg = driver.vg
+        # Some drivers' helpers can look a volume up but not list them all.
+        self.can_list = callable(getattr(self._vg, 'get_volumes', None))
+
+    def snapshot_name(self, snapshot) -> str:
+        name = snapshot._ovo.name
+        # LVM drivers name snapshot LVs with a leading '_' (their own
+        # _escape_snapshot), so that a snapshot can't clash with a volume.
+        escape = getattr(self._driver, '_escape_snapshot', None)
+        return escape(name) if callable(escape) else name
+
+    def find(self, name: str) -> tuple[bool, int | None]:
+        found = self._vg.get_volume(name)
+        return found is not None, _gib((found or {}).get('size'))
+
+    def everything(self) -> dict[str, int | None]:
+        return {lv['name']: _gib(lv['size']) for lv in self._vg.get_volumes()}
+
+    def patterns(self, conf) -> dict[str, re.Pattern]:
+        escape = getattr(self._driver, '_escape_snapshot', None)
+        snapshot_template = conf.snapshot_name_template % '\0'
+        return {'volume': _id_pattern(conf.volume_name_template % '\0'),
+                'snapshot': _id_pattern(escape(snapshot_template) if callable(escape) else snapshot_template)}
+
+
+class RBDListing:
+    """The images of an RBD driver's pool and their snapshots. The images the
+    driver keeps hidden (``<name>.deleted``: a deleted volume whose clones
+    still need it) and its clone snapshots (``<clone>.clone_snap``) are its
+    own business, not volumes or snapshots of the collection."""
+
+    HIDDEN_IMAGE = '.deleted'
+    CLONE_SNAPSHOT = '.clone_snap'
+    can_list = True
+
+    def __init__(self, driver) -> None:
+        from cinder.volume.drivers import rbd  # the driver is loaded, so is its module
+        self._driver = driver
+        self._rbd = rbd
+
+    def snapshot_name(self, snapshot) -> str:
+        return '%s@%s' % (snapshot.volume.name, snapshot._ovo.name)
+
+    def _image(self, client, name: str):
+        return self._rbd.RBDVolumeProxy(self._driver, name, read_only=True, client=client.cluster,
+                                        ioctx=client.ioctx)
+
+    def find(self, name: str) -> tuple[bool, int | None]:
+        image_name, _, snap = name.partition('@')
+        with self._rbd.RADOSClient(self._driver) as client:
+            try:
+                with self._image(client, image_name) as image:
+                    if snap:
+                        return any(s['name'] == snap for s in image.list_snaps()), None
+                    return True, _gib(image.size() / 1024 ** 3)
+            except self._driver.rbd.ImageNotFound:
+                return False, None
+
+    def everything(self) -> dict[str, int | None]:
+        found: dict[str, int | None] = {}
+        with self._rbd.RADOSClient(self._driver) as client:
+            for image_name in self._driver.RBDProxy().list(client.ioctx):
+                if image_name.endswith(self.HIDDEN_IMAGE):
+                    continue
+                try:
+                    with self._image(client, image_name) as image:
+                        found[image_name] = _gib(image.size() / 1024 ** 3)
+                        for snap in image.list_snaps():
+                            if not snap['name'].endswith(self.CLONE_SNAPSHOT):
+                                found['%s@%s' % (image_name, snap['name'])] = None
+                except self._driver.rbd.ImageNotFound:
+                    continue  # removed while listing
+        return found
+
+    def patterns(self, conf) -> dict[str, re.Pattern]:
+        volume_template = conf.volume_name_template % '\0'
+        head, tail = volume_template.split('\0', 1)
+        image = '%s[^@]+%s@' % (re.escape(head), re.escape(tail))
+        return {'volume': _id_pattern(volume_template),
+                'snapshot': _id_pattern(conf.snapshot_name_template % '\0', prefix=image)}
+
+
+def for_backend(backend) -> LVMListing | RBDListing | None:
+    """The listing of a backend's driver; None when the driver can't tell."""
+    driver = backend.driver
+    vg = getattr(driver, 'vg', None)
+    if vg is not None and callable(getattr(vg, 'get_volume', None)):
+        return LVMListing(driver)
+    if any(cls.__name__ == 'RBDDriver' for cls in type(driver).__mro__):
+        return RBDListing(driver)
+    return None
