@@ -34,8 +34,9 @@ def cinderlib_argument_spec(needs_backend: bool = True) -> dict:
             type='dict',
             options=dict(
                 storage=dict(type='str', default='db', choices=['db', 'memory_db', 'memory']),
-                # A URL may carry a database password.
-                connection=dict(type='str', no_log=True),
+                # Shown in messages (which store failed); the password of the URL
+                # is registered as no_log (url_secrets).
+                connection=dict(type='str', no_log=False),
             ),
         ),
         unknown_options=dict(type='str', default='error', choices=['error', 'warn']),
@@ -46,6 +47,14 @@ def cinderlib_argument_spec(needs_backend: bool = True) -> dict:
         driver_log_path=dict(type='path'),
         driver_log_level=dict(type='str', default='info', choices=['info', 'debug']),
     )
+
+
+def url_secrets(params: dict) -> list[str]:
+    """The passwords in the URLs a task gives (the state store's, the lock
+    server's): only they are hidden, so that messages can name the URL."""
+    persistence = params.get('persistence') or {}
+    return (secrets.url_values(persistence.get('connection') if isinstance(persistence, dict) else None)
+            + secrets.url_values(params.get('coordination_url')))
 
 
 def _parse_backend(value: Any) -> Any:
@@ -65,7 +74,7 @@ class _AnsibleModule(AnsibleModule):
         backend = _parse_backend(self.params.get('backend'))
         if isinstance(backend, dict):
             self.no_log_values.update(secrets.values(backend))
-        self.no_log_values.update(secrets.url_values(self.params.get('coordination_url')))
+        self.no_log_values.update(url_secrets(self.params))
         super()._log_invocation()
 
 
@@ -86,7 +95,7 @@ class CinderlibModule:
         self.params['backend'] = _parse_backend(self.params['backend'])
         if isinstance(self.params['backend'], dict):
             self.hide(secrets.values(self.params['backend']))
-        self.hide(secrets.url_values(self.params.get('coordination_url')))
+        self.hide(url_secrets(self.params))
         if needs_cinder:
             self.require_cinder('to drive Cinder volume drivers')
         self._library = None

@@ -130,12 +130,17 @@ def test_the_options_check_runs_before_the_work(make, capsys):
     assert (code, out['msg']) == (1, 'bad option')
 
 
-def test_backend_secrets_and_the_coordination_password_never_reach_the_output(make, capsys):
+def test_backend_secrets_and_url_passwords_never_reach_the_output(make, capsys):
+    store = 'postgresql://cl:pw-of-the-db@db.example.com/cinderlib'
     module = make({'backend': {'volume_backend_name': 'b', 'san_password': 'pw-of-the-array'},
+                   'persistence': {'connection': store},
                    'coordination_url': 'redis://:pw-of-redis@127.0.0.1:6379'}, needs_backend=True)
-    code, out = finish(capsys, module, lambda m: {'msg': 'pw-of-the-array and pw-of-redis'})
+    code, out = finish(capsys, module, lambda m: {'msg': "pw-of-the-array, pw-of-redis; can't open %s" % store})
     assert code == 0
-    assert 'pw-of-the-array' not in json.dumps(out) and 'pw-of-redis' not in json.dumps(out)
+    for secret in ('pw-of-the-array', 'pw-of-redis', 'pw-of-the-db'):
+        assert secret not in json.dumps(out)
+    # The rest of a URL stays readable, so that a message can say which store failed.
+    assert 'db.example.com/cinderlib' in out['msg']
 
 
 def test_a_backend_given_as_a_json_string_is_parsed(make):
