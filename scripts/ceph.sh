@@ -35,6 +35,7 @@ packages() {
     [[ ${#missing[@]} -eq 0 ]] && return 0
     [[ ${EUID} -eq 0 ]] || cl_die "installing ${missing[*]} needs root"
     cl_step "Installing ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
