@@ -415,9 +415,69 @@ def _redis_ping(port: int) -> bool:
         return False
 
 
-@pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
-    """``redis://127.0.0.1:<port>``: a private Redis server for the session."""
+class RedisServer:
+    """A private redis-server on 127.0.0.1 (as the redis user when root), in
+    its own directory; ``stop()`` and ``start()`` again keep its port."""
+
+    def __init__(self, server: str) -> None:
+        self.server = server
+        self.base = Path(tempfile.mkdtemp(prefix="cinderlib-redis.", dir="/var/tmp"))
+        self.user = None
+        if os.geteuid() == 0:
+            try:
+                self.user = pwd.getpwnam("redis")
+                os.chown(self.base, self.user.pw_uid, self.user.pw_gid)
+            except KeyError:
+                self.user = None
+        os.chmod(self.base, 0o700)
+        self.port = 0
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}"
+
+    def _spawn(self, port: int) -> bool:
+        with (self.base / "server.log").open("ab") as log:
+            self.proc = subprocess.Popen(
+                [self.server, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+                 "--dir", str(self.base), "--daemonize", "no", "--protected-mode", "yes"],
+                stdout=log, stderr=subprocess.STDOUT, cwd=self.base,
+                user=self.user.pw_uid if self.user else None, group=self.user.pw_gid if self.user else None,
+                extra_groups=[] if self.user else None,
+            )
+        deadline = time.monotonic() + REDIS_START_TIMEOUT
+        while self.proc.poll() is None and not _redis_ping(port) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if self.proc.poll() is None and _redis_ping(port):
+            self.port = port
+            return True
+        self.stop()
+        return False
+
+    def start(self) -> None:
+        """Start on a free port, or on the same port after ``stop()``."""
+        ports = [self.port] if self.port else [_free_port() for _attempt in range(3)]
+        if not any(self._spawn(port) for port in ports):
+            output = (self.base / "server.log").read_text(errors="replace")[-3000:]
+            pytest.fail(f"redis-server did not start on 127.0.0.1:\n{output}", pytrace=False)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+def _redis_server_or_skip() -> str:
     server = _which("redis-server")
     if server is None:
         pytest.skip(REDIS_MISSING)
@@ -425,46 +485,26 @@ def redis_url() -> Iterator[str]:
         import redis  # noqa: F401 - tooz's redis driver needs it
     except ImportError:
         pytest.skip("the redis Python package is missing: install requirements/test.txt (scripts/bootstrap.sh does)")
-    base = Path(tempfile.mkdtemp(prefix="cinderlib-redis.", dir="/var/tmp"))
-    user = None
-    if os.geteuid() == 0:
-        try:
-            user = pwd.getpwnam("redis")
-            os.chown(base, user.pw_uid, user.pw_gid)
-        except KeyError:
-            user = None
-    os.chmod(base, 0o700)
-    proc = None
+    return server
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """``redis://127.0.0.1:<port>``: a private Redis server for the session."""
+    server = RedisServer(_redis_server_or_skip())
     try:
-        for _attempt in range(3):
-            port = _free_port()
-            log = (base / "server.log").open("ab")
-            proc = subprocess.Popen(
-                [server, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
-                 "--dir", str(base), "--daemonize", "no", "--protected-mode", "yes"],
-                stdout=log, stderr=subprocess.STDOUT, cwd=base,
-                user=user.pw_uid if user else None, group=user.pw_gid if user else None,
-                extra_groups=[] if user else None,
-            )
-            log.close()
-            deadline = time.monotonic() + REDIS_START_TIMEOUT
-            while proc.poll() is None and not _redis_ping(port) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if proc.poll() is None and _redis_ping(port):
-                break
-            proc.kill()
-            proc.wait()
-            proc = None
-        if proc is None:
-            output = (base / "server.log").read_text(errors="replace")[-3000:]
-            pytest.fail(f"redis-server did not start on 127.0.0.1:\n{output}", pytrace=False)
-        yield f"redis://127.0.0.1:{port}"
+        server.start()
+        yield server.url
     finally:
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        shutil.rmtree(base, ignore_errors=True)
+        server.remove()
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A private Redis server of the test's own, which it may stop and start."""
+    server = RedisServer(_redis_server_or_skip())
+    try:
+        server.start()
+        yield server
+    finally:
+        server.remove()

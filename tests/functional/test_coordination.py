@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -11,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from functional_helpers import run_adhoc, run_python
+from functional_helpers import lv_names, run_adhoc, run_python
 
 BIN = Path(sys.executable).parent
 
@@ -126,3 +127,36 @@ def test_an_unusable_coordination_url_fails_clearly(run_env, lvm_backend, url, e
     assert rc != 0, out
     assert result['msg'].startswith(expected), result['msg']
     assert 's3cret' not in out and 'Traceback' not in result['msg']
+
+
+def test_a_stopped_lock_server_fails_before_any_change_and_a_restarted_one_works(
+        tmp_path, run_env, lvm_backend, lvm_backend_env, redis_server):
+    # Issue 19's lock-server fault: the Redis of coordination_url is down.
+    opts = {'backend': lvm_backend, 'persistence': {'connection': 'sqlite:///%s' % (tmp_path / 'state.db')},
+            'coordination_url': redis_server.url, 'name': 'locked-out', 'size': 1}
+    lvs = lv_names(lvm_backend_env['vg'], run_env)
+    redis_server.stop()
+    rc, result, out = run_adhoc('cinderlib.storage.cinderlib_volume', opts, run_env)
+    assert rc != 0, out
+    assert result['msg'].startswith("Can't start Cinder's lock coordination at coordination_url %s"
+                                    % redis_server.url), result['msg']
+    assert 'Traceback' not in result['msg']
+    assert lv_names(lvm_backend_env['vg'], run_env) == lvs
+    assert store_volume_names(tmp_path / 'state.db') == []
+
+    redis_server.start()
+    rc, result, out = run_adhoc('cinderlib.storage.cinderlib_volume', opts, run_env)
+    assert rc == 0 and result['changed'], out
+    rc, result, out = run_adhoc('cinderlib.storage.cinderlib_volume', dict(opts, state='absent'), run_env)
+    assert rc == 0 and result['changed'], out
+    assert lv_names(lvm_backend_env['vg'], run_env) == lvs
+
+
+def store_volume_names(db: Path) -> list[str]:
+    """The display names of the volumes a SQLite store holds (none when there is no file)."""
+    if not db.exists():
+        return []
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute('SELECT display_name FROM cinderlib_volumes').fetchall()
+    conn.close()
+    return sorted(row[0] for row in rows)
