@@ -384,11 +384,11 @@ class Volume(Resource):
                 raise NotFound("Source volume %s is not known on backend '%s'."
                                % (self._record['source_volid'], self.backend_name))
             return driver_call(self, 'clone %s into' % source[0].describe(), driver.create_cloned_volume,
-                                self._ovo, source[0]._ovo)
+                               self._ovo, source[0]._ovo)
         if self._record.get('snapshot_id'):
             snapshot = Snapshot.get_by_id(self.backend, self._record['snapshot_id'])
             return driver_call(self, 'create from %s' % snapshot.describe(), driver.create_volume_from_snapshot,
-                                self._ovo, snapshot._ovo)
+                               self._ovo, snapshot._ovo)
         return driver_call(self, 'create', driver.create_volume, self._ovo)
 
     def refuse_delete_if_connected(self) -> None:
