@@ -85,7 +85,7 @@ class RBDListing:
                                         ioctx=client.ioctx)
 
     def find(self, name: str) -> tuple[bool, int | None]:
-        image_name, _, snap = name.partition('@')
+        image_name, snap = (name.split('@', 1) + [''])[:2]
         with self._rbd.RADOSClient(self._driver) as client:
             try:
                 with self._image(client, image_name) as image:

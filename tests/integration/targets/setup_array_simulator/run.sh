@@ -63,15 +63,16 @@ write_vars() {
         "${array}" "${address}" "$1" "${work}/state.db" "$2" >"${vars_file}"
 }
 
+# The shared helpers first: this target's play and expect below replace theirs.
+# shellcheck source=tests/integration/targets/setup_recap/recap.sh
+source "${here}/../setup_recap/recap.sh"
+
 # The modules need the Python that has Cinder: the one running the tests.
 interpreter="${ANSIBLE_TEST_PYTHON_INTERPRETER:-$(command -v python)}"
 play() {
     ansible-playbook -i "${INVENTORY_PATH:-localhost,}" -c local "${here}/playbook.yml" -e "@${vars_file}" \
         -e "ansible_python_interpreter=${interpreter}" "$@" >"${log}" 2>&1
 }
-
-# shellcheck source=tests/integration/targets/setup_recap/recap.sh
-source "${here}/../setup_recap/recap.sh"
 
 # expect CHANGED(yes|no) STATE [ANSIBLE-PLAYBOOK OPTIONS]: run the playbook and check its recap.
 expect() {
