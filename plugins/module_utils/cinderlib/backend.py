@@ -35,7 +35,8 @@ def _kept_in_context(attribute: str) -> property:
 
 
 class _LibraryStateAttributes(type):
-    """cinderlib's class attributes of Backend, kept in ``context``."""
+    """cinderlib's class attributes of Backend, kept in ``context`` (read and
+    written on the class; Backend's own properties give them to instances)."""
 
     settings = _kept_in_context('settings')
     persistence = _kept_in_context('store')
@@ -50,6 +51,12 @@ class Backend(serialization.Serializable, metaclass=_LibraryStateAttributes):
     configuration returns the existing instance; same name with another
     configuration raises ``ValueError``.
     """
+
+    # The same, read on an instance, as cinderlib's tests do (self.backend.persistence...).
+    settings = property(lambda self: context.STATE.settings)
+    persistence = property(lambda self: context.STATE.store)
+    global_initialization = property(lambda self: context.STATE.initialized)
+    backends = property(lambda self: context.STATE.backends)
 
     def __new__(cls, volume_backend_name: str, **driver_cfg: Any) -> Backend:
         backend = cls.backends.get(volume_backend_name)
