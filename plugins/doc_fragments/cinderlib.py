@@ -58,7 +58,8 @@ options:
         description:
           - A SQLAlchemy URL, such as C(sqlite:////var/lib/cinderlib/state.db) or
             C(postgresql+psycopg2://user:password@host/db) for a store shared by several hosts.
-          - Treated as a secret, since it may hold a password.
+          - The password in the URL is kept out of the output (C(no_log)); the rest of it may appear
+            in messages, to say which store failed.
         type: str
   unknown_options:
     description:
