@@ -237,13 +237,14 @@ CASES = [
     # -- persistence ---------------------------------------------------------------------------------------
     ('store-unknown-dialect', 'cinderlib_volume',
      lambda c: dict(vol(c, **NEW), persistence={'connection': 'nosuchdb://host/db'}),
-     r"^Can't open the state store \*{8}: Can't load plugin: sqlalchemy\.dialects:nosuchdb$"),
+     r"^Can't open the state store nosuchdb://host/db: Can't load plugin: sqlalchemy\.dialects:nosuchdb$"),
     ('store-not-a-url', 'cinderlib_volume',
      lambda c: dict(vol(c, **NEW), persistence={'connection': 'not a url'}),
-     r"^Can't open the state store \*{8}: Could not parse SQLAlchemy URL from given URL string$"),
+     r"^Can't open the state store not a url: Could not parse SQLAlchemy URL from given URL string$"),
     ('store-unwritable-path', 'cinderlib_backend_facts',
      lambda c: dict(lvm_opts(c), persistence={'connection': 'sqlite:////proc/no/such/state.db'}),
-     r"^Can't open the state store \*{8}: \[Errno 2\] No such file or directory: '/proc/no'$"),
+     r"^Can't open the state store sqlite:////proc/no/such/state\.db: \[Errno 2\] No such file or directory: "
+     r"'/proc/no'$"),
     ('store-refused', 'cinderlib_volume',
      lambda c: dict(vol(c, **NEW), persistence={'connection': 'postgresql+psycopg2://u:Pw-9z1@127.0.0.1:9/db'}),
      r"^Can't open the state store postgresql\+psycopg2://u:\*{8}@127\.0\.0\.1:9/db: "
