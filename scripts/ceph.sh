@@ -28,15 +28,7 @@ USER_NAME=cinder
 OSD_BYTES="${CINDERLIB_CEPH_OSD_BYTES:-12884901888}"
 
 packages() {
-    local missing=() pkg
-    for pkg in "${PACKAGES[@]}"; do
-        dpkg-query -W -f='${Status}' "${pkg}" 2>/dev/null | grep -q 'install ok installed' || missing+=("${pkg}")
-    done
-    [[ ${#missing[@]} -eq 0 ]] && return 0
-    [[ ${EUID} -eq 0 ]] || cl_die "installing ${missing[*]} needs root"
-    cl_step "Installing ${missing[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    cl_install_packages "${PACKAGES[@]}"
 }
 
 # The bindings exist only as Debian packages: the runtime role links them into

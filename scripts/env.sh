@@ -31,6 +31,20 @@ cl_step() { printf '==> %s\n' "$*"; }
 cl_note() { printf '    %s\n' "$*"; }
 cl_die() { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
 
+# cl_install_packages PKG...: install those of Debian's packages that are
+# missing (as root); nothing, not even apt-get update, when none is.
+cl_install_packages() {
+    local missing=() pkg
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "${pkg}" 2>/dev/null | grep -q 'install ok installed' || missing+=("${pkg}")
+    done
+    [[ ${#missing[@]} -eq 0 ]] && return 0
+    [[ ${EUID} -eq 0 ]] || cl_die "installing ${missing[*]} needs root"
+    cl_step "Installing ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
 # cl_as_root "$0" "$@": go on as root. Root goes on; another user is asked
 # for sudo (keeping CINDERLIB_* and CI settings); without sudo, a clear stop.
 cl_as_root() {

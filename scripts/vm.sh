@@ -103,14 +103,7 @@ need_root() {
 }
 
 host_packages() {
-    local missing=() pkg
-    for pkg in "${HOST_PACKAGES[@]}"; do
-        dpkg-query -W -f='${Status}' "${pkg}" 2>/dev/null | grep -q 'install ok installed' || missing+=("${pkg}")
-    done
-    [[ ${#missing[@]} -eq 0 ]] && return 0
-    cl_step "Installing host packages: ${missing[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    cl_install_packages "${HOST_PACKAGES[@]}"
 }
 
 # The mirror this host's apt already uses: the image comes from the same place.
