@@ -3,7 +3,7 @@
 """Desired state of connections, as pure functions over the library (no Ansible).
 
 Three ways cinderlib_connection works, each a pair of ``ensure_*`` functions
-returning ``(changed, before, after, messages)`` like ``volume_state``'s:
+returning an ``Outcome`` (changed, before, after, messages) like ``volume_state``'s:
 
 - export (``backend`` + ``volume`` + ``connector``): the storage host exports
   the volume to another host; ``after`` carries ``conn_info``;
@@ -22,6 +22,10 @@ what it was asked.
 
 Connector properties: read by cinderlib_connector_facts, stored under a node
 id by cinderlib_connector.
+
+The functions that take ``library`` take it set up by the module
+(``CinderlibModule.library``, with the task's options); what they read and
+write is then found through ``cinderlib.context``.
 """
 
 from __future__ import annotations
@@ -246,7 +250,7 @@ def ensure_local_absent(backend, params: dict, check_mode: bool) -> Outcome:
 
 
 # -- consumer: attach what another host exported, os-brick only ---------------------------------
-def _consumer_source(library, params: dict) -> tuple[dict, dict | None]:
+def _consumer_source(params: dict) -> tuple[dict, dict | None]:
     """(conn_info with secrets, stored connection record or None)."""
     if params.get('conn_info') is not None:
         return copy.deepcopy(params['conn_info']), None
@@ -290,7 +294,7 @@ def _consumer_view(conn_info: dict, record: dict | None, device: dict | None, pa
     return view
 
 
-def _record_attach(library, record: dict | None, **changes: Any) -> dict | None:
+def _record_attach(record: dict | None, **changes: Any) -> dict | None:
     if record is None:
         return None
     record = copy.deepcopy(record)
@@ -299,7 +303,7 @@ def _record_attach(library, record: dict | None, **changes: Any) -> dict | None:
 
 
 def ensure_consumer_present(library, params: dict, check_mode: bool) -> Outcome:
-    conn_info, record = _consumer_source(library, params)
+    conn_info, record = _consumer_source(params)
     _check_chap(conn_info)
     runtime = brick.get()
     use_multipath = bool(params.get('multipath')) or bool((record or {}).get('use_multipath'))
@@ -313,7 +317,7 @@ def ensure_consumer_present(library, params: dict, check_mode: bool) -> Outcome:
             # Attached, but the store did not know it (the attach ran without connection_id).
             if check_mode:
                 return Outcome(True, _consumer_view(conn_info, record, None, None), view, [])
-            _record_attach(library, record, attached=True, attach_status='attached',
+            _record_attach(record, attached=True, attach_status='attached',
                            attached_host=connections.local_host(), device=device, path=path)
             return Outcome(True, _consumer_view(conn_info, record, None, None), view, [])
         return Outcome(False, view, view, [])
@@ -325,13 +329,13 @@ def ensure_consumer_present(library, params: dict, check_mode: bool) -> Outcome:
     device = brick.attach(runtime, conn_info, use_multipath,
                           params.get('device_scan_attempts') or brick.DEVICE_SCAN_ATTEMPTS,
                           what='the volume of %s' % ('connection %s' % record['id'] if record else 'conn_info'))
-    stored = _record_attach(library, record, attached=True, attach_status='attached',
+    stored = _record_attach(record, attached=True, attach_status='attached',
                             attached_host=connections.local_host(), device=device, path=device['path'])
     return Outcome(True, before, _consumer_view(conn_info, stored, device, device['path']), [])
 
 
 def ensure_consumer_absent(library, params: dict, check_mode: bool) -> Outcome:
-    conn_info, record = _consumer_source(library, params)
+    conn_info, record = _consumer_source(params)
     runtime = brick.get()
     use_multipath = bool(params.get('multipath')) or bool((record or {}).get('use_multipath'))
     found = brick.existing_paths(runtime, conn_info, use_multipath)
@@ -346,7 +350,7 @@ def ensure_consumer_absent(library, params: dict, check_mode: bool) -> Outcome:
         device = (record or {}).get('device') or ({'path': path} if path and os.path.exists(path) else {})
         brick.detach(runtime, conn_info, device, bool(params.get('force')), use_multipath,
                      what='the volume of %s' % ('connection %s' % record['id'] if record else 'conn_info'))
-    _record_attach(library, record, attached=False, attach_status='detached', attached_host=None, device=None,
+    _record_attach(record, attached=False, attach_status='detached', attached_host=None, device=None,
                    path=None)
     return Outcome(True, before, None, [])
 

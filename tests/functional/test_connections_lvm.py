@@ -205,7 +205,7 @@ def test_modules_export_idempotently_to_a_stored_node_id(tmp_path, run_env, fake
         import sys
         from ansible_collections.cinderlib.storage.plugins.module_utils import cinderlib, connection_state
         cinderlib.setup(persistence_config=%r, file_locks_path=%r)
-        conn_info, record = connection_state._consumer_source(cinderlib, {'connection_id': %r})
+        conn_info, record = connection_state._consumer_source({'connection_id': %r})
         [volume] = cinderlib.Backend.persistence.volume_records(volume_id=record['volume_id'])
         print('password restored:', conn_info['data']['auth_password'] == volume['provider_auth'].split()[2])
         print('record has it:', 'auth_password' in record['conn_info']['data'])
