@@ -18,6 +18,8 @@ import math
 import re
 from typing import Any
 
+GIB = 1024 ** 3
+
 
 def _gib(size: Any) -> int | None:
     try:
@@ -26,10 +28,14 @@ def _gib(size: Any) -> int | None:
         return None
 
 
-def _id_pattern(template: str, prefix: str = '') -> re.Pattern:
+def _name_pattern(template: str, id_group: str) -> str:
     # template: a Cinder name template with '\0' where the id goes.
     head, tail = template.split('\0', 1)
-    return re.compile('^%s%s(?P<id>[^@]+)%s$' % (prefix, re.escape(head), re.escape(tail)))
+    return '%s%s%s' % (re.escape(head), id_group, re.escape(tail))
+
+
+def _id_pattern(template: str, prefix: str = '') -> re.Pattern:
+    return re.compile('^%s%s$' % (prefix, _name_pattern(template, '(?P<id>[^@]+)')))
 
 
 class LVMListing:
@@ -73,37 +79,38 @@ class RBDListing:
     can_list = True
 
     def __init__(self, driver) -> None:
-        from cinder.volume.drivers import rbd  # the driver is loaded, so is its module
+        from cinder.volume.drivers import rbd as rbd_driver  # the driver is loaded, so is its module
         self._driver = driver
-        self._rbd = rbd
+        # Cinder's driver module (RADOSClient, RBDVolumeProxy); driver.rbd is Ceph's binding.
+        self._driver_module = rbd_driver
 
     def snapshot_name(self, snapshot) -> str:
         return '%s@%s' % (snapshot.volume.name, snapshot._ovo.name)
 
     def _image(self, client, name: str):
-        return self._rbd.RBDVolumeProxy(self._driver, name, read_only=True, client=client.cluster,
-                                        ioctx=client.ioctx)
+        return self._driver_module.RBDVolumeProxy(self._driver, name, read_only=True, client=client.cluster,
+                                                  ioctx=client.ioctx)
 
     def find(self, name: str) -> tuple[bool, int | None]:
         image_name, snap = (name.split('@', 1) + [''])[:2]
-        with self._rbd.RADOSClient(self._driver) as client:
+        with self._driver_module.RADOSClient(self._driver) as client:
             try:
                 with self._image(client, image_name) as image:
                     if snap:
                         return any(s['name'] == snap for s in image.list_snaps()), None
-                    return True, _gib(image.size() / 1024 ** 3)
+                    return True, _gib(image.size() / GIB)
             except self._driver.rbd.ImageNotFound:
                 return False, None
 
     def everything(self) -> dict[str, int | None]:
         found: dict[str, int | None] = {}
-        with self._rbd.RADOSClient(self._driver) as client:
+        with self._driver_module.RADOSClient(self._driver) as client:
             for image_name in self._driver.RBDProxy().list(client.ioctx):
                 if image_name.endswith(self.HIDDEN_IMAGE):
                     continue
                 try:
                     with self._image(client, image_name) as image:
-                        found[image_name] = _gib(image.size() / 1024 ** 3)
+                        found[image_name] = _gib(image.size() / GIB)
                         for snap in image.list_snaps():
                             if not snap['name'].endswith(self.CLONE_SNAPSHOT):
                                 found['%s@%s' % (image_name, snap['name'])] = None
@@ -113,8 +120,7 @@ class RBDListing:
 
     def patterns(self, conf) -> dict[str, re.Pattern]:
         volume_template = conf.volume_name_template % '\0'
-        head, tail = volume_template.split('\0', 1)
-        image = '%s[^@]+%s@' % (re.escape(head), re.escape(tail))
+        image = _name_pattern(volume_template, '[^@]+') + '@'
         return {'volume': _id_pattern(volume_template),
                 'snapshot': _id_pattern(conf.snapshot_name_template % '\0', prefix=image)}
 
