@@ -39,6 +39,26 @@ def run_adhoc(module: str, args, env: dict, interpreter: str | None = None,
     return proc.returncode, result, out + proc.stderr
 
 
+def assert_drift_only_reported(opts: dict, env: dict, by_hand: str, vanished_id: str, unchanged) -> None:
+    """Both ways of seeing drift (cinderlib_backend_facts with reconcile: report,
+    and cinderlib_reconcile) report the 1 GiB volume ``volume-<by_hand>`` made
+    behind the store's back and the volume named 'vanished' removed behind it,
+    and act on neither: ``unchanged()`` asserts the backend and store are as they were."""
+    for module, args in (('cinderlib_backend_facts', dict(opts, reconcile='report')), ('cinderlib_reconcile', opts)):
+        rc, result, out = run_adhoc('cinderlib.storage.' + module, args, env)
+        assert rc == 0, out
+        report = result.get('reconcile', result)
+        drift = report['drift']
+        assert drift['status'] == 'checked', drift
+        assert drift['unknown_on_backend'] == [
+            {'kind': 'volume', 'id': by_hand, 'backend_name': 'volume-%s' % by_hand, 'size': 1}]
+        [missing] = drift['missing_on_backend']
+        assert (missing['kind'], missing['id'], missing['name'], missing['status']) == (
+            'volume', vanished_id, 'vanished', 'available')
+        assert result['changed'] is False and report['actions'] == []
+        unchanged()
+
+
 def lv_names(vg: str, env: dict) -> list[str]:
     out = subprocess.run(['lvs', '--noheadings', '-o', 'lv_name', vg], capture_output=True, text=True, env=env,
                          check=False)
