@@ -83,12 +83,18 @@ class BrickRuntime:
                     ' with enforce_multipath (is multipathd running?)' if enforce_multipath else '',
                     describe_cause(exc)), exc) from exc
 
-    def initiator(self, protocol: str, use_multipath: bool = False,
+    def initiator(self, conn_info: dict, use_multipath: bool = False,
                   device_scan_attempts: int = DEVICE_SCAN_ATTEMPTS) -> Any:
-        """os-brick's connector object for ``protocol`` (``iscsi``, ``rbd``...)."""
+        """os-brick's connector object for a connection's protocol (``iscsi``,
+        ``rbd``...), made as cinderlib made it: with the connection info (only
+        remotefs reads it) and ``do_local_attach``, so that an RBD volume is
+        mapped as a local block device (``rbd map``) rather than opened
+        through librbd in this process."""
+        protocol = protocol_of(conn_info)
         try:
             return self.connector.InitiatorConnector.factory(
-                protocol, self.root_helper, use_multipath=use_multipath, device_scan_attempts=device_scan_attempts)
+                protocol, self.root_helper, use_multipath=use_multipath, device_scan_attempts=device_scan_attempts,
+                conn=conn_info, do_local_attach=True)
         except self.brick_exception.InvalidConnectorProtocol as exc:
             raise InvalidRequest("os-brick can't attach volumes of protocol %r on this host: %s"
                                  % (protocol, describe_cause(exc)), exc) from exc
@@ -132,7 +138,7 @@ def brick_call(action: str, func, *args: Any, **kwargs: Any) -> Any:
 def attach(runtime: BrickRuntime, conn_info: dict, use_multipath: bool = False,
            device_scan_attempts: int = DEVICE_SCAN_ATTEMPTS, what: str = 'the volume') -> dict:
     """Attach with os-brick; returns its device info (``path`` and more)."""
-    initiator = runtime.initiator(protocol_of(conn_info), use_multipath, device_scan_attempts)
+    initiator = runtime.initiator(conn_info, use_multipath, device_scan_attempts)
     device = brick_call('attach %s on this host' % what, initiator.connect_volume, conn_info['data'])
     if not isinstance(device, dict) or not device.get('path'):
         raise DriverOperationError('Attaching %s on this host gave no device path (os-brick returned %r).'
@@ -143,19 +149,19 @@ def attach(runtime: BrickRuntime, conn_info: dict, use_multipath: bool = False,
 def detach(runtime: BrickRuntime, conn_info: dict, device: dict | None, force: bool = False,
            use_multipath: bool = False, what: str = 'the volume') -> None:
     """Detach with os-brick; ``force`` flushes and removes even when I/O fails."""
-    initiator = runtime.initiator(protocol_of(conn_info), use_multipath)
+    initiator = runtime.initiator(conn_info, use_multipath)
     brick_call('detach %s from this host' % what, initiator.disconnect_volume, conn_info['data'], device or {},
                force=force, ignore_errors=force)
 
 
 def extend(runtime: BrickRuntime, conn_info: dict, use_multipath: bool = False, what: str = 'the volume') -> int:
     """Make this host see the new size of an attached volume; returns it in bytes."""
-    initiator = runtime.initiator(protocol_of(conn_info), use_multipath)
+    initiator = runtime.initiator(conn_info, use_multipath)
     return brick_call('grow the attached device of %s' % what, initiator.extend_volume, conn_info['data'])
 
 
 def existing_paths(runtime: BrickRuntime, conn_info: dict, use_multipath: bool = False) -> list[str]:
     """Device paths of this connection that exist on this host now (attached or not)."""
-    initiator = runtime.initiator(protocol_of(conn_info), use_multipath)
+    initiator = runtime.initiator(conn_info, use_multipath)
     paths = brick_call('look up the devices of the volume', initiator.get_volume_paths, conn_info['data'])
     return [p for p in paths or [] if os.path.exists(p)]

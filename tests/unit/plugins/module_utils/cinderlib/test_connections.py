@@ -200,7 +200,8 @@ def test_attach_connects_and_attaches_with_os_brick_then_detach_undoes_both(expo
     volume = exporting.backend.create_volume(1, name='data')
     connection = volume.attach(device_scan_attempts=5)
     exporting.runtime.connector_properties.assert_called_once_with(False, False)
-    exporting.runtime.initiator.assert_called_with('iscsi', False, 5)
+    [conn_info, multipath, attempts] = exporting.runtime.initiator.call_args.args
+    assert (conn_info['driver_volume_type'], multipath, attempts) == ('iscsi', False, 5)
     [call] = exporting.initiator.calls
     assert call[0] == 'connect_volume' and call[1]['auth_password'] == 's3cret-chap-pw'
     assert connection.path == str(exporting.initiator.path) and connection.attached
@@ -383,7 +384,8 @@ def test_brick_runtime_calls_os_brick_with_the_library_settings(tmp_path, monkey
     properties.assert_called_once_with(settings.root_helper, '192.0.2.1', True, False, host='h')
     info = {'driver_volume_type': 'iscsi', 'data': {'target_iqn': 'iqn.t'}}
     assert brick.attach(runtime, info, use_multipath=True, device_scan_attempts=7)['path'] == '/dev/sdz'
-    factory.assert_called_with('iscsi', settings.root_helper, use_multipath=True, device_scan_attempts=7)
+    factory.assert_called_with('iscsi', settings.root_helper, use_multipath=True, device_scan_attempts=7,
+                               conn=info, do_local_attach=True)
     made.connect_volume.assert_called_once_with({'target_iqn': 'iqn.t'})
     brick.detach(runtime, info, {'path': '/dev/sdz'}, force=True)
     made.disconnect_volume.assert_called_once_with({'target_iqn': 'iqn.t'}, {'path': '/dev/sdz'}, force=True,
@@ -399,6 +401,18 @@ def test_brick_runtime_calls_os_brick_with_the_library_settings(tmp_path, monkey
     factory.side_effect = brick_exception.InvalidConnectorProtocol('Invalid InitiatorConnector protocol')
     with pytest.raises(InvalidRequest, match="os-brick can't attach volumes of protocol 'carrier-pigeon'"):
         brick.attach(runtime, {'driver_volume_type': 'carrier-pigeon', 'data': {}})
+
+
+def test_rbd_volumes_are_mapped_as_local_block_devices(tmp_path, monkeypatch):
+    # As cinderlib made its connectors: os-brick's own RBD connector with
+    # do_local_attach, which attaches with `rbd map` (a /dev/rbd/<pool>/<image>
+    # path) instead of a librbd handle inside this process.
+    settings = loader.make_settings({'file_locks_path': str(tmp_path / 'locks')})
+    monkeypatch.setattr(brick.BrickRuntime, '_instance', None)
+    runtime = brick.BrickRuntime.get(settings)
+    info = {'driver_volume_type': 'rbd', 'data': {'name': 'volumes/volume-1', 'hosts': ['127.0.0.1']}}
+    initiator = runtime.initiator(info)
+    assert type(initiator).__name__ == 'RBDConnector' and initiator.do_local_attach is True
 
 
 def test_conn_info_with_chap_only_fills_a_matching_user():
