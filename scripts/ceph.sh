@@ -15,7 +15,8 @@
 # caps on the pool only) and CEPH_KEYRING (that user's keyring). The OSD keeps
 # its data in memory (memstore), so a stopped cluster is gone; pool size 1.
 # Environment: CINDERLIB_CEPH_OSD_BYTES (memstore size, default 12 GiB: RBD
-# images are thin, only written objects take memory).
+# images are thin, only written objects take memory), CINDERLIB_CEPH_WAIT
+# (seconds to wait for each daemon, default 300: the VM emulates its CPU).
 set -euo pipefail
 
 # shellcheck source=scripts/env.sh
@@ -26,6 +27,7 @@ DAEMONS=(mgr.x osd.0 mon.a)  # stop order
 POOL=volumes
 USER_NAME=cinder
 OSD_BYTES="${CINDERLIB_CEPH_OSD_BYTES:-12884901888}"
+WAIT="${CINDERLIB_CEPH_WAIT:-300}"
 
 packages() {
     cl_install_packages "${PACKAGES[@]}"
@@ -64,11 +66,11 @@ wait_for() {  # wait_for SECONDS WHAT COMMAND...: until COMMAND succeeds
 }
 
 write_conf() {
-    local fsid=$1 port=$2
+    local fsid=$1 addrs=$2
     cat >"${dir}/ceph.conf" <<EOF
 [global]
 fsid = ${fsid}
-mon host = v2:127.0.0.1:${port}
+mon host = ${addrs}
 mon initial members = a
 public network = 127.0.0.1/32
 auth cluster required = cephx
@@ -116,19 +118,24 @@ start() {
     fi
     mkdir -p "${dir}"/{run,log,mon/ceph-a,mgr/ceph-x,osd/ceph-0}
     chmod 0700 "${dir}"
-    local fsid port start=${SECONDS} osd_uuid osd_id
+    local fsid port v1_port addrs start=${SECONDS} osd_uuid osd_id
     fsid="$(python3 -c 'import uuid; print(uuid.uuid4())')"
     port="$(free_port)"
-    write_conf "${fsid}" "${port}"
+    v1_port="$(free_port)"
+    while [[ ${v1_port} == "${port}" ]]; do v1_port="$(free_port)"; done
+    # The monitor speaks both protocols: the kernel's RBD client (rbd map)
+    # uses v1 unless told otherwise, and Cinder hands out the v1 address.
+    addrs="[v2:127.0.0.1:${port},v1:127.0.0.1:${v1_port}]"
+    write_conf "${fsid}" "${addrs}"
 
     ceph-authtool --create-keyring "${dir}/mon.a.keyring" --gen-key -n mon. --cap mon 'allow *' >/dev/null
     ceph-authtool --create-keyring "${dir}/client.admin.keyring" --gen-key -n client.admin \
         --cap mon 'allow *' --cap osd 'allow *' --cap mgr 'allow *' >/dev/null
     ceph-authtool "${dir}/mon.a.keyring" --import-keyring "${dir}/client.admin.keyring" >/dev/null
-    monmaptool --create --addv a "[v2:127.0.0.1:${port}]" --fsid "${fsid}" "${dir}/monmap" >/dev/null
+    monmaptool --create --addv a "${addrs}" --fsid "${fsid}" "${dir}/monmap" >/dev/null
     ceph-mon --conf "${dir}/ceph.conf" --mkfs -i a --monmap "${dir}/monmap" --keyring "${dir}/mon.a.keyring"
     ceph-mon --conf "${dir}/ceph.conf" -i a
-    wait_for 30 "the monitor" ceph_cli mon stat
+    wait_for "${WAIT}" "the monitor" ceph_cli mon stat
 
     ceph_cli auth get-or-create mgr.x mon 'allow profile mgr' osd 'allow *' -o "${dir}/mgr.x.keyring" >/dev/null
     ceph-mgr --conf "${dir}/ceph.conf" -i x
@@ -142,7 +149,7 @@ start() {
     ceph_cli auth add osd.0 osd 'allow *' mon 'allow profile osd' mgr 'allow profile osd' \
         -i "${dir}/osd.0.keyring" >>"${dir}/log/start.log" 2>&1
     ceph-osd --conf "${dir}/ceph.conf" -i 0 >>"${dir}/log/start.log" 2>&1
-    wait_for 60 "the OSD" sh -c "ceph --conf '${dir}/ceph.conf' osd stat -f json | grep -q '\"num_up_osds\":1'"
+    wait_for "${WAIT}" "the OSD" sh -c "ceph --conf '${dir}/ceph.conf' osd stat -f json | grep -q '\"num_up_osds\":1'"
 
     # RBD's v2 clone API (clones whose parent snapshot is not protected).
     {
@@ -155,7 +162,7 @@ start() {
         mgr "profile rbd pool=${POOL}" -o "${dir}/client.${USER_NAME}.keyring" >/dev/null
     chmod 0600 "${dir}"/*.keyring
     # Stats read the pool from `ceph df`, which knows it only after the mgr's next report.
-    wait_for 60 "the pool in ceph df" sh -c "ceph --conf '${dir}/ceph.conf' df -f json | grep -q '\"name\":\"${POOL}\"'"
+    wait_for "${WAIT}" "the pool in ceph df" sh -c "ceph --conf '${dir}/ceph.conf' df -f json | grep -q '\"name\":\"${POOL}\"'"
 
     cat >"${dir}/env" <<EOF
 CEPH_CONF=${dir}/ceph.conf
@@ -163,7 +170,7 @@ CEPH_POOL=${POOL}
 CEPH_USER=${USER_NAME}
 CEPH_KEYRING=${dir}/client.${USER_NAME}.keyring
 EOF
-    cl_note "Ceph cluster up in $((SECONDS - start)) s: ${dir} (mon on 127.0.0.1:${port})"
+    cl_note "Ceph cluster up in $((SECONDS - start)) s: ${dir} (monitor at ${addrs})"
     cat "${dir}/env"
 }
 

@@ -46,12 +46,14 @@ GUEST_TEST_PACKAGES=(pytest iniconfig packaging pluggy pygments ddt)
 TEST_PINS="${CINDERLIB_REPO}/requirements/constraints.txt"
 
 # What the converge needs in the guest: systemd and SSH to be reached, Python
-# for Ansible, and what the runtime role would install for LVM with LIO and
-# iSCSI attach (it then finds everything and installs nothing).
+# for Ansible, what the runtime role would install for LVM with LIO and iSCSI
+# attach and for RBD with krbd attach (it then finds everything and installs
+# nothing), and the Ceph daemons of the cluster rbd.yml starts (scripts/ceph.sh).
 GUEST_PACKAGES=(
     linux-image-amd64 systemd-sysv udev dbus kmod openssh-server sudo
     python3 python3-venv iproute2 procps util-linux e2fsprogs
     lvm2 thin-provisioning-tools targetcli-fb python3-rtslib-fb open-iscsi lsscsi
+    ceph-common python3-rados python3-rbd ceph-mon ceph-mgr ceph-osd
 )
 HOST_PACKAGES=(qemu-system-x86 qemu-utils debootstrap openssh-client e2fsprogs)
 
@@ -218,8 +220,8 @@ configure_guest() {
     install -m 0600 "${work}/id_ed25519.pub" "${root}/root/.ssh/authorized_keys"
     # A fixed initiator name: each boot starts from the same image anyway.
     printf 'InitiatorName=iqn.2004-10.com.debian:cinderlib-vm\n' >"${root}/etc/iscsi/initiatorname.iscsi"
-    # The modules the lifecycle uses, loaded at boot (LIO, dm snapshots, loop).
-    printf '%s\n' loop dm_snapshot dm_mod target_core_mod iscsi_target_mod target_core_iblock \
+    # The modules the lifecycle uses, loaded at boot (LIO, dm snapshots, loop, krbd).
+    printf '%s\n' loop dm_snapshot dm_mod target_core_mod iscsi_target_mod target_core_iblock rbd \
         >"${root}/etc/modules-load.d/cinderlib.conf"
 }
 
