@@ -12,10 +12,12 @@ look at the backend. This module gives those two, cheaply:
   agree), with the read methods of ``persistence.StateStore``; other stores
   are opened with ``persistence.open_store`` (SQLAlchemy, still no Cinder).
 - ``backend_probe(config, ...)``: for a driver with a cheap existence check
-  (the LVM driver: one ``lvs``, run as the driver runs it), a function that
-  tells whether a volume is on the backend; ``None`` for other drivers, and
-  for a backend configuration that no full run has validated on this host
-  (``remember_validated``), so a bad configuration is still reported.
+  (``PROBES``: the LVM driver, one ``lvs`` run as the driver runs it; the RBD
+  driver, one read-only open of the image through librados, connected as the
+  driver connects), a function that tells whether a volume is on the
+  backend; ``None`` for other drivers, and for a backend configuration that
+  no full run has validated on this host (``remember_validated``), so a bad
+  configuration is still reported.
 
 Callers use these only to confirm "nothing to change"; any doubt (a volume
 not found on the backend, a command failing, an unknown store version) means
@@ -32,7 +34,7 @@ import shlex
 import sqlite3
 import subprocess
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import fields, loader
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.persistence import (
@@ -45,11 +47,24 @@ from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.persis
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.secrets import masked
 
 LVM_DRIVER = 'cinder.volume.drivers.lvm.LVMVolumeDriver'
+RBD_DRIVER = 'cinder.volume.drivers.rbd.RBDDriver'
 
 # Defaults of Cinder's options that the LVM check reads (cinder/volume/drivers/lvm.py,
 # cinder/common/config.py): a backend that does not set them gets these.
 _LVM_DEFAULTS = {'volume_group': 'cinder-volumes', 'lvm_conf_file': '/etc/cinder/lvm.conf',
                  'lvm_suppress_fd_warnings': False}
+
+# Defaults of the RBD driver's options that its connection reads (RBD_OPTS of
+# cinder/volume/drivers/rbd.py; rbd_keyring_conf: loader.CINDERLIB_KEPT_OPTIONS).
+# An empty rbd_ceph_conf has librados read its default files (/etc/ceph/<cluster>.conf...).
+RBD_DEFAULTS = {'rbd_cluster_name': 'ceph', 'rbd_pool': 'rbd', 'rbd_user': None, 'rbd_ceph_conf': '',
+                'rados_connect_timeout': -1, 'rbd_keyring_conf': ''}
+# The librados options the driver sets to rados_connect_timeout (_connect_to_rados).
+RADOS_TIMEOUT_OPTIONS = ('rados_osd_op_timeout', 'rados_mon_op_timeout', 'client_mount_timeout')
+# The longest the fast path waits for a cluster: a dead one sends the task to
+# the full path, which then waits as long as the configuration says.
+RBD_CONNECT_TIMEOUT = 5
+_GIB = 1024 ** 3
 
 # Tables of persistence.SQLStore, read here without SQLAlchemy
 # (tests/unit/.../test_quickcheck.py checks both agree on the same store).
@@ -275,9 +290,108 @@ def driver_environment() -> dict:
     return dict(os.environ, PATH=loader.driver_path(os.environ.get('PATH', '')))
 
 
+# -- Ceph RBD ----------------------------------------------------------------------------
+class RBDConnect(NamedTuple):
+    """How the RBD driver reaches its pool: ``rados.Rados(**rados_args)``,
+    with the librados timeouts set to ``timeout`` seconds, then ``pool``."""
+    rados_args: dict
+    pool: str
+    timeout: int
+
+
+def rbd_connect_args(config: dict) -> RBDConnect:
+    """The connection the RBD driver makes (``RBDDriver._connect_to_rados``:
+    the cluster name, conf file and user of its default target, its pool),
+    with a timeout of at most ``RBD_CONNECT_TIMEOUT`` seconds, or the
+    backend's ``rados_connect_timeout`` when that is shorter."""
+    options = dict(RBD_DEFAULTS, **{k: v for k, v in config.items() if v is not None})
+    try:
+        timeout = int(options['rados_connect_timeout'])
+    except (TypeError, ValueError) as exc:
+        raise Unavailable('rados_connect_timeout is no integer') from exc
+    # oslo gives the driver its string options as strings.
+    user = options['rbd_user']
+    args = {'rados_id': None if user is None else str(user), 'clustername': str(options['rbd_cluster_name']),
+            'conffile': str(options['rbd_ceph_conf'])}
+    if not args['clustername'] or not str(options['rbd_pool']):
+        raise Unavailable('rbd_cluster_name or rbd_pool is empty')  # the driver's setup refuses them
+    return RBDConnect(args, str(options['rbd_pool']),
+                      min(RBD_CONNECT_TIMEOUT, timeout) if timeout > 0 else RBD_CONNECT_TIMEOUT)
+
+
+def _check_keyring(config: dict) -> None:
+    """The driver's setup fails when ``rbd_keyring_conf`` (cinderlib's option,
+    whose content goes into the connection info, not to librados) names a
+    file it can't read or an empty one; so does the fast path, to let the full
+    path report it. One byte is read, and kept nowhere."""
+    path = config.get('rbd_keyring_conf')
+    if not path:
+        return
+    try:
+        with open(str(path), 'rb') as keyring:
+            if keyring.read(1):
+                return
+    except OSError as exc:
+        raise Unavailable('rbd_keyring_conf: %s' % type(exc).__name__) from exc
+    raise Unavailable('rbd_keyring_conf: an empty file')
+
+
+def rbd_volume_size(config: dict, volume_id: str, root_helper: str = '', im_root: bool = True,
+                    environ: dict | None = None) -> float | None:
+    """Size in GiB of the volume's RBD image; None when the pool has no
+    such image. Raises Unavailable on anything else (no bindings, no cluster,
+    no pool, no access...), naming the error's class only: librados messages
+    may quote the configuration.
+
+    librados runs in this process, as this user, like the driver's: the root
+    helper and the environment of the table's other lookups don't apply."""
+    connect = rbd_connect_args(config)
+    _check_keyring(config)
+    try:
+        import rados
+        import rbd
+    except ImportError as exc:
+        raise Unavailable('the rados and rbd Python bindings are not importable') from exc
+    try:
+        cluster = rados.Rados(**connect.rados_args)
+    except rados.Error as exc:
+        raise Unavailable('librados: %s reading the configuration' % type(exc).__name__) from None
+    try:
+        for option in RADOS_TIMEOUT_OPTIONS:
+            cluster.conf_set(option, str(connect.timeout))
+        cluster.connect()
+        ioctx = cluster.open_ioctx(connect.pool)
+        try:
+            image = rbd.Image(ioctx, fields.NAME_TEMPLATES['volume'] % volume_id, read_only=True)
+            try:
+                return image.size() / _GIB
+            finally:
+                image.close()
+        finally:
+            ioctx.close()
+    except rbd.ImageNotFound:
+        return None
+    except (rados.Error, rbd.Error) as exc:
+        raise Unavailable('librados: %s' % type(exc).__name__) from None
+    finally:
+        cluster.shutdown()
+
+
+# -- which drivers have a fast path -------------------------------------------------------
+# Size lookups by driver: lookup(config, volume_id, root_helper, im_root, environ)
+# -> the volume's size in GiB, None when the backend says it is not there; raises
+# Unavailable when it can't tell. A lookup must fail (Unavailable) wherever the
+# driver's setup would, for what it reads: a configuration is validated once, by a
+# full run, with the values of credential-named options masked (config_fingerprint).
+PROBES: dict[str, Callable[..., float | None]] = {
+    LVM_DRIVER: lvm_volume_size,
+    RBD_DRIVER: rbd_volume_size,
+}
+
+
 def has_probe(config: dict) -> bool:
     """Whether the backend's driver has a cheap existence check here."""
-    return config.get('volume_driver') == LVM_DRIVER
+    return config.get('volume_driver') in PROBES
 
 
 def backend_probe(config: dict, unknown_options: str, state_dir: str, root_helper: str,
@@ -291,10 +405,12 @@ def backend_probe(config: dict, unknown_options: str, state_dir: str, root_helpe
         return None
     if not was_validated(state_dir, config_fingerprint(config, unknown_options)):
         return None
+    lookup = PROBES[config['volume_driver']]
     environ = driver_environment()
 
     def probe(record: dict) -> bool:
-        size = lvm_volume_size(config, record['id'], root_helper, im_root, environ)
-        # LVM may round up to its extent size, never down.
+        # The name on the backend is made from _name_id when a record has one (objects.Volume.name).
+        size = lookup(config, record.get('_name_id') or record['id'], root_helper, im_root, environ)
+        # LVM may round up to its extent size, never down; an image may have been grown by hand.
         return size is not None and size >= float(record.get('size') or 0)
     return probe
