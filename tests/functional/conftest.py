@@ -12,6 +12,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
+# What an unchanged task on the fast path must not import (module_runner).
+HEAVY = ('cinder', 'os_brick', 'sqlalchemy', 'oslo_config', 'oslo_concurrency', 'oslo_db', 'eventlet')
+
 
 @pytest.fixture(scope='session')
 def collections_path(tmp_path_factory) -> str:
@@ -37,6 +40,30 @@ def ansible_env(collections_path: str, extra: dict | None = None) -> dict:
     env['ANSIBLE_LOCALHOST_WARNING'] = 'false'
     env['ANSIBLE_INVENTORY_UNPARSED_WARNING'] = 'false'
     return env
+
+
+@pytest.fixture
+def module_runner(tmp_path, collections_path):
+    """``module_runner(env, module='cinderlib_volume')`` gives ``run(args,
+    check_mode=False) -> (result, heavy imports)``: the module file run as
+    Ansible runs it (a fresh interpreter, arguments in a file) with ``env``,
+    under ``python -X importtime``; the heavy imports are the top-level names
+    of ``HEAVY`` it imported (none on the fast path)."""
+    modules = Path(collections_path) / 'ansible_collections/cinderlib/storage/plugins/modules'
+
+    def runner(env: dict, module: str = 'cinderlib_volume'):
+        def run(args: dict, check_mode: bool = False) -> tuple[dict, list[str]]:
+            args_file = tmp_path / 'args.json'
+            args_file.write_text(json.dumps({'ANSIBLE_MODULE_ARGS': dict(args, _ansible_check_mode=check_mode)}))
+            proc = subprocess.run([sys.executable, '-X', 'importtime', str(modules / (module + '.py')),
+                                   str(args_file)], capture_output=True, text=True, env=env, timeout=300,
+                                  check=False)
+            result = json.loads(proc.stdout)
+            imported = [line.rsplit('|', 1)[1].strip() for line in proc.stderr.splitlines()
+                        if line.startswith('import time:') and '|' in line]
+            return result, sorted({m.split('.')[0] for m in imported if m.split('.')[0] in HEAVY})
+        return run
+    return runner
 
 
 @pytest.fixture

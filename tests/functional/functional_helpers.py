@@ -59,6 +59,19 @@ def assert_drift_only_reported(opts: dict, env: dict, by_hand: str, vanished_id:
         unchanged()
 
 
+def rbd(cluster: dict, *args: str) -> subprocess.CompletedProcess:
+    """The ``rbd`` CLI on a ceph_cluster (with its admin's keyring, named by its conf)."""
+    return subprocess.run(['rbd', '--conf', cluster['CEPH_CONF'], *args], capture_output=True, text=True,
+                          timeout=120, check=False)
+
+
+def images(cluster: dict) -> list[str]:
+    """The images in the ceph_cluster's pool."""
+    proc = rbd(cluster, 'ls', '--format', 'json', cluster['CEPH_POOL'])
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout or '[]')
+
+
 def lv_names(vg: str, env: dict) -> list[str]:
     out = subprocess.run(['lvs', '--noheadings', '-o', 'lv_name', vg], capture_output=True, text=True, env=env,
                          check=False)

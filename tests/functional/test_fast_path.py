@@ -4,33 +4,15 @@
 # reported as the full path reports it.
 from __future__ import annotations
 
-import json
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-HEAVY = ('cinder', 'os_brick', 'sqlalchemy', 'oslo_config', 'oslo_concurrency', 'oslo_db', 'eventlet')
-
 
 @pytest.fixture
-def module_run(tmp_path, run_env, collections_path):
-    """``module_run(args, check_mode=False) -> (result, heavy imports)``: the
-    cinderlib_volume module file run as Ansible runs it (a fresh interpreter,
-    arguments in a file), under ``python -X importtime``."""
-    module = Path(collections_path) / 'ansible_collections/cinderlib/storage/plugins/modules/cinderlib_volume.py'
-
-    def run(args: dict, check_mode: bool = False) -> tuple[dict, list[str]]:
-        args_file = tmp_path / 'args.json'
-        args_file.write_text(json.dumps({'ANSIBLE_MODULE_ARGS': dict(args, _ansible_check_mode=check_mode)}))
-        proc = subprocess.run([sys.executable, '-X', 'importtime', str(module), str(args_file)], capture_output=True,
-                              text=True, env=run_env, timeout=300, check=False)
-        result = json.loads(proc.stdout)
-        imported = [line.rsplit('|', 1)[1].strip() for line in proc.stderr.splitlines()
-                    if line.startswith('import time:') and '|' in line]
-        return result, sorted({m.split('.')[0] for m in imported if m.split('.')[0] in HEAVY})
-    return run
+def module_run(module_runner, run_env):
+    """cinderlib_volume on the test VG (see module_runner)."""
+    return module_runner(run_env)
 
 
 def test_unchanged_volume_takes_the_fast_path_and_a_removed_lv_is_still_reported(

@@ -11,20 +11,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-from functional_helpers import assert_drift_only_reported, plain, run_adhoc, run_python
+from functional_helpers import assert_drift_only_reported, images, plain, rbd, run_adhoc, run_python
 
 pytestmark = pytest.mark.usefixtures('ceph_cluster')
-
-
-def rbd(cluster: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(['rbd', '--conf', cluster['CEPH_CONF'], *args], capture_output=True, text=True,
-                          timeout=120, check=False)
-
-
-def images(cluster: dict) -> list[str]:
-    proc = rbd(cluster, 'ls', '--format', 'json', cluster['CEPH_POOL'])
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout or '[]')
 
 
 def parent(cluster: dict, image: str) -> dict | None:
