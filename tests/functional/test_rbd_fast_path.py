@@ -37,11 +37,11 @@ def test_unchanged_rbd_volume_takes_the_fast_path_and_drift_is_still_reported(
                    rados_connection_retries=1)
     args = {'backend': backend, 'persistence': {'connection': 'sqlite:///%s' % (tmp_path / 'state.db')},
             'name': 'rbd-fast', 'size': 1}
-    run = module_runner(ceph_env)
+    runs = {module: module_runner(ceph_env, module) for module in ('cinderlib_volume', 'cinderlib_snapshot')}
     results = []
 
-    def task(task_args: dict, check_mode: bool = False) -> tuple[dict, list[str]]:
-        result, heavy = run(task_args, check_mode=check_mode)
+    def task(task_args: dict, check_mode: bool = False, module: str = 'cinderlib_volume') -> tuple[dict, list[str]]:
+        result, heavy = runs[module](task_args, check_mode=check_mode)
         results.append(result)
         return result, heavy
 
@@ -67,6 +67,16 @@ def test_unchanged_rbd_volume_takes_the_fast_path_and_drift_is_still_reported(
     assert rbd(ceph_cluster, 'resize', '--size', '2G', spec).returncode == 0
     grown, heavy = task(args)
     assert grown['changed'] is False and grown['volume'] == created['volume'] and heavy == [], grown
+
+    # A snapshot's unchanged task takes the same fast path (its volume's image is looked at).
+    snap_args = {'backend': backend, 'persistence': args['persistence'], 'volume': 'rbd-fast', 'name': 'rbd-snap'}
+    snapped, heavy = task(snap_args, module='cinderlib_snapshot')
+    assert snapped['changed'] is True and 'cinder' in heavy, snapped
+    for check_mode in (False, True):
+        again, heavy = task(snap_args, check_mode=check_mode, module='cinderlib_snapshot')
+        assert again['changed'] is False and again['snapshot'] == snapped['snapshot'] and heavy == [], again
+    unsnapped, _heavy = task(dict(snap_args, state='absent'), module='cinderlib_snapshot')
+    assert unsnapped['changed'] is True, unsnapped
 
     # The keyring path is masked in what a full run remembers, so another path is the same
     # validated configuration: the probe checks the file as the driver's setup does, and the
