@@ -33,9 +33,11 @@ description:
     second run sees what the first one did.
   - Several volumes can be handled in one task with O(volumes), which starts the driver once for
     all of them instead of once per task (a loop runs the module once per item).
-  - An unchanged volume on an LVM backend is answered from the state store and one C(lvs), without
-    starting Cinder or the driver, once a run has initialised the backend with the same
-    configuration on this host; anything else, such as a volume found missing, takes the full path.
+  - An unchanged volume on an LVM or a Ceph RBD backend is answered from the state store and one
+    look at the backend (one C(lvs); a read-only open of the RBD image through librados, connected
+    as the driver connects, waiting at most 5 seconds), without starting Cinder or the driver, once
+    a run has initialised the backend with the same configuration on this host; anything else, such
+    as a volume found missing or a cluster that does not answer, takes the full path.
   - The module's options are checked before the state store or the backend is opened (O(name),
     O(id), O(size), the sources), then O(backend) is validated against its driver's options (see
     O(backend)); a bad value, a missing source or an unknown backend fails with a message saying
