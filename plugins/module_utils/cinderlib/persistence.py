@@ -13,6 +13,11 @@ Stores:
 - ``SQLStore`` (``storage: db`` with any SQLAlchemy URL, the default being a
   SQLite file; ``storage: memory_db`` is SQLite in memory).
 ``open_store()`` is the one selector.
+
+A database server (PostgreSQL) that can't be reached, or whose connection
+breaks, is tried again for ``retry_window`` seconds (``DEFAULT_RETRY_WINDOW``)
+before the read or write fails: ``SQLStore._run`` holds that rule and its
+message, ``connection_lost`` says which errors it covers.
 """
 
 from __future__ import annotations
@@ -20,10 +25,13 @@ from __future__ import annotations
 import copy
 import datetime
 import json
+import logging
+import math
 import os
 import threading
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import fields
@@ -50,6 +58,20 @@ RESOURCES = ('volume', 'snapshot', 'connection', 'connector')
 
 SQLITE_BUSY_TIMEOUT = 60
 """Seconds a SQLite writer waits for another process's write to finish."""
+
+DEFAULT_RETRY_WINDOW = 12
+"""Seconds a database server store (PostgreSQL) that can't be reached is
+tried again before a task fails (``persistence: {retry_window: ...}``): long
+enough for a server restart or a fail-over, short enough that a store that is
+really gone fails the task soon. SQLite files have their busy timeout instead."""
+
+_RETRY_FIRST_DELAY = 0.25
+_RETRY_MAX_DELAY = 2.0
+
+LOG = logging.getLogger(__name__)
+# A library logs nowhere unless the application (the driver log of
+# driver_log_path) says where: never to stderr, which a module must not use.
+LOG.addHandler(logging.NullHandler())
 
 _BACKEND_STATUS_INDEX = 'ix_cinderlib_volumes_backend_status'
 _BACKEND_NAME_INDEX = 'ix_cinderlib_volumes_backend_display_name'
@@ -337,7 +359,7 @@ class SQLStore(StateStore):
 
     storage = 'db'
 
-    def __init__(self, connection: str) -> None:
+    def __init__(self, connection: str, retry_window: float = DEFAULT_RETRY_WINDOW) -> None:
         try:
             import sqlalchemy as sa
         except ImportError as exc:  # pragma: no cover - SQLAlchemy ships with Cinder
@@ -347,10 +369,15 @@ class SQLStore(StateStore):
         # Only the masked URL is kept: the engine holds the real one.
         self.connection = mask_url(connection)
         self._tables = self._define_tables(sa)
+        # A SQLite file is never "unreachable": its errors (a busy timeout
+        # that ran out, a full disk) are not retried.
+        self._server = not connection.startswith('sqlite')
+        self.retry_window = retry_window_seconds(retry_window) if self._server else 0
+        self._gave_up = False
         try:
             self._engine = self._make_engine(sa, connection)
             self._writer = self._engine.execution_options(cinderlib_write=True)
-            self._migrate()
+            self._run('open', self._migrate)
         except PersistenceError:
             raise
         except Exception as exc:
@@ -446,6 +473,50 @@ class SQLStore(StateStore):
         """A write transaction: ``with self._write() as conn:``."""
         return self._writer.begin()
 
+    def _run(self, action: str, unit: Callable[[], Any]) -> Any:
+        """Run ``unit`` (one read, or one write transaction, on a connection
+        of its own) and turn its database errors into a PersistenceError:
+        "Can't <action> the state store <URL>: ...". The one place of the
+        retry rule: a server store that can't be reached is tried again for
+        ``retry_window`` seconds (see ``retry_while_unreachable``).
+
+        Re-running a unit is safe: one that failed before its commit was
+        rolled back by the server (its connection is gone); and every write
+        is keyed by a primary key (an upsert of a record by id, a delete by
+        id, a key/value by key, the schema step that checks the version
+        first), so one whose commit went through but whose answer was lost
+        writes the same row again and never makes a second record.
+        """
+        lost = connection_lost if self._server else _never
+        # A store that stayed unreachable for a whole window is tried once
+        # from then on: a batch of items must not wait a window per item.
+        window = 0 if self._gave_up else self.retry_window
+        try:
+            result = retry_while_unreachable(unit, window, lost, on_retry=self._retrying)
+        except self._sa.exc.SQLAlchemyError as exc:
+            if lost(exc):
+                if window:
+                    state = 'is unreachable after %g s (persistence.retry_window)' % window
+                elif self._gave_up:
+                    state = 'is still unreachable (tried once: a whole persistence.retry_window ran out earlier)'
+                else:
+                    state = 'is unreachable (persistence.retry_window is 0: tried once)'
+                self._gave_up = True
+                raise PersistenceError("Can't %s the state store %s: it %s: %s" % (
+                    action, self.connection, state, _first_line(exc)), exc) from exc
+            raise PersistenceError("Can't %s the state store %s: %s" % (
+                action, self.connection, _first_line(exc)), exc) from exc
+        self._gave_up = False
+        return result
+
+    def _retrying(self, exc: BaseException, waited: float | None) -> None:
+        # Shown in the driver log (driver_log_path), when the task has one.
+        if waited is None:
+            LOG.warning('The state store %s is unreachable (%s); trying again for up to %g s '
+                        '(persistence.retry_window).', self.connection, _first_line(exc), self.retry_window)
+        else:
+            LOG.warning('The state store %s is reachable again after %.1f s.', self.connection, waited)
+
     def _migrate(self) -> None:
         """Create the schema, or upgrade an older one in place, in one transaction.
 
@@ -495,8 +566,11 @@ class SQLStore(StateStore):
     def schema_version(self) -> int:
         sa = self._sa
         meta = self._tables['meta']
-        with self._engine.connect() as conn:
-            return int(conn.execute(sa.select(meta.c.value).where(meta.c.key == 'schema_version')).scalar_one())
+
+        def read():
+            with self._engine.connect() as conn:
+                return int(conn.execute(sa.select(meta.c.value).where(meta.c.key == 'schema_version')).scalar_one())
+        return self._run('read', read)
 
     def close(self) -> None:
         self._engine.dispose()
@@ -515,8 +589,12 @@ class SQLStore(StateStore):
                 query = query.where(table.c[key] == value)
             else:
                 extra[key] = value
-        with self._engine.connect() as conn:
-            rows = conn.execute(query.order_by(table.c.created_at, table.c.id)).all()
+        query = query.order_by(table.c.created_at, table.c.id)
+
+        def read():
+            with self._engine.connect() as conn:
+                return conn.execute(query).all()
+        rows = self._run('read %ss from' % kind, read)
         records = [json.loads(row[0]) for row in rows]
         return [r for r in records if all(r.get(k) == v for k, v in extra.items())]
 
@@ -524,7 +602,8 @@ class SQLStore(StateStore):
         self._check_kind(kind)
         sa = self._sa
         table = self._tables[kind]
-        try:
+
+        def write():
             with self._write() as conn:
                 row = conn.execute(sa.select(table.c.data).where(table.c.id == record.get('id'))
                                    .with_for_update()).first()
@@ -537,16 +616,17 @@ class SQLStore(StateStore):
                     conn.execute(table.update().where(table.c.id == stored['id']).values(**values))
                 else:
                     conn.execute(table.insert().values(id=stored['id'], **values))
-        except sa.exc.SQLAlchemyError as exc:
-            raise PersistenceError("Can't write %s %s to the state store %s: %s" % (
-                kind, record.get('id'), self.connection, _first_line(exc)), exc) from exc
-        return stored
+            return stored
+        return self._run('write %s %s to' % (kind, record.get('id')), write)
 
     def remove(self, kind, record_id):
         self._check_kind(kind)
         table = self._tables[kind]
-        with self._write() as conn:
-            return conn.execute(table.delete().where(table.c.id == record_id)).rowcount > 0
+
+        def delete():
+            with self._write() as conn:
+                return conn.execute(table.delete().where(table.c.id == record_id)).rowcount > 0
+        return self._run('remove %s %s from' % (kind, record_id), delete)
 
     # -- key/values -------------------------------------------------------------
     def key_values(self, key=None):
@@ -555,26 +635,35 @@ class SQLStore(StateStore):
         query = sa.select(table.c.key, table.c.value)
         if key is not None:
             query = query.where(table.c.key == key)
-        with self._engine.connect() as conn:
-            return {row[0]: row[1] for row in conn.execute(query)}
+
+        def read():
+            with self._engine.connect() as conn:
+                return {row[0]: row[1] for row in conn.execute(query)}
+        return self._run('read driver key/values from', read)
 
     def put_key_value(self, key, value):
         table = self._tables['key_value']
-        for attempt in (1, 2):
-            try:
-                with self._write() as conn:
-                    if conn.execute(table.update().where(table.c.key == key).values(value=value)).rowcount == 0:
-                        conn.execute(table.insert().values(key=key, value=value))
-                return
-            except self._sa.exc.IntegrityError:
-                # Another process inserted the key since our update: update it now.
-                if attempt == 2:
-                    raise
+
+        def write():
+            for attempt in (1, 2):
+                try:
+                    with self._write() as conn:
+                        if conn.execute(table.update().where(table.c.key == key).values(value=value)).rowcount == 0:
+                            conn.execute(table.insert().values(key=key, value=value))
+                    return
+                except self._sa.exc.IntegrityError:
+                    # Another process inserted the key since our update: update it now.
+                    if attempt == 2:
+                        raise
+        self._run('write driver key/value %s to' % key, write)
 
     def delete_key_value(self, key):
         table = self._tables['key_value']
-        with self._write() as conn:
-            conn.execute(table.delete().where(table.c.key == key))
+
+        def delete():
+            with self._write() as conn:
+                conn.execute(table.delete().where(table.c.key == key))
+        self._run('remove driver key/value %s from' % key, delete)
 
 
 # -- schema upgrades -------------------------------------------------------------
@@ -629,6 +718,89 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+# -- a store that can't be reached ------------------------------------------------------
+# libpq's own errors (no SQLSTATE) that still come from a server which answered:
+# starting up, shutting down, in recovery, full. Any other answer (a wrong
+# password, a missing database) is no outage and is not waited for.
+_PG_TRANSIENT_ANSWERS = ('the database system is', 'too many clients')
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """Whether a SQLAlchemy error means the database server could not be
+    reached or the connection to it broke: worth trying again, unlike an
+    error of the statement, the data or the credentials.
+
+    - SQLAlchemy's dialect saw a dropped connection (``connection_invalidated``:
+      "server closed the connection unexpectedly", "connection already closed");
+    - PostgreSQL said so: SQLSTATE class 08 (connection exception), 57P01-57P03
+      (shut down by the administrator or a crash, can't connect now);
+    - libpq could not connect (an OperationalError without SQLSTATE: refused,
+      timed out, no route), unless the server answered with a refusal that
+      waiting does not change (FATAL: password authentication failed...).
+    """
+    if getattr(exc, 'connection_invalidated', False):
+        return True
+    orig = getattr(exc, 'orig', None)
+    if orig is None or not hasattr(orig, 'pgcode'):
+        return False  # not a DBAPI error, or not psycopg2's: only SQLAlchemy's own test above
+    code = orig.pgcode
+    if code:
+        return code.startswith('08') or code in ('57P01', '57P02', '57P03')
+    if not any(cls.__name__ == 'OperationalError' for cls in type(orig).__mro__):
+        return False
+    text = str(orig)
+    return 'FATAL:' not in text or any(answer in text for answer in _PG_TRANSIENT_ANSWERS)
+
+
+def _never(_exc: BaseException) -> bool:
+    return False
+
+
+def retry_while_unreachable(unit: Callable[[], Any], window: float, lost: Callable[[BaseException], bool],
+                            on_retry: Callable[[BaseException, float | None], None] | None = None,
+                            clock: Callable[[], float] = time.monotonic,
+                            sleep: Callable[[float], None] = time.sleep) -> Any:
+    """``unit()``, called again while it fails with an error that ``lost``
+    says is a lost connection, for up to ``window`` seconds from the first
+    such failure, waiting 0.25 s, 0.5 s, 1 s, then 2 s between attempts (the
+    last attempt at the window's end); then that error is raised. Any other
+    error is raised at once. ``on_retry(error, None)`` is called at the first
+    retry, ``on_retry(error, seconds)`` when an attempt after retries worked.
+    """
+    started = first_error = None
+    delay = _RETRY_FIRST_DELAY
+    while True:
+        try:
+            result = unit()
+        except Exception as exc:
+            if not lost(exc):
+                raise
+            now = clock()
+            if started is None:
+                started, first_error = now, exc
+                if window > 0 and on_retry is not None:
+                    on_retry(exc, None)
+            if now >= started + window:
+                raise
+            sleep(min(delay, started + window - now))
+            delay = min(delay * 2, _RETRY_MAX_DELAY)
+            continue
+        if first_error is not None and on_retry is not None:
+            on_retry(first_error, clock() - started)
+        return result
+
+
+def retry_window_seconds(value: Any) -> float:
+    """The ``retry_window`` option checked: seconds, 0 or more (0: no retry)."""
+    if value is None:
+        return float(DEFAULT_RETRY_WINDOW)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise PersistenceError(
+            'persistence.retry_window must be a number of seconds, 0 or more (0: try the state store once), '
+            'not %r.' % (value,))
+    return float(value)
+
+
 def _given(config: dict | None) -> dict:
     # Unset options (None, as Ansible fills suboptions) are absent options.
     return {k: v for k, v in (config or {}).items() if v is not None}
@@ -664,8 +836,9 @@ def open_store(config: dict | StateStore | None) -> StateStore:
         return store
     if storage == 'db':
         config.pop('connection', None)
+        window = retry_window_seconds(config.pop('retry_window', None))
         _reject_extra(storage, config)
-        return SQLStore(url)
+        return SQLStore(url, retry_window=window)
     # A plugin: an instance, a class, or an entry point's name (cinderlib's ways).
     from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.persistence_plugins import (
         plugin_store,

@@ -43,6 +43,7 @@ from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.persis
     RecordLookups,
     db_url,
     open_store,
+    retry_window_seconds,
 )
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.secrets import masked
 
@@ -144,6 +145,8 @@ def open_reader(persistence_config: dict | None):
     url = db_url(persistence_config)
     if url is None:
         return None  # memory stores start empty in every process; plugins are read the full way
+    # Checked here too, so that a bad value fails on the fast path as on the full one.
+    retry_window_seconds((persistence_config or {}).get('retry_window'))
     path = sqlite_path(persistence_config)
     if path is None and url.startswith('sqlite'):
         return None  # in memory, or a URL form this reader does not parse
