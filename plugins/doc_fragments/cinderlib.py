@@ -61,6 +61,25 @@ options:
           - The password in the URL is kept out of the output (C(no_log)); the rest of it may appear
             in messages, to say which store failed.
         type: str
+      retry_window:
+        description:
+          - Seconds to keep trying a database server store (PostgreSQL) that can't be reached, from
+            the first failed attempt of a read or a write; when not set, V(12). V(0) tries once.
+          - Retried are the failures of a server that is down, starting, shutting down or unreachable
+            (connection refused, connection lost, SQLSTATE class 08, 57P01 to 57P03), with waits of 0.25 s
+            doubling up to 2 s. Each read or write transaction is retried whole; a transaction the
+            connection loss interrupted was rolled back, and every write is keyed by the record's id, so
+            a retry never makes a second record. A wrong password, a missing database and errors of the
+            data are not retried, nor are SQLite files (they wait for each other's writes up to 60 s instead).
+          - When the window runs out, the task fails with a message naming the store (its password
+            masked). A write that failed before the driver was called leaves the backend unchanged;
+            one after the driver changed the backend leaves the record as a crash at that point does
+            (such as C(creating)), which M(cinderlib.storage.cinderlib_reconcile) settles once the store
+            is back. After one window ran out, later reads and writes of the same task try once.
+          - With O(driver_log_path), the retries are logged there.
+          - A connection attempt that hangs (a host that drops packets) is bounded by the URL's
+            C(connect_timeout) (such as C(?connect_timeout=5)), not by this window.
+        type: float
   unknown_options:
     description:
       - What to do with an O(backend) option the driver does not know.

@@ -47,6 +47,11 @@ options:
             C(postgresql+psycopg2://user:password@host/db).
         type: str
         required: true
+      retry_window:
+        description:
+          - Seconds to keep trying a database server store that can't be reached (the modules'
+            O(persistence.retry_window)); when not set, V(12). V(0) tries once.
+        type: float
   backends:
     description: Only list the volumes of these backends (all when empty).
     type: list

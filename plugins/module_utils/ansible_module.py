@@ -37,6 +37,8 @@ def cinderlib_argument_spec(needs_backend: bool = True) -> dict:
                 # Shown in messages (which store failed); the password of the URL
                 # is registered as no_log (url_secrets).
                 connection=dict(type='str', no_log=False),
+                # No default here: the library's (persistence.DEFAULT_RETRY_WINDOW) applies.
+                retry_window=dict(type='float'),
             ),
         ),
         unknown_options=dict(type='str', default='error', choices=['error', 'warn']),

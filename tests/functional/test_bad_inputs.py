@@ -246,9 +246,19 @@ CASES = [
      r"^Can't open the state store sqlite:////proc/no/such/state\.db: \[Errno 2\] No such file or directory: "
      r"'/proc/no'$"),
     ('store-refused', 'cinderlib_volume',
-     lambda c: dict(vol(c, **NEW), persistence={'connection': 'postgresql+psycopg2://u:Pw-9z1@127.0.0.1:9/db'}),
-     r"^Can't open the state store postgresql\+psycopg2://u:\*{8}@127\.0\.0\.1:9/db: "
+     lambda c: dict(vol(c, **NEW), persistence={'connection': 'postgresql+psycopg2://u:Pw-9z1@127.0.0.1:9/db',
+                                                'retry_window': 0}),
+     r"^Can't open the state store postgresql\+psycopg2://u:\*{8}@127\.0\.0\.1:9/db: it is unreachable "
+     r"\(persistence\.retry_window is 0: tried once\): "
      r"\(psycopg2\.OperationalError\) connection to server at \"127\.0\.0\.1\", port 9 failed: Connection refused"),
+    ('store-retry-window-negative', 'cinderlib_volume',
+     lambda c: dict(vol(c, **NEW), persistence=dict(c.store, retry_window=-1)),
+     r"^persistence\.retry_window must be a number of seconds, 0 or more \(0: try the state store once\), "
+     r"not -1\.0\.$"),
+    ('store-retry-window-not-a-number', 'cinderlib_volume',
+     lambda c: dict(vol(c, **NEW), persistence=dict(c.store, retry_window='soon')),
+     r"^argument 'retry_window' is of type (str|<class 'str'>) found in 'persistence'\. and we were unable to "
+     r"convert to float: "),
     ('store-extra-option', 'cinderlib_volume',
      lambda c: dict(vol(c, **NEW), persistence={'storage': 'memory', 'connection': 'sqlite://'}),
      r"^Unknown persistence option\(s\) for storage 'memory': connection\.$"),

@@ -61,7 +61,7 @@ def test_graph_groups_volumes_per_backend(tmp_path, run_env, lvm_backend):
 def test_unreadable_store_is_a_clear_parse_error(tmp_path, run_env):
     config = tmp_path / 'bad.cinderlib.yml'
     config.write_text('plugin: cinderlib.storage.cinderlib\npersistence:\n'
-                      '  connection: postgresql+psycopg2://u:pw-secret@127.0.0.1:1/db\n')
+                      '  connection: postgresql+psycopg2://u:pw-secret@127.0.0.1:1/db\n  retry_window: 0\n')
     proc = ansible_inventory(config, dict(run_env, ANSIBLE_INVENTORY_UNPARSED_FAILED='true'), '--list')
     assert proc.returncode != 0
     shown = "cinderlib inventory: Can't open the state store postgresql+psycopg2://u:********@127.0.0.1:1/db"
