@@ -24,6 +24,7 @@ from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.except
     CinderlibError,
     InvalidRequest,
     NotFound,
+    PersistenceError,
 )
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.operations import TRANSITIONAL
 
@@ -433,6 +434,8 @@ def _create_volume(backend, params: dict, size: int | None, check_mode: bool, me
         return Outcome(True, None, after, messages)
     try:
         volume.create()
+    except PersistenceError:
+        raise  # it says what the store holds; asking the store again would only fail again
     except CinderlibError as exc:
         if context.store().volume_records(volume_id=volume.id):
             _add_hint(exc, "%s is recorded with status '%s'; state=absent removes it." % (
@@ -597,6 +600,10 @@ def ensure_snapshot_present(backend, params: dict, check_mode: bool) -> Outcome:
         return Outcome(True, None, after, [])
     try:
         snapshot.create()
+    except PersistenceError:
+        # The store failed, not the driver: nothing to roll back without it,
+        # and the message says what the store holds (reconcile settles it).
+        raise
     except CinderlibError as exc:
         _add_hint(exc, _roll_back_snapshot(snapshot))
         raise

@@ -27,6 +27,7 @@ from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import (
     CinderlibError,
     DriverOperationError,
+    PersistenceError,
     describe_cause,
 )
 
@@ -92,19 +93,56 @@ def run_operation(resource, operation: str, *, transitional: dict, call: Callabl
        there is nothing to save, as when it removed the record). With
        ``model_update``, ``call``'s result is the driver's model update, saved
        with ``final``, which wins over it (Cinder sets the status after it).
+
+    A save the state store refuses (``PersistenceError``, such as a store
+    unreachable for its whole retry window) is raised saying whether the
+    driver was called and, if it was, which transitional status the record
+    may still hold: what a crash at that point leaves, settled the same way.
     """
     point = '%s.%s' % (resource.kind, operation)
-    resource._save(**transitional)
+    try:
+        resource._save(**transitional)
+    except PersistenceError as exc:
+        raise PersistenceError("%s The driver was not called: backend '%s' is unchanged." % (
+            _sentence(exc.message), resource.backend_name), exc.cause) from exc
     _test_kill_point(point + '.before_driver')
     try:
         result = call()
-    except CinderlibError:
-        resource._save(**on_error)
+    except CinderlibError as exc:
+        try:
+            resource._save(**on_error)
+        except PersistenceError as store_exc:
+            raise PersistenceError('%s The state store could not record this failure either, so %s %s' % (
+                _sentence(exc.message), _left(resource, transitional), _sentence(store_exc.message)),
+                exc.cause) from exc
         raise
     _test_kill_point(point + '.after_driver')
-    changes = final(result) if callable(final) else dict(final)
-    if model_update:
-        changes = {**model_update_changes(result), **changes}
-    if changes is not None:
-        resource._save(**changes)
+    try:
+        changes = final(result) if callable(final) else dict(final)
+        if model_update:
+            changes = {**model_update_changes(result), **changes}
+        if changes is not None:
+            resource._save(**changes)
+    except PersistenceError as exc:
+        # What a crash at this point leaves: the backend changed, the record
+        # still transitional; settled the same way.
+        raise PersistenceError("%s on backend '%s' was %s by the driver, but the state store could not record "
+                               'it, so %s %s' % (resource.describe().capitalize(), resource.backend_name,
+                                                 _past(operation), _left(resource, transitional),
+                                                 _sentence(exc.message)), exc.cause) from exc
     return result
+
+
+def _past(operation: str) -> str:
+    return operation + ('d' if operation.endswith('e') else 'ed')
+
+
+def _sentence(message: str) -> str:
+    return message if message.endswith('.') else message + '.'
+
+
+def _left(resource, transitional: dict) -> str:
+    """What the store holds after a failed save, and what settles it."""
+    fields = ', '.join("%s '%s'" % (key, value) for key, value in transitional.items() if key.endswith('status'))
+    return ("its record may still say %s: once the state store is reachable, settle it as after an interrupted "
+            "run (cinderlib.storage.cinderlib_reconcile), then run again. Cause:" % fields)

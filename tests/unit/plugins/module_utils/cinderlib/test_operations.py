@@ -10,6 +10,7 @@ from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backen
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import (
     CinderlibError,
     DriverOperationError,
+    PersistenceError,
 )
 
 # The in-memory SQLite store of fake_backend: every save goes through SQLAlchemy.
@@ -165,3 +166,82 @@ def test_a_driver_failure_in_each_operation_leaves_its_error_status(fake_backend
     with pytest.raises(CinderlibError, match=r"^Failed to %s .* on backend 'fake': array on fire$" % op.split('.')[1]):
         run(resource)
     assert failed in statuses(op.split('.')[0])
+
+
+# -- the state store failing around the driver call (a store that is down: tests/functional/test_store_outage.py) --
+STORE_DOWN = ("Can't write volume v to the state store postgresql+psycopg2://u:********@db/c: it is unreachable "
+              'after 2 s (persistence.retry_window): connection refused')
+
+
+@pytest.fixture
+def store_down_for(monkeypatch):
+    """``store_down_for(status)``: from then on, writing a record with that
+    status fails as an unreachable store does (other writes still work)."""
+    def fail_when(status: str) -> None:
+        store = Backend.persistence
+        put = store.put
+
+        def failing_put(kind, record):
+            if record.get('status') == status:
+                raise PersistenceError(STORE_DOWN)
+            return put(kind, record)
+        monkeypatch.setattr(store, 'put', failing_put)
+    return fail_when
+
+
+def extend(volume, driver):
+    return operations.run_operation(volume, 'extend', transitional={'status': 'extending'}, call=driver,
+                                    on_error={'status': 'error_extending'}, final={'status': 'available', 'size': 2})
+
+
+@sqlite
+def test_a_store_that_cant_take_the_transitional_record_stops_before_the_driver(fake_backend, trace, store_down_for):
+    volume = fake_backend.create_volume(1, name='data')
+    trace.clear()
+    calls = []
+    store_down_for('extending')
+    with pytest.raises(PersistenceError) as error:
+        extend(volume, lambda: calls.append('driver'))
+    assert str(error.value) == STORE_DOWN + ". The driver was not called: backend 'fake' is unchanged."
+    assert calls == [] and trace == [] and stored(volume)['status'] == 'available'
+
+
+@sqlite
+def test_a_store_that_cant_take_the_final_record_says_what_the_driver_did_and_what_settles_it(
+        fake_backend, trace, store_down_for):
+    volume = fake_backend.create_volume(1, name='data')
+    trace.clear()
+    store_down_for('available')
+    with pytest.raises(PersistenceError) as error:
+        extend(volume, lambda: None)
+    assert str(error.value) == (
+        "Volume 'data' on backend 'fake' was extended by the driver, but the state store could not record it, so its "
+        "record may still say status 'extending': once the state store is reachable, settle it as after an "
+        'interrupted run (cinderlib.storage.cinderlib_reconcile), then run again. Cause: ' + STORE_DOWN + '.')
+    # What a crash after the driver leaves, which reconcile settles.
+    assert trace == ['volume.extend.before_driver', 'volume.extend.after_driver']
+    assert stored(volume)['status'] == 'extending'
+
+
+@sqlite
+def test_a_store_that_cant_take_the_error_status_keeps_the_drivers_error_first(fake_backend, store_down_for):
+    volume = fake_backend.create_volume(1, name='data')
+    store_down_for('error_extending')
+
+    def failing():
+        raise DriverOperationError("Failed to extend volume 'data' on backend 'fake': array on fire")
+    with pytest.raises(PersistenceError) as error:
+        extend(volume, failing)
+    assert str(error.value) == (
+        "Failed to extend volume 'data' on backend 'fake': array on fire. The state store could not record this "
+        "failure either, so its record may still say status 'extending': once the state store is reachable, settle "
+        'it as after an interrupted run (cinderlib.storage.cinderlib_reconcile), then run again. Cause: '
+        + STORE_DOWN + '.')
+    assert isinstance(error.value.__cause__, DriverOperationError)
+    assert stored(volume)['status'] == 'extending'
+
+
+@pytest.mark.parametrize('operation, past', [('create', 'created'), ('extend', 'extended'),
+                                             ('disconnect', 'disconnected'), ('detach', 'detached')])
+def test_operations_in_the_past_tense(operation, past):
+    assert operations._past(operation) == past
