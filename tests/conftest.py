@@ -10,6 +10,8 @@
 - ``postgresql_url`` (session): a private PostgreSQL server (Debian's package) on
   127.0.0.1, started and removed by the fixture; ``postgresql_store_url`` gives each
   test an empty database of its own on it.
+- ``breakable_postgresql_server`` (module): another such server, for tests that stop
+  and restart it; ``breakable_postgresql_store_url``: an empty database on it.
 """
 
 from __future__ import annotations
@@ -308,11 +310,13 @@ class PostgreSQLServer:
         self.create_database(POSTGRESQL_ROLE)
         self.start_seconds = time.monotonic() - started
 
-    def stop(self) -> None:
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server: ``fast`` (sessions are ended, as by a service
+        stop) or ``immediate`` (as a crash); immediate when fast fails."""
         if not self.running:
             return
         proc = subprocess.run(
-            [str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "-t", "60", "stop"],
+            [str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop"],
             user=self.os_user.pw_uid, group=self.os_user.pw_gid, extra_groups=[], cwd=self.base,
             capture_output=True, text=True, timeout=120, check=False,
         )
@@ -323,6 +327,15 @@ class PostgreSQLServer:
                 capture_output=True, text=True, timeout=120, check=False,
             )
         self.running = False
+
+    def resume(self) -> None:
+        """Start the stopped server again, on the same port with the same data
+        (databases, role and password): a restarted server, as clients see it."""
+        if self.running:
+            return
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", f"-p {self.port}",
+                  "-w", "-t", str(POSTGRESQL_START_TIMEOUT), "start", timeout=POSTGRESQL_START_TIMEOUT + 30)
+        self.running = True
 
     def admin(self):
         """A superuser connection (autocommit) over the server's Unix socket."""
@@ -350,9 +363,10 @@ class PostgreSQLServer:
             cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(scope="session")
-def postgresql_server() -> Iterator[PostgreSQLServer]:
-    """A private PostgreSQL server for the session (see ``postgresql_url``)."""
+@contextlib.contextmanager
+def _private_postgresql_server() -> Iterator[PostgreSQLServer]:
+    """A started PostgreSQL server in a new directory, stopped and removed on exit
+    (skips where this machine can't run one)."""
     if os.geteuid() != 0:
         pytest.skip("needs root: runs a private PostgreSQL server as the postgres system user (run under sudo)")
     bindir = _postgresql_bindir()
@@ -378,6 +392,35 @@ def postgresql_server() -> Iterator[PostgreSQLServer]:
             server.stop()
         finally:
             shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgresql_server() -> Iterator[PostgreSQLServer]:
+    """A private PostgreSQL server for the session (see ``postgresql_url``)."""
+    with _private_postgresql_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def breakable_postgresql_server() -> Iterator[PostgreSQLServer]:
+    """A private PostgreSQL server of one test module, which its tests may stop
+    (``stop()``) and start again (``resume()``) without touching the session's."""
+    with _private_postgresql_server() as server:
+        yield server
+
+
+@pytest.fixture
+def breakable_postgresql_store_url(breakable_postgresql_server: PostgreSQLServer) -> Iterator[str]:
+    """The URL of a new, empty database on ``breakable_postgresql_server``; the
+    server is started again after the test if the test left it stopped."""
+    server = breakable_postgresql_server
+    server.resume()
+    name = server.new_database()
+    try:
+        yield server.url(name)
+    finally:
+        server.resume()
+        server.drop_database(name)
 
 
 @pytest.fixture(scope="session")
