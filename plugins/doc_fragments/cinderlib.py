@@ -129,13 +129,45 @@ options:
     type: str
     choices: [info, debug]
     default: info
+  worker:
+    description:
+      - Whether a task that needs Cinder runs in the warm worker of the managed node, a process that keeps
+        Cinder imported and backends initialised between tasks, so that a changing task does not start them
+        again (an unchanged volume or snapshot is answered without Cinder either way).
+      - The first task that needs it starts it, detached from the task; one worker per version of the
+        collection, Python interpreter and user. Its directory, C(worker/) under the state directory
+        (C(/var/lib/cinderlib/worker) for root, C($XDG_STATE_HOME/cinderlib/worker) for other users, or the
+        C(CINDERLIB_WORKER_DIR) environment variable), is readable by its user only, and the worker serves
+        only processes of its own user. Task arguments and credentials stay in memory.
+      - Each task runs in a process of its own forked from the worker; its result, warnings, check mode and
+        diff are those of a task run without it. A backend is kept initialised for the LVM driver with the
+        default file locks; other backends are started by each task, with Cinder already imported.
+      - If no worker can be started (for example the directory can't be created), the task runs in its own
+        process and warns.
+      - V(false) runs every task in its own process. Default V(true), or the C(CINDERLIB_WORKER) environment
+        variable (V(0) or V(false) turns it off).
+    type: bool
+  worker_idle_timeout:
+    description:
+      - Seconds the worker waits for another task before it exits (each task's value applies from then on).
+        V(0) means no worker, as O(worker=false).
+      - Default V(300), or the C(CINDERLIB_WORKER_IDLE_TIMEOUT) environment variable.
+    type: int
+  worker_timeout:
+    description:
+      - Seconds a task may run in the worker; a task still running then (a driver call that hangs) is killed
+        and fails, saying so. What it was changing is then left as an interrupted run leaves it (see
+        M(cinderlib.storage.cinderlib_reconcile)). V(0) means no limit.
+      - Default V(3600), or the C(CINDERLIB_WORKER_TIMEOUT) environment variable. Raise it for long
+        operations, such as cloning a large volume by copying its data.
+    type: int
 requirements:
   - Python 3.11 on the managed node, with C(cinder) 29.x and C(os-brick) 7.x (the
     M(cinderlib.storage.cinderlib_backend_facts) docs say how to get them).
   - The command-line tools the chosen driver uses (C(lvm2) for LVM).
 notes:
-  - Each task is a separate process, so state lives in O(persistence) and the driver is
-    initialised by every task that needs it.
+  - Each task is a separate process, so state lives in O(persistence); the driver is initialised once
+    per backend by the warm worker (O(worker)), or by every task that needs it without the worker.
   - Foreseeable errors (a bad option, a missing volume, a state store that can't be opened, a
     backend name not in O(config_file)...) fail the task with a one-line message saying what to
     change, and change nothing; the Python traceback is only in the result's C(exception), shown

@@ -16,6 +16,7 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.cinderlib.storage.plugins.module_utils import worker
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import loader, quickcheck, secrets
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend_config import resolve_backend
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import CinderlibError
@@ -48,6 +49,10 @@ def cinderlib_argument_spec(needs_backend: bool = True) -> dict:
         coordination_url=dict(type='str', no_log=False),
         driver_log_path=dict(type='path'),
         driver_log_level=dict(type='str', default='info', choices=['info', 'debug']),
+        # The warm worker (module_utils/worker.py); None: the environment variable, else the default.
+        worker=dict(type='bool'),
+        worker_idle_timeout=dict(type='int'),
+        worker_timeout=dict(type='int'),
     )
 
 
@@ -71,6 +76,8 @@ def _parse_backend(value: Any) -> Any:
 
 class _AnsibleModule(AnsibleModule):
     def _log_invocation(self) -> None:
+        if worker.IN_WORKER:
+            return  # the task's own process logged it before handing it over
         # The invocation goes to the node's journal before CinderlibModule
         # can register the backend's secrets: register them first.
         backend = _parse_backend(self.params.get('backend'))
@@ -105,6 +112,7 @@ class CinderlibModule:
         self._quick: tuple | bool | None = None
         self._quick_warnings: list[str] = []
         self._warned: set[str] = set()
+        self._handed_over = False
 
     @property
     def check_mode(self) -> bool:
@@ -141,17 +149,25 @@ class CinderlibModule:
     @property
     def library(self):
         if self._library is None:
+            self._hand_over()
             from ansible_collections.cinderlib.storage.plugins.module_utils import cinderlib
-            cinderlib.setup(
-                persistence_config=self.params['persistence'],
-                unknown_options=self.params['unknown_options'],
-                output_all_backend_info=self.params['output_all_backend_info'],
-                non_uuid_ids=self.params['non_uuid_ids'],
-                coordination_url=self.params['coordination_url'],
-                **self._driver_log_options(),
-            )
+            options = self._setup_options()
+            if worker.WARM_SETUP is None or worker.WARM_SETUP != worker.json_copy(options):
+                cinderlib.setup(**options)
+            # else: a worker's process, set up with these options before it forked this one.
             self._library = cinderlib
         return self._library
+
+    def _setup_options(self) -> dict:
+        """The library's global settings for this task (``cinderlib.setup``)."""
+        return dict(
+            persistence_config=self.params['persistence'],
+            unknown_options=self.params['unknown_options'],
+            output_all_backend_info=self.params['output_all_backend_info'],
+            non_uuid_ids=self.params['non_uuid_ids'],
+            coordination_url=self.params['coordination_url'],
+            **self._driver_log_options(),
+        )
 
     def _driver_log_options(self) -> dict:
         """cinderlib's way to see the driver's log (``disable_logs=False``
@@ -178,17 +194,14 @@ class CinderlibModule:
     def backend(self):
         """The initialised Backend (driver set up, stats read)."""
         if self._backend is None:
+            self._hand_over()
             config = self.backend_options()
             fingerprint = quickcheck.config_fingerprint(config, self.params['unknown_options'])
             from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend import backend_secrets
             library = self.library
             # What oslo marks secret for this driver, before any driver call.
             self.hide(backend_secrets(config))
-            name = config.pop('volume_backend_name')
-            avoided = []
-            if self.check_mode:
-                settings = loader.make_settings({})
-                config, avoided = quickcheck.check_mode_setup(config, settings.root_helper, settings.im_root)
+            name, config, avoided = self._backend_start_options(config)
             self._backend = library.Backend(name, **config)
             for warning in self._backend.warnings + avoided:
                 self.warn('Backend %r: %s' % (name, warning))
@@ -196,6 +209,71 @@ class CinderlibModule:
                 # The driver accepted this configuration: later runs may take the fast path.
                 quickcheck.remember_validated(self._state_dir(), fingerprint)
         return self._backend
+
+    def _backend_start_options(self, config: dict) -> tuple[str, dict, list[str]]:
+        """(name, driver options, warnings) the backend starts with: in check
+        mode, without what its setup would change (quickcheck.check_mode_setup)."""
+        config = dict(config)
+        name = config.pop('volume_backend_name')
+        avoided: list[str] = []
+        if self.check_mode:
+            settings = loader.make_settings({})
+            config, avoided = quickcheck.check_mode_setup(config, settings.root_helper, settings.im_root)
+        return name, config, avoided
+
+    # -- the warm worker --------------------------------------------------------------
+    def _warm_spec(self) -> dict:
+        """What a worker keeps initialised for this task: the library's
+        settings and, when the task names a usable backend, that backend."""
+        spec: dict = {'setup': worker.json_copy(self._setup_options()), 'backend': None}
+        try:
+            config = self.backend_options() if self.params.get('backend') is not None else None
+            if isinstance(config, dict) and config.get('volume_backend_name'):
+                name, config, _avoided = self._backend_start_options(config)
+                if worker.json_copy(config) == config:
+                    spec['backend'] = {'name': name, 'config': config}
+        except CinderlibError:
+            pass  # the task reports it where it needs the backend
+        return spec
+
+    def _hand_over(self) -> None:
+        """Run this task in the warm worker when it is on (O(worker)) and
+        this process runs a module: the worker's result becomes this
+        process's output, and the process exits. Returns when the task runs
+        here: inside the worker, with the worker off, or when no worker could
+        take it (with a warning saying why)."""
+        if self._handed_over or worker.IN_WORKER:
+            return
+        self._handed_over = True
+        choice = worker.settings(self.params, os.environ)
+        if not choice['enabled'] or importlib.util.find_spec('cinder') is None:
+            return
+        module = worker.module_source()
+        if module is None:
+            return
+        from ansible.module_utils import basic
+        if basic._ANSIBLE_ARGS is None:
+            return
+        try:
+            sock, _directory = worker.connect(self._state_dir(), os.environ)
+        except worker.Unavailable as exc:
+            self.warn('This task ran without the cinderlib worker (%s); set worker: false to run tasks in their '
+                      'own process.' % exc)
+            return
+        message = worker.request(basic._ANSIBLE_ARGS, getattr(basic, '_ANSIBLE_PROFILE', None), module,
+                                 self._warm_spec(), choice)
+        with sock:
+            try:
+                answer = worker.hand_over(sock, message, choice['timeout'])
+            except worker.Unavailable as exc:
+                self.warn('This task ran without the cinderlib worker (%s); set worker: false to run tasks in their '
+                          'own process.' % exc)
+                return
+            except RuntimeError as exc:
+                self.fail('%s. %s' % (str(exc)[:1].upper() + str(exc)[1:], worker.AFTERMATH))
+        if 'result' in answer:
+            worker.relay(answer['result'])
+        self.fail(worker.ended_message(answer))
 
     def _state_dir(self) -> str:
         # Where the library keeps its state files (the modules set no file_locks_path).
