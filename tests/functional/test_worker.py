@@ -14,6 +14,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -176,7 +177,8 @@ def test_results_warnings_check_mode_and_diff_are_those_of_a_run_without_the_wor
                          for args, check, diff in steps]
     for with_worker, without in zip(results['worker'], results['no-worker'], strict=True):
         for result in (with_worker, without):
-            result.get('invocation', {}).get('module_args', {}).pop('worker', None)
+            for option in ('worker', 'persistence'):
+                result.get('invocation', {}).get('module_args', {}).pop(option, None)
         assert with_worker == without
     assert any(r.get('warnings') for r in results['worker'])
     # The tasks that changed something ran in the worker.
@@ -216,29 +218,49 @@ def test_other_code_gets_another_worker(tmp_path, env, collections_path, task, w
     assert len(pids) == 2
 
 
-def test_a_foreign_uid_is_refused(tmp_path, collections_path):
-    nobody = 65534
-    directory = tmp_path / 'nobody-worker'
-    directory.mkdir(mode=0o700)
-    os.chown(directory, nobody, nobody)
-    os.chmod(tmp_path, 0o755)
+def test_a_foreign_uid_is_refused(collections_path):
+    """The worker checks its peer's uid (SO_PEERCRED). Its directory is 0700 too, which
+    keeps other users from its socket at all: this worker is started in a directory
+    others may open, to show the check itself."""
+    # Outside pytest's own temporary directory, which only root may open.
+    directory = Path(tempfile.mkdtemp(prefix='cinderlib-open-worker-'))
+    os.chmod(directory, 0o755)
     code = ('import sys; sys.path.insert(0, %r); from ansible_collections.cinderlib.storage.plugins.module_utils '
             'import worker_server; worker_server.serve(%r)' % (collections_path, str(directory)))
-    proc = subprocess.Popen([sys.executable, '-c', code], user=nobody, group=nobody, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
     try:
         wait_until(lambda: (directory / 'sock').exists() or proc.poll() is not None, 'the worker listens')
         assert proc.poll() is None, proc.stderr.read()
-        # root may open any directory: the worker itself refuses what is not its own uid.
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.connect(str(directory / 'sock'))
-            sock.settimeout(120)
-            worker.send_frame(sock, {'protocol': worker.PROTOCOL, 'kind': 'status'})
-            answer = worker.recv_frame(sock)
-        assert 'refused' in answer and 'uid 0 is not the uid of this worker (65534)' in answer['refused']
+        os.chmod(directory / 'sock', 0o777)
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # a process of another user connects
+            code = 1
+            try:
+                os.close(read_end)
+                os.setgid(65534)
+                os.setuid(65534)
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                    sock.connect(str(directory / 'sock'))
+                    sock.settimeout(120)
+                    worker.send_frame(sock, {'protocol': worker.PROTOCOL, 'kind': 'status'})
+                    os.write(write_end, json.dumps(worker.recv_frame(sock)).encode())
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write_end)
+        with os.fdopen(read_end, 'rb') as answer_file:
+            answer = answer_file.read()
+        assert os.waitpid(pid, 0)[1] == 0
+        answer = json.loads(answer)
+        assert 'uid 65534 is not the uid of this worker (0)' in answer.get('refused', ''), answer
+        # Its own user is served.
+        assert worker.status(str(directory))['status']['served'] == 0
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def statuses(task: dict) -> dict:
