@@ -112,32 +112,62 @@ class Bench:
         self.rows.append(dict(name=name, ours=ours, base=base, unit=unit, ratio=ratio, target=target, met=met,
                               note=note))
 
-    # -- 1 + 2: lifecycle vs lvol ----------------------------------------------------
+    # -- 1 + 2: lifecycle vs lvol, with and without the worker ------------------------------
+    def cinderlib_lifecycle(self, count: int, worker: bool) -> tuple[float, list[dict]]:
+        """One lifecycle playbook; with ``worker``, a worker of this run's own
+        (its directory in the work directory), started by the first create: the
+        cold start is in the playbook's wall time."""
+        environment = dict(self.lvm_env)
+        if worker:
+            workers = self.work / ('workers-%d' % len(self.raw.setdefault('worker_dirs', [])))
+            self.raw['worker_dirs'].append(str(workers))
+            environment['CINDERLIB_WORKER_DIR'] = str(workers)
+        else:
+            environment['CINDERLIB_WORKER'] = '0'
+        extra = {'bench_backend': self.backend, 'bench_persistence': self.persistence,
+                 'bench_environment': environment, 'bench_count': count}
+        wall, records = self.playbook(BENCH / 'playbooks' / 'lifecycle_cinderlib.yml', extra)
+        for task, changed in (('Create', count), ('Unchanged re-run', 0), ('Delete', count)):
+            got = sum(r['changed'] for r in self.items(records, task))
+            check(got == changed and len(self.items(records, task)) == count,
+                  'cinderlib_volume lifecycle: %s changed %d of %d, expected %d' % (task, got, count, changed))
+        check(not self.lvs('volume-'), 'volumes left on %s after the deletes: %s' % (self.vg, self.lvs('volume-')))
+        check(not self.store_volumes(), 'volumes left in the state store after the deletes')
+        if worker:
+            from ansible_collections.cinderlib.storage.plugins.module_utils import worker as worker_client
+            [directory] = [p for p in Path(environment['CINDERLIB_WORKER_DIR']).iterdir() if p.is_dir()]
+            status = worker_client.status(str(directory))
+            check(status is not None and status['status']['served'] == 2 * count,
+                  'the worker served %s tasks, expected %d' % (status and status['status']['served'], 2 * count))
+            worker_client.stop(str(directory))
+        return wall, records
+
     def lifecycle(self) -> None:
         count = 2 if self.smoke else 10
-        extra = {'bench_backend': self.backend, 'bench_persistence': self.persistence,
-                 'bench_environment': self.lvm_env, 'bench_count': count}
-        walls, unchanged = [], []
+        walls, unchanged, nwalls, cold, warm = [], [], [], [], []
         for _repeat in range(self.repeat):
-            wall, records = self.playbook(BENCH / 'playbooks' / 'lifecycle_cinderlib.yml', extra)
-            for task, changed in (('Create', count), ('Unchanged re-run', 0), ('Delete', count)):
-                got = sum(r['changed'] for r in self.items(records, task))
-                check(got == changed and len(self.items(records, task)) == count,
-                      'cinderlib_volume lifecycle: %s changed %d of %d, expected %d' % (task, got, count, changed))
-            check(not self.lvs('volume-'), 'volumes left on %s after the deletes: %s' % (self.vg, self.lvs('volume-')))
-            check(not self.store_volumes(), 'volumes left in the state store after the deletes')
+            wall, records = self.cinderlib_lifecycle(count, worker=True)
             walls.append(wall)
             unchanged += [r['seconds'] for r in self.items(records, 'Unchanged re-run')]
-        self.log('cinderlib_volume lifecycle (%d tasks): %s s; correct'
-                 % (3 * count, ' '.join('%.1f' % w for w in walls)))
-        self.raw['lifecycle_cinderlib'] = {'walls': walls, 'unchanged': unchanged}
+            creates = [r['seconds'] for r in self.items(records, 'Create')]
+            cold.append(creates[0])
+            warm += creates[1:] + [r['seconds'] for r in self.items(records, 'Delete')]
+            wall, _records = self.cinderlib_lifecycle(count, worker=False)
+            nwalls.append(wall)
+        self.log('cinderlib_volume lifecycle (%d tasks), worker: %s s, no worker: %s s; correct'
+                 % (3 * count, ' '.join('%.1f' % w for w in walls), ' '.join('%.1f' % w for w in nwalls)))
+        self.log('first create (starts the worker): %s s; changing tasks in the warm worker: median %.2f s'
+                 % (' '.join('%.2f' % c for c in cold), median(warm)))
+        self.raw['lifecycle_cinderlib'] = {'walls': walls, 'unchanged': unchanged, 'cold_first_create': cold,
+                                           'warm_changes': warm}
+        self.raw['lifecycle_cinderlib_no_worker'] = {'walls': nwalls}
         if self.smoke:
             return
         env = dict(self.env)
         env['ANSIBLE_COLLECTIONS_PATH'] = os.pathsep.join([env.get('ANSIBLE_COLLECTIONS_PATH', ''),
                                                           self.lvol_collections])
         lextra = {'bench_vg': self.vg, 'bench_environment': self.lvm_env, 'bench_count': count}
-        lwalls, lunchanged = [], []
+        lwalls, lunchanged, lchanges = [], [], []
         for _repeat in range(self.repeat):
             wall, records = self.playbook(BENCH / 'playbooks' / 'lifecycle_lvol.yml', lextra, env)
             for task, changed in (('Create', count), ('Unchanged re-run', 0), ('Delete', count)):
@@ -146,12 +176,44 @@ class Bench:
             check(not self.lvs('bench-lvol'), 'lvol volumes left')
             lwalls.append(wall)
             lunchanged += [r['seconds'] for r in self.items(records, 'Unchanged re-run')]
+            lchanges += [r['seconds'] for r in self.items(records, 'Create') + self.items(records, 'Delete')]
         self.log('lvol lifecycle: %s s' % ' '.join('%.1f' % w for w in lwalls))
-        self.raw['lifecycle_lvol'] = {'walls': lwalls, 'unchanged': lunchanged}
-        self.row('1. lifecycle, %d tasks (playbook wall)' % (3 * count), median(walls), median(lwalls), 's',
-                 '<= 2.0 x lvol', 2.0)
+        self.raw['lifecycle_lvol'] = {'walls': lwalls, 'unchanged': lunchanged, 'changes': lchanges}
+        self.row('1. lifecycle, %d tasks (playbook wall), with the worker' % (3 * count), median(walls),
+                 median(lwalls), 's', '<= 1.2 x lvol', 1.2)
+        self.row('1b. lifecycle, %d tasks, without the worker (worker: false)' % (3 * count), median(nwalls),
+                 median(lwalls), 's', '<= 2.0 x lvol', 2.0)
+        self.row('1c. a changing task (create or delete, median), warm worker vs lvol', median(warm),
+                 median(lchanges), 's', None, None)
+        self.row('1d. first create of the playbook (starts the worker) vs a warm one', median(cold), median(warm),
+                 's', None, None)
         self.row('2. unchanged re-run, one task (median of %d)' % len(unchanged), median(unchanged),
                  median(lunchanged), 's', '<= 1.2 x lvol', 1.2)
+        self.floor(count)
+
+    def floor(self, count: int) -> None:
+        """The physical floor of the lifecycle's changes: the LVM commands the
+        LVM driver runs for them (cinder.brick.local_dev.lvm, as its debug log
+        shows them), run directly: lvcreate per create; lvs, lvdisplay and
+        lvremove per delete."""
+        prefix = ['env', 'LC_ALL=C']
+        names = ['bench-floor-%d' % i for i in range(count)]
+        start = time.perf_counter()
+        for name in names:
+            subprocess.run(prefix + ['lvcreate', '-n', name, self.vg, '-L', '1g'], env=self.env,
+                           capture_output=True, check=True)
+        for name in names:
+            lv = '%s/%s' % (self.vg, name)
+            for cmd in (['lvs', '--noheadings', '--unit=g', '-o', 'vg_name,name,size', '--nosuffix', lv],
+                        ['lvdisplay', '--noheading', '-C', '-o', 'Attr', lv],
+                        ['lvremove', '--config', 'activation { retry_deactivation = 1}', '-f', lv]):
+                subprocess.run(prefix + cmd, env=self.env, capture_output=True, check=True)
+        floor = time.perf_counter() - start
+        self.raw['lifecycle_floor'] = floor
+        self.log('floor: the driver\'s LVM commands for %d creates and %d deletes: %.2f s' % (count, count, floor))
+        lwalls = self.raw['lifecycle_lvol']['walls']
+        self.row('1e. physical floor: the LVM driver\'s own commands for the %d changes (vs lvol\'s lifecycle)'
+                 % (2 * count), floor, median(lwalls), 's', None, None)
 
     # -- 3: 100 volumes, one task (volumes: list) vs a looped task ------------------------
     def many(self) -> None:
@@ -300,7 +362,9 @@ print(json.dumps({'init': init, 'times': times}))
         for state in ['present'] * (runs + 1) + ['absent']:
             args_file.write_text(json.dumps({'ANSIBLE_MODULE_ARGS': dict(args, state=state)}), encoding='utf-8')
             marks_file.unlink(missing_ok=True)
-            env = dict(self.env, BENCH_T0=repr(time.time()), BENCH_COLDSTART_FILE=str(marks_file))
+            # A task's own process (without the worker), as before the worker existed.
+            env = dict(self.env, BENCH_T0=repr(time.time()), BENCH_COLDSTART_FILE=str(marks_file),
+                       CINDERLIB_WORKER='0')
             proc = subprocess.run([PYTHON, str(BENCH / 'coldstart.py'), str(args_file)], env=env,
                                   capture_output=True, text=True, check=False)
             if proc.returncode != 0 or not marks_file.exists():

@@ -10,6 +10,7 @@
 # package (for community.general.lvol) with pip --target into BENCH_ANSIBLE_DIR
 # (default /opt/cinderlib-storage/bench-ansible-12.3.0), once.
 # Output: a table on stdout; raw timings and report.md in bench/out/.
+# BENCH_ONLY=lifecycle (bench.py's step names, comma-separated) runs only those steps.
 # BENCH_PROFILE=1 also profiles the full path with py-spy (bench/profile.py; needs
 # `pip install py-spy` in the venv, not a dependency): bench/out/profile.md.
 set -euo pipefail
@@ -63,6 +64,8 @@ else
     fi
     args+=(--lvol-collections "${BENCH_ANSIBLE_DIR}" --repeat "${BENCH_REPEAT:-1}")
 fi
+# BENCH_ONLY=lifecycle,...: only those steps (bench.py --only); the report is then partial.
+[[ -n ${BENCH_ONLY:-} ]] && args+=(--only "${BENCH_ONLY}")
 
 cl_step "bench: volume group cinderlib-bench-vg (lvm_loopback role)"
 trap cleanup EXIT
