@@ -121,7 +121,7 @@ class Bench:
         if worker:
             workers = self.work / ('workers-%d' % len(self.raw.setdefault('worker_dirs', [])))
             self.raw['worker_dirs'].append(str(workers))
-            environment['CINDERLIB_WORKER_DIR'] = str(workers)
+            environment.update(CINDERLIB_WORKER_DIR=str(workers), CINDERLIB_WORKER='1')
         else:
             environment['CINDERLIB_WORKER'] = '0'
         extra = {'bench_backend': self.backend, 'bench_persistence': self.persistence,

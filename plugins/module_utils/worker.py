@@ -46,6 +46,8 @@ ENV_IDLE_TIMEOUT = 'CINDERLIB_WORKER_IDLE_TIMEOUT'
 ENV_TIMEOUT = 'CINDERLIB_WORKER_TIMEOUT'
 # The directory holding the workers' directories (default: <state dir>/worker).
 ENV_DIR = 'CINDERLIB_WORKER_DIR'
+# Off until the molecule scenarios have run with it on (see the changelog).
+DEFAULT_ENABLED = False
 DEFAULT_IDLE_TIMEOUT = 300
 DEFAULT_TIMEOUT = 3600
 # How long a task waits for a worker it started to listen, and for the worker
@@ -91,8 +93,8 @@ def _env_int(environ: dict, name: str, default: int) -> int:
 
 def settings(params: dict, environ: dict) -> dict:
     """The worker settings of a task: its options, else the environment
-    variables, else the defaults. ``enabled`` is false for ``worker: false``
-    and for an idle timeout of 0."""
+    variables, else the defaults (``DEFAULT_ENABLED``). ``enabled`` is false
+    for ``worker: false`` and for an idle timeout of 0."""
     enabled = params.get('worker')
     if enabled is None:
         enabled = _env_bool(environ.get(ENV_ENABLED, ''))
@@ -102,7 +104,9 @@ def settings(params: dict, environ: dict) -> dict:
     timeout = params.get('worker_timeout')
     if timeout is None:
         timeout = _env_int(environ, ENV_TIMEOUT, DEFAULT_TIMEOUT)
-    return {'enabled': enabled is not False and idle > 0, 'idle_timeout': max(0, idle), 'timeout': max(0, timeout)}
+    if enabled is None:
+        enabled = DEFAULT_ENABLED
+    return {'enabled': enabled and idle > 0, 'idle_timeout': max(0, idle), 'timeout': max(0, timeout)}
 
 
 # -- framing (shared with worker_server) --------------------------------------------------

@@ -163,7 +163,7 @@ def _exit_code(code) -> int:
         return 0
     if isinstance(code, int):
         return code
-    print(code, file=sys.stderr)
+    sys.stderr.write('%s\n' % (code,))
     return 1
 
 

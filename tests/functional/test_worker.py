@@ -61,7 +61,7 @@ def worker_root(tmp_path) -> Path:
 
 @pytest.fixture
 def env(run_env, worker_root) -> dict:
-    return dict(run_env, CINDERLIB_WORKER_DIR=str(worker_root))
+    return dict(run_env, CINDERLIB_WORKER_DIR=str(worker_root), CINDERLIB_WORKER='1')
 
 
 @pytest.fixture
@@ -134,6 +134,8 @@ def test_a_playbook_runs_in_one_worker_and_a_changed_backend_is_started_again(
     # A module run from a checkout (not an AnsiballZ payload) is other code: another worker.
     assert run_module(collections_path, dict(task, name='wk-d', size=1), env)['changed'] is True
     assert len(workers(worker_root)) == 2
+    assert run_module(collections_path, dict(task, name='wk-d', state='absent'), env)['changed'] is True
+    assert not [n for n in lv_names(lvm_backend_env['vg'], env) if n.startswith('volume-')]
 
 
 def normalized(result: dict) -> dict:
@@ -309,9 +311,12 @@ def test_a_hung_driver_call_is_bounded_by_worker_timeout(tmp_path, env, collecti
     assert [(a['name'], a['action']) for a in settled['actions']] == [('hung', 'removed')], settled
 
 
-@pytest.mark.parametrize('off', [{'worker': False}, {'worker_idle_timeout': 0}, 'CINDERLIB_WORKER=0'])
+@pytest.mark.parametrize('off', [{'worker': False}, {'worker_idle_timeout': 0}, 'CINDERLIB_WORKER=0', 'default'])
 def test_worker_off_runs_the_task_in_its_own_process(env, collections_path, task, worker_root, off):
-    if isinstance(off, str):
+    if off == 'default':  # worker.DEFAULT_ENABLED, with neither the option nor the variable
+        env = {k: v for k, v in env.items() if k != 'CINDERLIB_WORKER'}
+        off = {} if not worker.DEFAULT_ENABLED else pytest.skip('the worker is on by default')
+    elif isinstance(off, str):
         name, value = off.split('=')
         env, off = dict(env, **{name: value}), {}
     for state in ('present', 'absent'):

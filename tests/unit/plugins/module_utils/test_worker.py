@@ -14,18 +14,19 @@ LVM = 'cinder.volume.drivers.lvm.LVMVolumeDriver'
 
 
 @pytest.mark.parametrize('params, environ, expected', [
-    ({}, {}, {'enabled': True, 'idle_timeout': 300, 'timeout': 3600}),
+    ({}, {}, {'enabled': worker.DEFAULT_ENABLED, 'idle_timeout': 300, 'timeout': 3600}),
+    ({}, {'CINDERLIB_WORKER': '1'}, {'enabled': True, 'idle_timeout': 300, 'timeout': 3600}),
     ({'worker': False}, {}, {'enabled': False, 'idle_timeout': 300, 'timeout': 3600}),
     ({}, {'CINDERLIB_WORKER': '0'}, {'enabled': False, 'idle_timeout': 300, 'timeout': 3600}),
     ({}, {'CINDERLIB_WORKER': 'false'}, {'enabled': False, 'idle_timeout': 300, 'timeout': 3600}),
     ({'worker': True}, {'CINDERLIB_WORKER': '0'}, {'enabled': True, 'idle_timeout': 300, 'timeout': 3600}),
-    ({'worker_idle_timeout': 0}, {}, {'enabled': False, 'idle_timeout': 0, 'timeout': 3600}),
-    ({}, {'CINDERLIB_WORKER_IDLE_TIMEOUT': '0'}, {'enabled': False, 'idle_timeout': 0, 'timeout': 3600}),
-    ({'worker_idle_timeout': 30}, {'CINDERLIB_WORKER_IDLE_TIMEOUT': '0'},
+    ({'worker': True, 'worker_idle_timeout': 0}, {}, {'enabled': False, 'idle_timeout': 0, 'timeout': 3600}),
+    ({'worker': True}, {'CINDERLIB_WORKER_IDLE_TIMEOUT': '0'}, {'enabled': False, 'idle_timeout': 0, 'timeout': 3600}),
+    ({'worker': True, 'worker_idle_timeout': 30}, {'CINDERLIB_WORKER_IDLE_TIMEOUT': '0'},
      {'enabled': True, 'idle_timeout': 30, 'timeout': 3600}),
-    ({}, {'CINDERLIB_WORKER_TIMEOUT': '60', 'CINDERLIB_WORKER_IDLE_TIMEOUT': 'x'},
+    ({}, {'CINDERLIB_WORKER': 'yes', 'CINDERLIB_WORKER_TIMEOUT': '60', 'CINDERLIB_WORKER_IDLE_TIMEOUT': 'x'},
      {'enabled': True, 'idle_timeout': 300, 'timeout': 60}),
-    ({'worker_timeout': 0}, {}, {'enabled': True, 'idle_timeout': 300, 'timeout': 0}),
+    ({'worker': True, 'worker_timeout': 0}, {}, {'enabled': True, 'idle_timeout': 300, 'timeout': 0}),
 ])
 def test_settings_come_from_the_options_then_the_environment(params, environ, expected):
     assert worker.settings(params, environ) == expected
