@@ -11,7 +11,7 @@ import pytest
 
 @pytest.fixture(params=['worker', 'no-worker'])
 def worker_on(request) -> bool:
-    """Each test runs with the warm worker (the default) and without it."""
+    """Each test runs with the warm worker and without it."""
     return request.param == 'worker'
 
 
