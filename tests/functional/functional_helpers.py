@@ -87,3 +87,15 @@ def plain(value):
     if isinstance(value, list):
         return [plain(v) for v in value]
     return value
+
+
+def assert_unchanged_on_the_fast_path(run, args: dict, key: str | None = None, expected=None, **kwargs) -> None:
+    """``run(args, check_mode=..., **kwargs)`` (a module_runner's run) in normal,
+    then check mode: nothing changed, ``result[key] == expected`` when a key is
+    given, and nothing heavy imported (the fast path answered)."""
+    for check_mode in (False, True):
+        again, heavy = run(args, check_mode=check_mode, **kwargs)
+        assert again['changed'] is False, again
+        if key is not None:
+            assert again[key] == expected, again
+        assert heavy == [], 'the unchanged run imported %s' % heavy

@@ -7,6 +7,7 @@
 # as generous timeouts, never in asserts.
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -144,6 +145,23 @@ def test_a_stopped_store_fails_the_task_naming_it_and_the_restarted_one_works(
         remove_new_lvs(vg, run_env, before)
 
 
+@contextlib.contextmanager
+def task_in_background(command: list[str], held: dict, server, vg: str, run_env: dict, before: list[str]):
+    """The task's process, started with the driver's lvcreate held (held_lvcreate).
+    On the way out, whatever the test did: the hold released, the process ended,
+    the server running, and the LVs the test made removed."""
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=held['env'])
+    try:
+        yield proc
+    finally:
+        held['go'].touch()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        server.resume()
+        remove_new_lvs(vg, run_env, before)
+
+
 def test_a_store_back_within_the_window_is_reconnected_and_the_task_succeeds(
         tmp_path, breakable_postgresql_server, breakable_postgresql_store_url, held_lvcreate, run_env, lvm_backend,
         lvm_backend_env):
@@ -151,14 +169,13 @@ def test_a_store_back_within_the_window_is_reconnected_and_the_task_succeeds(
     # only once the task has met it gone (the retry in the driver log): the
     # task's final write waits for it and the task succeeds.
     server, url = breakable_postgresql_server, breakable_postgresql_store_url
-    password, vg, env = make_url(url).password, lvm_backend_env['vg'], held_lvcreate['env']
+    password, vg = make_url(url).password, lvm_backend_env['vg']
     log = tmp_path / 'driver.log'
     # A window far longer than a restart takes, so that a loaded machine can't fail the test.
     store = {'backend': lvm_backend, 'persistence': {'connection': url, 'retry_window': 120}}
     before = lv_names(vg, run_env)
-    proc = subprocess.Popen(module_cmd(dict(store, name='outage-b', size=1, driver_log_path=str(log))),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    try:
+    command = module_cmd(dict(store, name='outage-b', size=1, driver_log_path=str(log)))
+    with task_in_background(command, held_lvcreate, server, vg, run_env, before) as proc:
         wait_until(held_lvcreate['called'].exists, "the driver's lvcreate", proc)
         server.stop()
         held_lvcreate['go'].touch()
@@ -177,13 +194,6 @@ def test_a_store_back_within_the_window_is_reconnected_and_the_task_succeeds(
         assert records(url) == [(volume_id, 'outage-b', 'available', 1)]
         assert new_lvs(vg, run_env, before) == ['volume-%s' % volume_id]
         assert_store_agrees_with_backend(store, run_env)
-    finally:
-        held_lvcreate['go'].touch()
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-        server.resume()
-        remove_new_lvs(vg, run_env, before)
 
 
 def test_a_store_gone_after_the_driver_call_leaves_a_record_that_reconcile_settles(
@@ -193,13 +203,11 @@ def test_a_store_gone_after_the_driver_call_leaves_a_record_that_reconcile_settl
     # past the window: the volume exists, its record says 'creating' (as after
     # a crash there), the task says so, and the crash-safety path settles it.
     server, url = breakable_postgresql_server, breakable_postgresql_store_url
-    password, vg, env = make_url(url).password, lvm_backend_env['vg'], held_lvcreate['env']
+    password, vg = make_url(url).password, lvm_backend_env['vg']
     store = {'backend': lvm_backend, 'persistence': {'connection': url, 'retry_window': 2}}
     task = dict(store, name='outage-d', size=1)
     before = lv_names(vg, run_env)
-    proc = subprocess.Popen(module_cmd(task, '-vvv'), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=env)
-    try:
+    with task_in_background(module_cmd(task, '-vvv'), held_lvcreate, server, vg, run_env, before) as proc:
         wait_until(held_lvcreate['called'].exists, "the driver's lvcreate", proc)
         server.stop()
         held_lvcreate['go'].touch()
@@ -237,13 +245,6 @@ def test_a_store_gone_after_the_driver_call_leaves_a_record_that_reconcile_settl
         assert records(url) == [(volume_id, 'outage-d', 'available', 1)]
         assert new_lvs(vg, run_env, before) == [lv]
         assert_store_agrees_with_backend(store, run_env)
-    finally:
-        held_lvcreate['go'].touch()
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-        server.resume()
-        remove_new_lvs(vg, run_env, before)
 
 
 PLAYBOOK = textwrap.dedent('''\
