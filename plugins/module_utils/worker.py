@@ -437,7 +437,6 @@ def _control(directory: str, kind: str) -> dict | None:
         return recv_frame(sock)
 
 
-
 def json_copy(value: Any) -> Any:
     """``value`` as it arrives through the socket (JSON)."""
     return json.loads(json.dumps(value))
@@ -452,7 +451,8 @@ def relay(result: dict) -> None:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
-    sys.exit(rc)
+    # The worker's module already printed its result (exit_json or fail_json there): only its code is left.
+    raise SystemExit(rc)
 
 
 def ended_message(answer: dict) -> str:
