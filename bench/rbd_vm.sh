@@ -57,7 +57,7 @@ for name, rbd, lvm, unit in rows:
 lines.append('')
 lines.append('RBD clones (s): %s; every clone a copy-on-write child of its source: %s' % (
     ', '.join('%.3f' % t for t in r['rbd_clone_s']), r['rbd_clones_are_children']))
-lines.append('LVM clones (s): %s; raw dd of %d GiB between two LVs of the same VG (the floor): %.3f s' % (
+lines.append('LVM clones (s): %s; raw dd of %d GiB from the source LV into the clone LV (the floor): %.3f s' % (
     ', '.join('%.3f' % t for t in r['lvm_clone_s']), gib, r['raw_dd_s']))
 text = '\n'.join(lines) + '\n'
 open(sys.argv[2], 'w').write(text)
