@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -149,3 +150,17 @@ def ceph_cluster(tmp_path_factory, collections_path) -> Iterator[dict]:
 def ceph_env(collections_path) -> dict:
     """The environment of library scripts and ansible runs on Ceph (no LVM)."""
     return ansible_env(collections_path)
+
+
+@pytest.fixture
+def worker_root(tmp_path) -> Path:
+    """A directory of workers for this test only; every worker in it is stopped at the end."""
+    root = tmp_path / 'workers'
+    yield root
+    for directory in root.glob('*') if root.exists() else []:
+        pid_file = directory / 'pid'
+        if pid_file.exists():
+            try:
+                os.kill(int(pid_file.read_text()), signal.SIGTERM)
+            except (ProcessLookupError, ValueError):
+                pass

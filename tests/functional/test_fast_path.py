@@ -25,9 +25,11 @@ def full_path(worker_on):
 
 
 @pytest.fixture
-def module_run(module_runner, run_env, worker_on):
-    """cinderlib_volume on the test VG (see module_runner), with or without the worker."""
-    return module_runner(dict(run_env, CINDERLIB_WORKER='1' if worker_on else '0'))
+def module_run(module_runner, run_env, worker_on, worker_root):
+    """cinderlib_volume on the test VG (see module_runner), with or without the worker
+    (one of the test's own, stopped at its end)."""
+    return module_runner(dict(run_env, CINDERLIB_WORKER='1' if worker_on else '0',
+                              CINDERLIB_WORKER_DIR=str(worker_root)))
 
 
 def test_unchanged_volume_takes_the_fast_path_and_a_removed_lv_is_still_reported(

@@ -46,20 +46,6 @@ def alive(pid: int) -> bool:
 
 
 @pytest.fixture
-def worker_root(tmp_path) -> Path:
-    """A directory of workers for this test only; every worker in it is stopped at the end."""
-    root = tmp_path / 'workers'
-    yield root
-    for directory in root.glob('*') if root.exists() else []:
-        pid_file = directory / 'pid'
-        if pid_file.exists():
-            try:
-                os.kill(int(pid_file.read_text()), signal.SIGTERM)
-            except (ProcessLookupError, ValueError):
-                pass
-
-
-@pytest.fixture
 def env(run_env, worker_root) -> dict:
     return dict(run_env, CINDERLIB_WORKER_DIR=str(worker_root), CINDERLIB_WORKER='1')
 
