@@ -37,6 +37,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import fields, loader
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.listing import GIB
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.persistence import (
     SCHEMA_VERSION,
     SQLITE_BUSY_TIMEOUT,
@@ -65,7 +66,6 @@ RADOS_TIMEOUT_OPTIONS = ('rados_osd_op_timeout', 'rados_mon_op_timeout', 'client
 # The longest the fast path waits for a cluster: a dead one sends the task to
 # the full path, which then waits as long as the configuration says.
 RBD_CONNECT_TIMEOUT = 5
-_GIB = 1024 ** 3
 
 # Tables of persistence.SQLStore, read here without SQLAlchemy
 # (tests/unit/.../test_quickcheck.py checks both agree on the same store).
@@ -367,7 +367,7 @@ def rbd_volume_size(config: dict, volume_id: str, root_helper: str = '', im_root
         try:
             image = rbd.Image(ioctx, fields.NAME_TEMPLATES['volume'] % volume_id, read_only=True)
             try:
-                return image.size() / _GIB
+                return image.size() / GIB
             finally:
                 image.close()
         finally:
