@@ -40,6 +40,12 @@ run_stage() {
 # stages each keep about one of CI's two cores busy, and one after the other
 # they took more than CI's 90 minutes.
 BACKGROUND_DIR="${CINDERLIB_BUILD}/background"
+# CI stops the whole run at 90 minutes and then prints nothing of what was
+# still running. The vm stage stops itself first, this many seconds after the
+# test command started, so the summary and the end of its log are always
+# printed.
+BACKGROUND_DEADLINE=${CINDERLIB_BACKGROUND_DEADLINE:-4800}
+BACKGROUND_LOG_TAIL=200
 declare -A background_pids=()
 start_background_stage() {
     local name=$1
@@ -48,18 +54,33 @@ start_background_stage() {
     cl_step "${name} (in the background, log: ${BACKGROUND_DIR}/${name}.log)"
     (
         start=${SECONDS} rc=0
-        "$@" >"${BACKGROUND_DIR}/${name}.log" 2>&1 </dev/null || rc=$?
+        # Each line is stamped with the stage's seconds: the log tells where
+        # the time went.
+        "$@" </dev/null 2>&1 \
+            | while IFS= read -r line || [[ -n ${line} ]]; do printf '[%5ds] %s\n' "$((SECONDS - start))" "${line}"; done \
+            >"${BACKGROUND_DIR}/${name}.log"
+        rc=${PIPESTATUS[0]}
         printf '%s %s\n' "${rc}" "$((SECONDS - start))" >"${BACKGROUND_DIR}/${name}.rc"
     ) &
     background_pids[${name}]=$!
 }
 
 collect_background_stage() {
-    local name=$1 rc=1 seconds=0
+    local name=$1 rc=1 seconds=0 lines
     cl_step "${name} (waiting for it)"
     wait "${background_pids[${name}]}" || true
-    cat "${BACKGROUND_DIR}/${name}.log"
     read -r rc seconds <"${BACKGROUND_DIR}/${name}.rc" || cl_note "${name} left no exit status"
+    lines=$(wc -l <"${BACKGROUND_DIR}/${name}.log")
+    if [[ ${rc} -eq 0 || ${lines} -le ${BACKGROUND_LOG_TAIL} ]]; then
+        cat "${BACKGROUND_DIR}/${name}.log"
+    else
+        cl_note "the last ${BACKGROUND_LOG_TAIL} of ${lines} lines of ${BACKGROUND_DIR}/${name}.log:"
+        tail -n "${BACKGROUND_LOG_TAIL}" "${BACKGROUND_DIR}/${name}.log"
+    fi
+    if [[ ${rc} -eq 124 || ${rc} -eq 137 ]]; then
+        cl_note "${name} was stopped at the test command's deadline (${BACKGROUND_DEADLINE} s," \
+            "CINDERLIB_BACKGROUND_DEADLINE) after ${seconds} s"
+    fi
     record_stage "${name}" "${rc}" "${seconds}"
 }
 
@@ -269,7 +290,15 @@ stage_molecule_vm() {
     # (CINDERLIB_VM_PEER_SUITE=1); `molecule test -s vm` by hand runs it.
     local peer=${CINDERLIB_VM_PEER_SUITE:-0}
     [[ ${peer} == 1 ]] || cl_note "the vm scenario leaves cinderlib's suite out (CINDERLIB_VM_PEER_SUITE=1 runs it)"
-    CINDERLIB_VM_PEER_SUITE=${peer} NO_COLOR=1 ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0 molecule test -s vm
+    local rc=0 seconds_left=$((BACKGROUND_DEADLINE - SECONDS))
+    [[ ${seconds_left} -gt 60 ]] || seconds_left=60
+    CINDERLIB_VM_PEER_SUITE=${peer} NO_COLOR=1 ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0 \
+        timeout --kill-after=60 "${seconds_left}" molecule test -s vm || rc=$?
+    if [[ ${rc} -eq 124 || ${rc} -eq 137 ]]; then
+        # Molecule's destroy did not run: power the VM off here.
+        scripts/vm.sh stop || true
+    fi
+    return "${rc}"
 }
 
 # The benchmarks' smoke mode: correctness only (changed counts, volumes gone,

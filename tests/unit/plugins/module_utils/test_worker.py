@@ -1,7 +1,7 @@
 # Unit tests of the warm worker's pieces that need no process: settings from
 # options and environment, framing, the worker's key, which backends stay warm,
 # and the messages a task gets when its run in the worker ends without a result.
-# The worker itself runs in tests/functional/test_worker.py.
+# The worker itself runs in tests/functional/test_warm_worker.py.
 from __future__ import annotations
 
 import socket
