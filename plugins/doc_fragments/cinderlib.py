@@ -113,6 +113,19 @@ options:
       - The Python package the URL needs (C(redis) for C(redis://)) must be installed for the
         module's interpreter. Treated as a secret, since it may hold a password.
     type: str
+  driver_timeout:
+    description:
+      - The longest a single driver call (a create, a delete, an export...) may take, in seconds;
+        one that has not returned by then is interrupted and the task fails saying so.
+      - Cinder's drivers set no limit of their own on most array API calls, so an array that
+        accepts a request and never answers would hold the task forever; this bounds it.
+      - A volume whose create was interrupted is handled as any failed create (see
+        M(cinderlib.storage.cinderlib_volume)); what the array did meanwhile is unknown, so the
+        record never says C(available).
+      - Copies (clones, volumes from snapshots on drivers that copy data) take as long as the data
+        needs; leave room for them.
+      - Unset or V(0) means no limit, as in Cinder.
+    type: float
   driver_log_path:
     description:
       - A file on the managed node that gets the log of Cinder, the driver and os-brick for this

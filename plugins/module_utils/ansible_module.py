@@ -47,6 +47,7 @@ def cinderlib_argument_spec(needs_backend: bool = True) -> dict:
         non_uuid_ids=dict(type='bool', default=False),
         # Shown in messages; a password in it is registered as no_log (CinderlibModule).
         coordination_url=dict(type='str', no_log=False),
+        driver_timeout=dict(type='float'),
         driver_log_path=dict(type='path'),
         driver_log_level=dict(type='str', default='info', choices=['info', 'debug']),
         # The warm worker (module_utils/worker.py); None: the environment variable, else the default.
@@ -166,6 +167,7 @@ class CinderlibModule:
             output_all_backend_info=self.params['output_all_backend_info'],
             non_uuid_ids=self.params['non_uuid_ids'],
             coordination_url=self.params['coordination_url'],
+            driver_timeout=self.params['driver_timeout'],
             **self._driver_log_options(),
         )
 

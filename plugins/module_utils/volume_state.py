@@ -287,6 +287,31 @@ def _add_hint(exc: CinderlibError, hint: str) -> None:
     exc.args = (exc.message,)
 
 
+def _roll_back_create(resource, id_given: bool) -> str:
+    """Undo a create the driver failed (a volume or a snapshot); a sentence
+    saying what was left.
+
+    The driver's delete removes whatever the backend made of it (an answer
+    lost on the way back leaves a whole volume), so running the task again
+    creates it afresh. Not when the task gave the id: the backend may hold
+    an object of that name that this create did not make.
+    """
+    store = context.store()
+    recorded = (store.volume_records(volume_id=resource.id) if resource.kind == 'volume'
+                else store.snapshot_records(snapshot_id=resource.id))
+    if not recorded:
+        return 'Nothing was created.'  # the store write itself failed: nothing reached the driver
+    if id_given:
+        return "%s is recorded with status '%s'; state=absent removes it." % (
+            resource.describe().capitalize(), resource.status)
+    try:
+        resource.delete()
+    except CinderlibError as exc:
+        return ("Cleaning up failed too (%s); %s is recorded with status '%s' and state=absent removes it."
+                % (exc.message, resource.describe(), resource.status))
+    return 'Nothing was left behind.'
+
+
 # -- volumes ------------------------------------------------------------------------------
 # Record fields of the modules' options whose names differ (Cinder's names).
 _FIELD_OF = {'name': 'display_name', 'description': 'display_description'}
@@ -437,9 +462,7 @@ def _create_volume(backend, params: dict, size: int | None, check_mode: bool, me
     except PersistenceError:
         raise  # it says what the store holds; asking the store again would only fail again
     except CinderlibError as exc:
-        if context.store().volume_records(volume_id=volume.id):
-            _add_hint(exc, "%s is recorded with status '%s'; state=absent removes it." % (
-                volume.describe().capitalize(), volume.status))
+        _add_hint(exc, _roll_back_create(volume, bool(params.get('id'))))
         raise
     return Outcome(True, None, volume.to_dict(), messages)
 
@@ -605,22 +628,9 @@ def ensure_snapshot_present(backend, params: dict, check_mode: bool) -> Outcome:
         # and the message says what the store holds (reconcile settles it).
         raise
     except CinderlibError as exc:
-        _add_hint(exc, _roll_back_snapshot(snapshot))
+        _add_hint(exc, _roll_back_create(snapshot, bool(params.get('id'))))
         raise
     return Outcome(True, None, snapshot.to_dict(), [])
-
-
-def _roll_back_snapshot(snapshot: Snapshot) -> str:
-    """Undo a failed create; a sentence saying what was left."""
-    if not context.store().snapshot_records(snapshot_id=snapshot.id):
-        # The store write itself failed: nothing reached the driver.
-        return 'Nothing was created.'
-    try:
-        snapshot.delete()
-    except CinderlibError as exc:
-        return ("Cleaning up failed too (%s); the snapshot is recorded with status '%s' and state=absent "
-                "removes it." % (exc.message, snapshot.status))
-    return 'Nothing was left behind.'
 
 
 @_one_run_per_volume(_snapshot_key)

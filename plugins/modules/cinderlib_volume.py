@@ -22,7 +22,12 @@ description:
     O(bootable) and O(metadata) are updated in the state store (the driver is not involved).
     O(extra_specs), O(qos_specs) and O(pool_name) only apply on creation; a different value for
     an existing volume gives a warning and changes nothing.
-  - A volume whose record is not C(available) or C(in-use) (C(error) after a failed create,
+  - A create the driver fails (or that runs past O(driver_timeout)) is undone before the task
+    fails. The driver's delete removes whatever the array made, no record is kept, and running
+    the task again creates the volume. When the undo fails too, or the task gave O(id) (the
+    array may hold an object of that name that this create did not make), the record stays
+    (C(error_deleting) or C(error)).
+  - A volume whose record is not C(available) or C(in-use) (C(error), C(error_deleting),
     C(creating) after an interrupted run...) makes the task fail and say so; O(state=absent)
     removes it. A volume that is in the state store but no longer on the array is reported,
     never silently recreated.

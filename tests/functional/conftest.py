@@ -11,6 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from ansible_collections.cinderlib.storage.tests.simulators import base
+from ansible_collections.cinderlib.storage.tests.simulators.kaminario import KaminarioAPI
+from ansible_collections.cinderlib.storage.tests.simulators.xtremio import XtremIOAPI
+
 REPO = Path(__file__).resolve().parents[2]
 
 # What an unchanged task on the fast path must not import (module_runner).
@@ -164,3 +168,29 @@ def worker_root(tmp_path) -> Path:
                 os.kill(int(pid_file.read_text()), signal.SIGTERM)
             except (ProcessLookupError, ValueError):
                 pass
+
+
+# -- the array API simulators (tests/simulators), served on 127.0.0.1 ---------------
+def _serve(api, tmp_path):
+    server = base.start(api, tmp_path / 'cert')
+    try:
+        yield api, server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def xtremio(tmp_path):
+    yield from _serve(XtremIOAPI('xtremio_user', 'xtremio_password'), tmp_path)
+
+
+@pytest.fixture
+def xtremio_chap(tmp_path):
+    """XtremIO with CHAP required (login and discovery)."""
+    yield from _serve(XtremIOAPI('xtremio_user', 'xtremio_password', chap=True), tmp_path)
+
+
+@pytest.fixture
+def kaminario(tmp_path):
+    yield from _serve(KaminarioAPI('kaminario_user', 'kaminario_password'), tmp_path)

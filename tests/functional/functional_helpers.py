@@ -99,3 +99,12 @@ def assert_unchanged_on_the_fast_path(run, args: dict, key: str | None = None, e
         if key is not None:
             assert again[key] == expected, again
         assert heavy == [], 'the unchanged run imported %s' % heavy
+
+
+# The seed's configurations (/work/shared/seed/backends.rst), san_ip aside.
+XTREMIO_SEED = dict(volume_driver='cinder.volume.drivers.dell_emc.xtremio.XtremIOISCSIDriver',
+                    xtremio_cluster_name='xtremio_cluster', san_login='xtremio_user',
+                    san_password='xtremio_password', volume_backend_name='xtremio')
+KAMINARIO_SEED = dict(volume_driver='cinder.volume.drivers.kaminario.kaminario_iscsi.KaminarioISCSIDriver',
+                      san_login='kaminario_user', san_password='kaminario_password',
+                      volume_backend_name='kaminario_iscsi')

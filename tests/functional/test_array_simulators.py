@@ -14,19 +14,12 @@ from pathlib import Path
 
 import pytest
 import requests
-from functional_helpers import run_adhoc
+from functional_helpers import KAMINARIO_SEED, XTREMIO_SEED, run_adhoc
 
 from ansible_collections.cinderlib.storage.tests.simulators import base
 from ansible_collections.cinderlib.storage.tests.simulators.kaminario import KaminarioAPI
 from ansible_collections.cinderlib.storage.tests.simulators.xtremio import XtremIOAPI
 
-# The seed's configurations (/work/shared/seed/backends.rst), san_ip aside.
-XTREMIO_SEED = dict(volume_driver='cinder.volume.drivers.dell_emc.xtremio.XtremIOISCSIDriver',
-                    xtremio_cluster_name='xtremio_cluster', san_login='xtremio_user',
-                    san_password='xtremio_password', volume_backend_name='xtremio')
-KAMINARIO_SEED = dict(volume_driver='cinder.volume.drivers.kaminario.kaminario_iscsi.KaminarioISCSIDriver',
-                      san_login='kaminario_user', san_password='kaminario_password',
-                      volume_backend_name='kaminario_iscsi')
 CONNECTOR = {'initiator': 'iqn.1993-08.org.debian:01:cinderlib-test', 'host': 'consumer-1', 'ip': '127.0.0.1',
              'multipath': False, 'platform': 'x86_64', 'os_type': 'linux'}
 GIB = 1024 ** 2  # KiB, the arrays' unit
@@ -47,31 +40,6 @@ def library(tmp_path):
                     file_locks_path=str(tmp_path / 'locks'))
     yield cinderlib
     reset()
-
-
-def _serve(api, tmp_path):
-    server = base.start(api, tmp_path / 'cert')
-    try:
-        yield api, server
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-@pytest.fixture
-def xtremio(tmp_path):
-    yield from _serve(XtremIOAPI('xtremio_user', 'xtremio_password'), tmp_path)
-
-
-@pytest.fixture
-def xtremio_chap(tmp_path):
-    """XtremIO with CHAP required (login and discovery)."""
-    yield from _serve(XtremIOAPI('xtremio_user', 'xtremio_password', chap=True), tmp_path)
-
-
-@pytest.fixture
-def kaminario(tmp_path):
-    yield from _serve(KaminarioAPI('kaminario_user', 'kaminario_password'), tmp_path)
 
 
 def k2_volume(api, volume):

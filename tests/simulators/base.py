@@ -5,22 +5,30 @@ in-memory state, a throwaway self-signed certificate and a small CLI.
 Each simulator is an ``ArrayAPI`` subclass whose ``handle()`` answers one
 authenticated request; everything else (TLS, auth, parsing, errors the API
 itself has no say in) is here.
+
+Faults: ``api.inject(Fault(...))`` makes the API misbehave on the requests
+that match: answer late, answer an HTTP error such as 500 or 503, drop the
+connection without an answer (before or after doing the work, the second
+being a lost answer), or hold the request far longer than a client waits.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import dataclasses
 import datetime
 import hmac
 import ipaddress
 import json
 import os
+import re
 import signal
 import ssl
 import sys
 import tempfile
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -36,6 +44,46 @@ class ApiError(Exception):
         self.body = body
 
 
+@dataclasses.dataclass
+class Fault:
+    """A misbehaviour of the API on the requests that match ``method`` (any
+    when empty) and ``path`` (a regular expression searched in the path).
+
+    ``kind``:
+      - ``latency``: answer normally after ``seconds``;
+      - ``status``: answer HTTP ``status`` with a JSON error body (its
+        ``message``: ``message``, by default "simulated HTTP <status>"), doing
+        nothing;
+      - ``drop``: close the connection without an answer, doing nothing, or,
+        with ``after_work``, after doing the work (the answer is lost);
+      - ``hang``: hold the request for ``seconds``, then drop it, doing nothing.
+
+    ``times`` is how many matching requests it applies to (None: all of them);
+    ``hits`` counts those it applied to.
+    """
+
+    kind: str
+    method: str = ''
+    path: str = ''
+    times: int | None = 1
+    seconds: float = 0.0
+    status: int = 503
+    message: str = ''
+    after_work: bool = False
+    hits: int = 0
+
+    KINDS = ('latency', 'status', 'drop', 'hang')
+
+    def __post_init__(self) -> None:
+        if self.kind not in self.KINDS:
+            raise ValueError('fault kind must be one of %s, not %r' % (', '.join(self.KINDS), self.kind))
+
+    def matches(self, method: str, path: str) -> bool:
+        return ((self.times is None or self.hits < self.times)
+                and (not self.method or self.method == method)
+                and (not self.path or re.search(self.path, path) is not None))
+
+
 class ArrayAPI:
     """In-memory state of one array and the answers of its API."""
 
@@ -47,6 +95,22 @@ class ArrayAPI:
         self.lock = threading.RLock()
         # (method, path) of every request, authenticated or not: tests read it.
         self.requests: list[tuple[str, str]] = []
+        self.faults: list[Fault] = []
+
+    def inject(self, fault: Fault) -> Fault:
+        """Make the API misbehave from now on (see Fault); returns ``fault``."""
+        with self.lock:
+            self.faults.append(fault)
+        return fault
+
+    def take_fault(self, method: str, path: str) -> Fault | None:
+        """The first injected fault that applies to this request, counted as applied."""
+        with self.lock:
+            for fault in self.faults:
+                if fault.matches(method, path):
+                    fault.hits += 1
+                    return fault
+        return None
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -102,11 +166,24 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             self._send(400, {'message': 'request body is not JSON', 'error_code': 400})
             return
+        fault = api.take_fault(self.command, parts.path)
+        if fault is not None and fault.kind in ('latency', 'hang'):
+            time.sleep(fault.seconds)  # outside the API's lock: other requests go on
+        if fault is not None and fault.kind == 'status':
+            self._send(fault.status, {'message': fault.message or 'simulated HTTP %d' % fault.status,
+                                      'error_code': fault.status})
+            return
+        if fault is not None and (fault.kind == 'hang' or (fault.kind == 'drop' and not fault.after_work)):
+            self.close_connection = True  # no answer at all
+            return
         try:
             with api.lock:
                 status, payload = api.handle(self.command, parts.path, parse_qs(parts.query), body)
         except ApiError as error:
             status, payload = error.status, error.body
+        if fault is not None and fault.kind == 'drop':
+            self.close_connection = True  # the work is done, its answer is lost
+            return
         self._send(status, payload)
 
     def _send(self, status: int, payload: Any, headers: dict | None = None) -> None:

@@ -97,6 +97,7 @@ DEFAULT_SETTINGS = dict(
     host=None,
     unknown_options='error',
     coordination_url=None,
+    driver_timeout=None,
 )
 
 # Python modules (and their PyPI names) that tooz needs for a coordination URL scheme.
@@ -115,6 +116,10 @@ def make_settings(options: dict) -> Settings:
     known = {k: options.get(k, v) for k, v in DEFAULT_SETTINGS.items()}
     if known['unknown_options'] not in ('error', 'warn'):
         raise SetupError("unknown_options must be 'error' or 'warn', not %r." % (known['unknown_options'],))
+    timeout = known['driver_timeout']
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0):
+        raise SetupError('driver_timeout must be a number of seconds (0 or unset: no limit), not %r.' % (timeout,))
+    known['driver_timeout'] = timeout or None
     settings = Settings(**known)
     settings.cinder_options = {k: v for k, v in options.items() if k not in DEFAULT_SETTINGS}
     settings.im_root = os.getuid() == 0

@@ -18,12 +18,14 @@ Cinder-free: the operations hand in their driver calls.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import secrets
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import context, secrets
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import (
     CinderlibError,
     DriverOperationError,
@@ -56,11 +58,46 @@ def _test_kill_point(point: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def driver_call(resource, action: str, func, *args: Any):
-    """Run a driver method; any failure becomes a DriverOperationError
-    naming the resource and its backend."""
+class _DriverCallTimedOut(BaseException):
+    """Raised by the alarm into a driver call that ran past ``driver_timeout``.
+    Not an Exception: drivers catch those around their API calls, and some
+    retry on them (krest does for ten minutes)."""
+
+
+@contextlib.contextmanager
+def _bounded(seconds: float | None) -> Iterator[None]:
+    """Interrupt the block after ``seconds`` with _DriverCallTimedOut; no
+    bound when ``seconds`` is unset, off the main thread (signals reach only
+    that one) or inside a bounded block (the outer bound holds)."""
+    if (not seconds or threading.current_thread() is not threading.main_thread()
+            or signal.getitimer(signal.ITIMER_REAL)[0]):
+        yield
+        return
+
+    def expired(_signum, _frame):
+        raise _DriverCallTimedOut()
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
-        return func(*args)
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def driver_call(resource, action: str, func, *args: Any):
+    """Run a driver method, for at most the ``driver_timeout`` setting; any
+    failure becomes a DriverOperationError naming the resource and its backend."""
+    timeout = context.setting('driver_timeout')
+    try:
+        with _bounded(timeout):
+            return func(*args)
+    except _DriverCallTimedOut:
+        raise DriverOperationError(
+            "Failed to %s %s on backend '%s': the driver did not return within %s seconds (driver_timeout); "
+            "what it had done by then on the backend is unknown." % (
+                action, resource.describe(), resource.backend_name, _seconds(timeout))) from None
     except CinderlibError:
         raise
     except Exception as exc:  # noqa: BLE001 - drivers raise anything
@@ -68,6 +105,10 @@ def driver_call(resource, action: str, func, *args: Any):
         message = "Failed to %s %s on backend '%s': %s" % (
             action, resource.describe(), resource.backend_name, describe_cause(exc))
         raise DriverOperationError(secrets.scrub(message, getattr(resource.backend, '_secrets', ())), exc) from exc
+
+
+def _seconds(value: float) -> str:
+    return ('%d' % value) if float(value).is_integer() else ('%g' % value)
 
 
 def model_update_changes(model_update: Any) -> dict:

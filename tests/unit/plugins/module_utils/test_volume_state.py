@@ -187,23 +187,53 @@ def test_unknown_pool(fake_backend):
 
 
 # -- volumes: failures and leftovers --------------------------------------------------------
-def test_driver_error_mid_create_leaves_error_and_is_reported(fake_backend):
+def test_driver_error_mid_create_is_rolled_back_and_a_rerun_creates(fake_backend):
     fake_backend.driver.fail['create_volume'] = RuntimeError('array on fire')
     with pytest.raises(DriverOperationError) as err:
         vol_present(fake_backend, name='v1', size=1)
-    message = str(err.value)
-    assert message.startswith("Failed to create volume 'v1' on backend 'fake': array on fire")
-    assert "recorded with status 'error'; state=absent removes it" in message
-    assert [r['status'] for r in records(fake_backend)] == ['error']
+    assert str(err.value) == ("Failed to create volume 'v1' on backend 'fake': array on fire. "
+                              "Nothing was left behind.")
+    # The driver's delete removes whatever the array made of the failed create.
+    assert fake_backend.driver.calls == ['create_volume', 'delete_volume']
+    assert records(fake_backend) == []
 
     del fake_backend.driver.fail['create_volume']
+    changed, _before, after, _m = vol_present(fake_backend, name='v1', size=1)
+    assert changed and after['status'] == 'available'
+    assert [r['status'] for r in records(fake_backend)] == ['available']
+
+
+def test_failed_create_whose_clean_up_fails_too_is_left_for_state_absent(fake_backend):
+    fake_backend.driver.fail['create_volume'] = RuntimeError('array on fire')
+    fake_backend.driver.fail['delete_volume'] = RuntimeError('array still on fire')
+    with pytest.raises(DriverOperationError) as err:
+        vol_present(fake_backend, name='v1', size=1)
+    message = str(err.value)
+    assert message.startswith("Failed to create volume 'v1' on backend 'fake': array on fire. Cleaning up failed "
+                              "too (Failed to delete volume 'v1' on backend 'fake': array still on fire)")
+    assert message.endswith("volume 'v1' is recorded with status 'error_deleting' and state=absent removes it.")
+    assert [r['status'] for r in records(fake_backend)] == ['error_deleting']
+    del fake_backend.driver.fail['create_volume'], fake_backend.driver.fail['delete_volume']
     for check_mode in (True, False):
-        with pytest.raises(InvalidRequest, match="has status 'error' in the state store.*state=absent"):
+        with pytest.raises(InvalidRequest, match="has status 'error_deleting' in the state store.*state=absent"):
             vol_present(fake_backend, name='v1', size=1, check_mode=check_mode)
-    assert fake_backend.driver.calls == ['create_volume']
     changed, before, after, _m = vol_absent(fake_backend, name='v1')
-    assert changed and before['status'] == 'error' and after is None
+    assert changed and before['status'] == 'error_deleting' and after is None
     assert records(fake_backend) == []
+
+
+def test_failed_create_with_a_given_id_is_not_rolled_back(fake_backend):
+    # The backend may hold an object of that name that this create did not make.
+    fake_backend.driver.fail['create_volume'] = RuntimeError('already exists')
+    volume_id = '1b6a8e2c-4f3d-4c1e-9a7b-2d5e6f708192'
+    with pytest.raises(DriverOperationError) as err:
+        vol_present(fake_backend, name='v1', id=volume_id, size=1)
+    assert "Volume 'v1' is recorded with status 'error'; state=absent removes it." in str(err.value)
+    assert fake_backend.driver.calls == ['create_volume']
+    assert [r['status'] for r in records(fake_backend)] == ['error']
+    del fake_backend.driver.fail['create_volume']
+    with pytest.raises(InvalidRequest, match="has status 'error' in the state store.*state=absent"):
+        vol_present(fake_backend, name='v1', id=volume_id, size=1)
 
 
 @pytest.mark.parametrize('status', ['creating', 'extending', 'error_deleting'])
@@ -480,8 +510,8 @@ def test_snapshot_rollback_failure_is_reported(fake_backend):
 
 def test_snapshot_of_volume_in_error(fake_backend):
     fake_backend.driver.fail['create_volume'] = RuntimeError('boom')
-    with pytest.raises(DriverOperationError):
-        vol_present(fake_backend, name='v1', size=1)
+    with pytest.raises(DriverOperationError):  # a given id: the failed create is kept as 'error'
+        vol_present(fake_backend, name='v1', id=VALID_ID, size=1)
     with pytest.raises(InvalidRequest, match="Can't snapshot: volume 'v1' on backend 'fake' has status 'error'"):
         snap_present(fake_backend, volume='v1', name='s1', check_mode=True)
 

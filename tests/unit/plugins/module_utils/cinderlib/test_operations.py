@@ -3,14 +3,18 @@
 # every volume and snapshot operation goes through (real crashes: tests/functional/test_reliability.py).
 from __future__ import annotations
 
+import signal
+import time
+
 import pytest
 
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import operations
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import context, loader, operations
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend import Backend
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import (
     CinderlibError,
     DriverOperationError,
     PersistenceError,
+    SetupError,
 )
 
 # The in-memory SQLite store of fake_backend: every save goes through SQLAlchemy.
@@ -245,3 +249,44 @@ def test_a_store_that_cant_take_the_error_status_keeps_the_drivers_error_first(f
                                              ('disconnect', 'disconnected'), ('detach', 'detached')])
 def test_operations_in_the_past_tense(operation, past):
     assert operations._past(operation) == past
+
+
+# -- driver_timeout: a driver call that does not return is interrupted --------------------
+@sqlite
+def test_a_driver_call_past_driver_timeout_is_interrupted_and_stored_as_its_error(fake_backend, monkeypatch):
+    volume = fake_backend.create_volume(1, name='data')
+    monkeypatch.setattr(context.STATE.settings, 'driver_timeout', 0.2)
+
+    def hung(*_args):
+        try:
+            time.sleep(30)
+        except Exception:  # noqa: BLE001 - as drivers do: the interruption must not be swallowed
+            pytest.fail('the interruption reached the driver as an Exception')
+
+    started = time.monotonic()
+    with pytest.raises(DriverOperationError) as error:
+        operations.run_operation(volume, 'extend', transitional={'status': 'extending'},
+                                 call=lambda: operations.driver_call(volume, 'extend', hung, volume._ovo, 2),
+                                 on_error={'status': 'error_extending'}, final={'status': 'available', 'size': 2})
+    assert time.monotonic() - started < 10
+    assert str(error.value) == ("Failed to extend volume 'data' on backend 'fake': the driver did not return within "
+                                "0.2 seconds (driver_timeout); what it had done by then on the backend is unknown.")
+    assert stored(volume)['status'] == 'error_extending'
+    # The alarm is off again and the previous handler back.
+    assert signal.getitimer(signal.ITIMER_REAL)[0] == 0
+    assert signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, signal.default_int_handler, None)
+
+
+@sqlite
+def test_a_driver_call_within_driver_timeout_returns_its_result(fake_backend, monkeypatch):
+    volume = fake_backend.create_volume(1, name='data')
+    monkeypatch.setattr(context.STATE.settings, 'driver_timeout', 5)
+    assert operations.driver_call(volume, 'look up', lambda: 'found') == 'found'
+    assert signal.getitimer(signal.ITIMER_REAL)[0] == 0
+
+
+@pytest.mark.parametrize('value', [-1, 'soon', True])
+def test_driver_timeout_must_be_a_number_of_seconds(value):
+    with pytest.raises(SetupError, match='driver_timeout must be a number of seconds'):
+        loader.make_settings({'driver_timeout': value})
+    assert loader.make_settings({'driver_timeout': 0}).driver_timeout is None
