@@ -87,7 +87,8 @@ def lvm_backend(lvm_backend_env) -> dict:
 
 BIG_VG = 'cinderlib-test-big-vg'
 BIG_VG_FILE = '/var/tmp/cinderlib-test/cinderlib-test-big-vg.img'
-BIG_VG_SIZE = '48G'
+# CINDERLIB_TEST_BIG_VG_SIZE: more for a bigger run (bench/scale.sh).
+BIG_VG_SIZE = os.environ.get('CINDERLIB_TEST_BIG_VG_SIZE', '48G')
 
 
 @pytest.fixture(scope='module')

@@ -5,7 +5,11 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
 
 
 def library(opts: dict, body: str) -> str:
@@ -99,6 +103,30 @@ def assert_unchanged_on_the_fast_path(run, args: dict, key: str | None = None, e
         if key is not None:
             assert again[key] == expected, again
         assert heavy == [], 'the unchanged run imported %s' % heavy
+
+
+def store_volumes(url: str) -> list[dict]:
+    """The volume rows of a state store, read with plain SQL."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text('SELECT id, display_name, status, size, backend FROM cinderlib_volumes')).all()
+    finally:
+        engine.dispose()
+    return [dict(row._mapping) for row in rows]
+
+
+def wait_for_files(paths: list[Path], procs: list[subprocess.Popen], timeout: float) -> None:
+    """Wait until every path exists; fail the test when a process ends first or time runs out."""
+    deadline = time.monotonic() + timeout
+    while not all(p.exists() for p in paths):
+        finished = [p for p in procs if p.poll() is not None]
+        if finished:
+            out = finished[0].stdout.read() if finished[0].stdout else ''
+            pytest.fail('a worker ended before the barrier (rc=%s):\n%s' % (finished[0].returncode, out[-4000:]))
+        if time.monotonic() > deadline:
+            pytest.fail('workers did not reach the barrier in %ss' % timeout)
+        time.sleep(0.5)
 
 
 # The seed's configurations (/work/shared/seed/backends.rst), san_ip aside.

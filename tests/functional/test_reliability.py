@@ -6,13 +6,19 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
-from functional_helpers import assert_drift_only_reported, library, lv_names, run_adhoc, run_python
+from functional_helpers import (
+    assert_drift_only_reported,
+    library,
+    lv_names,
+    run_adhoc,
+    run_python,
+    store_volumes,
+    wait_for_files,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -20,29 +26,6 @@ WORKERS = 4
 # Volumes per worker: every volume is two module runs (~2 s of CPU each), so the
 # PostgreSQL run, which shows the same on another store, makes fewer.
 VOLUMES_PER_WORKER = {'sqlite': 10, 'postgresql': 3}
-
-
-def store_volumes(url: str) -> list[dict]:
-    """The volume rows of a state store, read with plain SQL."""
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(sa.text('SELECT id, display_name, status, size, backend FROM cinderlib_volumes')).all()
-    finally:
-        engine.dispose()
-    return [dict(row._mapping) for row in rows]
-
-
-def wait_for_files(paths: list[Path], procs: list[subprocess.Popen], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not all(p.exists() for p in paths):
-        finished = [p for p in procs if p.poll() is not None]
-        if finished:
-            out = finished[0].stdout.read() if finished[0].stdout else ''
-            pytest.fail('a worker ended before the barrier (rc=%s):\n%s' % (finished[0].returncode, out[-4000:]))
-        if time.monotonic() > deadline:
-            pytest.fail('workers did not reach the barrier in %ss' % timeout)
-        time.sleep(0.5)
 
 
 @pytest.fixture(params=['sqlite', 'postgresql'])
