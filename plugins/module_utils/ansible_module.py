@@ -306,6 +306,12 @@ class CinderlibModule:
         Its result when it is sure nothing is to change; None otherwise (no
         cheap check for this driver, a configuration no full run validated on
         this host, a store that can't be read cheaply, or any doubt)."""
+        if worker.IN_WORKER:
+            # The task's own process asked the fast path before it handed the
+            # task over; here, with the backend warm, the full path costs
+            # about what the fast path's lvs and store read cost, and gives the
+            # same answer.
+            return None
         setup = self._quick_setup()
         if setup is None:
             return None
