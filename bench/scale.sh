@@ -6,6 +6,7 @@
 # backend (metadata-only LVM where the kernel lacks device-mapper), checked for
 # lost or duplicated volumes between the phases. CI runs the same test with one
 # volume per host and the PostgreSQL store only. Figures: bench/out/scale.jsonl.
+# CINDERLIB_SCALE_STORES=postgresql (or sqlite) runs one store only.
 set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR/.. source=scripts/env.sh disable=SC1091
@@ -21,7 +22,7 @@ rm -f "${report}"
 # Every volume is grown to 2 GiB: room for all of them (a sparse file).
 vg_size="$(( hosts * volumes * 2 + 16 ))G"
 cl_step "bench: scale run, ${hosts} hosts x ${volumes} volumes (volume group ${vg_size})"
-CINDERLIB_SCALE_HOSTS=${hosts} CINDERLIB_SCALE_VOLUMES=${volumes} CINDERLIB_SCALE_STORES=postgresql,sqlite \
+CINDERLIB_SCALE_HOSTS=${hosts} CINDERLIB_SCALE_VOLUMES=${volumes} CINDERLIB_SCALE_STORES=${CINDERLIB_SCALE_STORES:-postgresql,sqlite} \
     CINDERLIB_SCALE_REPORT=${report} CINDERLIB_TEST_BIG_VG_SIZE=${vg_size} \
     pytest -q -p no:cacheprovider tests/functional/test_scale.py
 python - "${report}" <<'PY'

@@ -53,6 +53,8 @@ start_background_stage() {
     mkdir -p "${BACKGROUND_DIR}"
     cl_step "${name} (in the background, log: ${BACKGROUND_DIR}/${name}.log)"
     (
+        # Not errexit: a failed stage must still leave its exit status.
+        set +e
         start=${SECONDS} rc=0
         # Each line is stamped with the stage's seconds: the log tells where
         # the time went.
@@ -122,7 +124,7 @@ stage_pytest() {
     local paths rc=0
     mapfile -t paths < <(existing tests/unit tests/functional)
     [[ ${#paths[@]} -gt 0 ]] || { cl_note "SKIP: no tests/unit or tests/functional yet"; return "${SKIP}"; }
-    pytest -q -p no:cacheprovider "${paths[@]}" || rc=$?
+    pytest -q -p no:cacheprovider --durations=25 "${paths[@]}" || rc=$?
     if [[ ${rc} -eq 5 ]]; then
         cl_note "pytest collected no tests in ${paths[*]}"
     fi

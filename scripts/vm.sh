@@ -22,7 +22,8 @@
 # Environment: CINDERLIB_VM_CACHE (default /var/cache/cinderlib-storage/vm),
 # CINDERLIB_VM_RUN (default /var/tmp/cinderlib-vm), CINDERLIB_VM_MIRROR (the
 # Debian mirror; default: the first one in this host's apt sources),
-# CINDERLIB_VM_MEMORY (MiB, default 3072), CINDERLIB_VM_CPUS (default 2).
+# CINDERLIB_VM_MEMORY (MiB, default 3072), CINDERLIB_VM_CPUS (default 2),
+# CINDERLIB_VM_CPU_MODEL (qemu's -cpu, default max).
 set -euo pipefail
 
 # shellcheck source=scripts/env.sh
@@ -34,6 +35,7 @@ VM_CACHE="${CINDERLIB_VM_CACHE:-/var/cache/cinderlib-storage/vm}"
 VM_RUN="${CINDERLIB_VM_RUN:-/var/tmp/cinderlib-vm}"
 VM_MEMORY="${CINDERLIB_VM_MEMORY:-3072}"
 VM_CPUS="${CINDERLIB_VM_CPUS:-2}"
+VM_CPU_MODEL="${CINDERLIB_VM_CPU_MODEL:-max}"
 GUEST_VENV=/opt/cinderlib-storage/venv
 PINS="${CINDERLIB_REPO}/roles/runtime/files/constraints.txt"
 DRIVER_MAP="${CINDERLIB_REPO}/roles/runtime/vars/main.yml"
@@ -47,12 +49,13 @@ TEST_PINS="${CINDERLIB_REPO}/requirements/constraints.txt"
 
 # What the converge needs in the guest: systemd and SSH to be reached, Python
 # for Ansible, what the runtime role would install for LVM with LIO and iSCSI
-# attach and for RBD with krbd attach (it then finds everything and installs
-# nothing), and the Ceph daemons of the cluster rbd.yml starts (scripts/ceph.sh).
+# attach, for Kaminario (iSCSI and FC attach: sysfsutils) and for RBD with
+# krbd attach (it then finds everything and installs nothing; apt under CPU
+# emulation took four minutes for sysfsutils alone), and the Ceph daemons of the cluster rbd.yml starts (scripts/ceph.sh).
 GUEST_PACKAGES=(
     linux-image-amd64 systemd-sysv udev dbus kmod openssh-server sudo
     python3 python3-venv iproute2 procps util-linux e2fsprogs
-    lvm2 thin-provisioning-tools targetcli-fb python3-rtslib-fb open-iscsi lsscsi
+    lvm2 thin-provisioning-tools targetcli-fb python3-rtslib-fb open-iscsi lsscsi sysfsutils
     ceph-common python3-rados python3-rbd ceph-mon ceph-mgr ceph-osd
 )
 HOST_PACKAGES=(qemu-system-x86 qemu-utils debootstrap openssh-client e2fsprogs)
@@ -258,7 +261,7 @@ start() {
     printf '%s\n' "${VM_RUN}/id_ed25519" >"${VM_RUN}/key"
     printf '%s\n' "${port}" >"${VM_RUN}/port"
     cl_step "Booting the VM (qemu -accel tcg, SSH on 127.0.0.1:${port})"
-    qemu-system-x86_64 -accel tcg -cpu max -smp "${VM_CPUS}" -m "${VM_MEMORY}" \
+    qemu-system-x86_64 -accel tcg -cpu "${VM_CPU_MODEL}" -smp "${VM_CPUS}" -m "${VM_MEMORY}" \
         -kernel "${IMAGE_DIR}/vmlinuz" -initrd "${IMAGE_DIR}/initrd.img" \
         -append 'root=LABEL=cinderlib-vm rw console=ttyS0 net.ifnames=0 quiet' \
         -drive "file=${VM_RUN}/disk.qcow2,if=virtio,format=qcow2,cache=unsafe" \
