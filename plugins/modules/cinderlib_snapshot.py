@@ -16,8 +16,8 @@ description:
     this module fails, listing their ids, unless O(id) says which.
   - A snapshot whose creation fails is removed again (the driver is asked to delete what it may
     have made), so that a failed task leaves nothing behind; the task fails with the driver's
-    reason. Not when the task gave O(id) (the backend may hold a snapshot of that name that
-    this create did not make): its record stays C(error) and O(state=absent) removes it.
+    reason. Not when the task gave O(id), as the backend may hold a snapshot of that name that
+    this create did not make; its record then stays C(error) and O(state=absent) removes it.
   - A snapshot whose record is not C(available) (left by an interrupted run) makes the task
     fail and say so; O(state=absent) removes it.
   - O(volume) and O(name) are checked before the state store or the backend is opened (not

@@ -149,13 +149,12 @@ def test_xtremio_array_down_for_the_clean_up_too_is_left_as_an_error(xtremio, tm
 
 def test_xtremio_hung_call_is_bounded_by_driver_timeout(xtremio, tmp_path, env):
     api, server = xtremio
-    # Cinder's XtremIO client sets no timeout: without driver_timeout this task would wait 120 s.
-    fault = api.inject(Fault('hang', method='POST', path=XTREMIO_VOLUMES, seconds=120))
+    # Cinder's XtremIO client sets no timeout: without driver_timeout the task would wait out
+    # the hang, longer than run_adhoc waits for it.
+    fault = api.inject(Fault('hang', method='POST', path=XTREMIO_VOLUMES, seconds=900))
     args = task(tmp_path, XTREMIO, server, driver_timeout=4)
-    started = time.monotonic()
     rc, result, raw = run(args, env)
     assert rc != 0, raw
-    assert time.monotonic() - started < 90
     assert result['msg'] == ("Failed to create volume 'data' on backend 'xtremio': the driver did not return within "
                              "4 seconds (driver_timeout); what it had done by then on the backend is unknown. "
                              "Nothing was left behind."), raw
@@ -180,7 +179,7 @@ def test_kaminario_503_and_a_dropped_connection_are_retried_as_krest_does(kamina
 
 def test_kaminario_hung_call_is_bounded_by_driver_timeout(kaminario, tmp_path, env):
     api, server = kaminario
-    fault = api.inject(Fault('hang', method='POST', path=K2_VOLUMES, seconds=120))
+    fault = api.inject(Fault('hang', method='POST', path=K2_VOLUMES, seconds=900))
     args = task(tmp_path, KAMINARIO_SEED, server, driver_timeout=4)
     rc, result, raw = run(args, env)
     assert rc != 0, raw

@@ -257,18 +257,20 @@ def test_a_driver_call_past_driver_timeout_is_interrupted_and_stored_as_its_erro
     volume = fake_backend.create_volume(1, name='data')
     monkeypatch.setattr(context.STATE.settings, 'driver_timeout', 0.2)
 
+    finished = []
+
     def hung(*_args):
         try:
-            time.sleep(30)
+            time.sleep(60)
         except Exception:  # noqa: BLE001 - as drivers do: the interruption must not be swallowed
             pytest.fail('the interruption reached the driver as an Exception')
+        finished.append(True)
 
-    started = time.monotonic()
     with pytest.raises(DriverOperationError) as error:
         operations.run_operation(volume, 'extend', transitional={'status': 'extending'},
                                  call=lambda: operations.driver_call(volume, 'extend', hung, volume._ovo, 2),
                                  on_error={'status': 'error_extending'}, final={'status': 'available', 'size': 2})
-    assert time.monotonic() - started < 10
+    assert not finished  # interrupted, not waited out
     assert str(error.value) == ("Failed to extend volume 'data' on backend 'fake': the driver did not return within "
                                 "0.2 seconds (driver_timeout); what it had done by then on the backend is unknown.")
     assert stored(volume)['status'] == 'error_extending'
