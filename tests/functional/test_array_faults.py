@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import time
 
 import pytest
-from functional_helpers import KAMINARIO_SEED, XTREMIO_SEED, run_adhoc
+from functional_helpers import KAMINARIO_SEED, XTREMIO_SEED, run_adhoc, store_volumes
 
 from ansible_collections.cinderlib.storage.tests.simulators.base import Fault
 
@@ -43,11 +42,7 @@ def records(tmp_path) -> list[tuple[str, str]]:
     path = tmp_path / 'state.db'
     if not path.exists():
         return []
-    with sqlite3.connect(path) as db:
-        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        if 'cinderlib_volumes' not in tables:
-            return []
-        return sorted(db.execute('SELECT display_name, status FROM cinderlib_volumes'))
+    return sorted((r['display_name'], r['status']) for r in store_volumes('sqlite:///%s' % path))
 
 
 def on_array(api) -> list[str]:
