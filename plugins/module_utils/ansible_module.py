@@ -155,7 +155,11 @@ class CinderlibModule:
             options = self._setup_options()
             if worker.WARM_SETUP is None or worker.WARM_SETUP != worker.json_copy(options):
                 cinderlib.setup(**options)
-            # else: a worker's process, set up with these options before it forked this one.
+            else:
+                # A worker's process, set up with these options before it forked this one: the
+                # store is opened and checked as a task's own process does.
+                from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import context
+                context.reopen_store()
             self._library = cinderlib
         return self._library
 

@@ -130,14 +130,23 @@ def warm_up(spec: dict):
     return quiesce()
 
 
+def close_store() -> None:
+    """Close the state store's connections, if the library was set up: before
+    a zygote forks (children must share none), and before a child exits
+    (``os._exit`` skips what would close them; SQLite then folds its WAL into
+    the file, as a task's own process does when it ends)."""
+    context = sys.modules.get('ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.context')
+    store = getattr(getattr(context, 'STATE', None), 'store', None)
+    if store is not None:
+        store.close()
+
+
 def quiesce():
     """Release the state store's connections, stop Cinder's lock coordinator
     (its heartbeat thread) and privsep daemons, so that forked children share
     none; return the function that restarts the coordinator in a child."""
-    from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import context, loader
-    engine = getattr(context.STATE.store, '_engine', None)
-    if engine is not None:
-        engine.dispose()
+    from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import loader
+    close_store()
     runtime = loader.CinderRuntime._instance
     coordinator = getattr(getattr(runtime, 'coordination', None), 'COORDINATOR', None)
     restart = None
@@ -214,6 +223,10 @@ def child_main(conn: socket.socket, req: dict, prepare) -> None:
         os.dup2(out, 1)
         os.dup2(err, 2)
         rc = run_module(req)
+        try:
+            close_store()
+        except Exception:  # noqa: BLE001 - the task's result stands; the connections end with the process
+            pass
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()

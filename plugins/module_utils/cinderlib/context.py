@@ -42,6 +42,16 @@ def setup(**options: Any) -> None:
     STATE.initialized = True
 
 
+def reopen_store() -> None:
+    """Open the state store of ``setup()`` again: what a process forked from
+    one that was set up does first. The parent's connections are not its own,
+    and the store may have changed since (replaced, damaged, upgraded by a
+    newer collection, or, in memory, it starts empty in each process)."""
+    if not STATE.initialized:
+        raise SetupError('The library is not set up: call setup() first')
+    STATE.store = open_store(STATE.settings.persistence_config)
+
+
 def ensure_setup() -> None:
     """Set the library up with its defaults unless that was done."""
     if not STATE.initialized:

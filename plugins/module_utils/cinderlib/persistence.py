@@ -374,13 +374,18 @@ class SQLStore(StateStore):
         self._server = not connection.startswith('sqlite')
         self.retry_window = retry_window_seconds(retry_window) if self._server else 0
         self._gave_up = False
+        self._engine = None
         try:
             self._engine = self._make_engine(sa, connection)
             self._writer = self._engine.execution_options(cinderlib_write=True)
             self._run('open', self._migrate)
-        except PersistenceError:
-            raise
         except Exception as exc:
+            # A store refused leaves no connection open (a process that ends
+            # with os._exit, as the worker's do, would leave SQLite's WAL behind).
+            if self._engine is not None:
+                self._engine.dispose()
+            if isinstance(exc, PersistenceError):
+                raise
             raise PersistenceError(
                 "Can't open the state store %s: %s" % (mask_url(connection), _first_line(exc)), exc) from exc
 
