@@ -157,7 +157,7 @@ options:
         default file locks; other backends are started by each task, with Cinder already imported.
       - If no worker can be started (for example the directory can't be created), the task runs in its own
         process and warns.
-      - V(false) runs every task in its own process. Default V(false), or the C(CINDERLIB_WORKER) environment
+      - V(false) runs every task in its own process. Default V(true), or the C(CINDERLIB_WORKER) environment
         variable (V(1) or V(true) turns it on, V(0) or V(false) off).
     type: bool
   worker_idle_timeout:

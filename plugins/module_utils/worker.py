@@ -46,8 +46,7 @@ ENV_IDLE_TIMEOUT = 'CINDERLIB_WORKER_IDLE_TIMEOUT'
 ENV_TIMEOUT = 'CINDERLIB_WORKER_TIMEOUT'
 # The directory holding the workers' directories (default: <state dir>/worker).
 ENV_DIR = 'CINDERLIB_WORKER_DIR'
-# Off until the molecule scenarios have run with it on (see the changelog).
-DEFAULT_ENABLED = False
+DEFAULT_ENABLED = True
 DEFAULT_IDLE_TIMEOUT = 300
 DEFAULT_TIMEOUT = 3600
 # How long a task waits for a worker it started to listen, and for the worker
@@ -324,6 +323,39 @@ def _start(directory: str, dir_fd: int, files: dict[str, bytes], path: list[str]
         time.sleep(0.02)
 
 
+def _prune(root: str, keep: str) -> None:
+    """Remove the directories of other workers (other collection versions or
+    interpreters) in which no worker listens and no task is starting one, so
+    that upgrades do not pile up copies of old code."""
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return
+    for name in names:
+        directory = os.path.join(root, name)
+        if directory == keep or os.path.islink(directory) or not os.path.isdir(directory):
+            continue
+        try:
+            lock_fd = os.open(os.path.join(directory, 'lock'), os.O_RDWR)
+        except OSError:
+            continue  # not a worker's directory, or not one this user may touch
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                sock = _connect(directory, dir_fd)
+            finally:
+                os.close(dir_fd)
+            if sock is not None:
+                sock.close()
+                continue
+            _remove_tree(directory)
+        except (OSError, Unavailable):
+            continue  # held by a task starting that worker, or in use: left as it is
+        finally:
+            os.close(lock_fd)
+
+
 def connect(state_dir: str, environ: dict) -> tuple[socket.socket, str]:
     """A connection to this code's worker, started if needed; raises Unavailable."""
     files, path = code_files()
@@ -348,6 +380,7 @@ def connect(state_dir: str, environ: dict) -> tuple[socket.socket, str]:
             sock = _connect(directory, dir_fd)
             if sock is None:
                 sock = _start(directory, dir_fd, files, path)
+                _prune(root, keep=directory)
             return sock, directory
         finally:
             os.close(lock_fd)

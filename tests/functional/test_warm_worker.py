@@ -1,8 +1,9 @@
 # The warm worker (module_utils/worker.py, worker_server.py) on real LVM: started by the
 # first task that needs Cinder, one process for a playbook of many tasks, a backend
-# initialised again when its configuration changes, another worker for other code, idle
-# exit, a stale socket, a foreign uid refused, a task killed in the worker (then the next
-# task and reconcile), a hung driver call bounded by worker_timeout, and worker: false.
+# initialised again when its configuration changes, another worker for other code (and the
+# directories of those gone removed), idle exit, a stale socket, a foreign uid refused, a
+# task killed in the worker (then the next task and reconcile), a hung driver call bounded
+# by worker_timeout, and worker: false.
 # Results, warnings, check mode and diff are compared with runs without the worker.
 from __future__ import annotations
 
@@ -204,6 +205,25 @@ def test_other_code_gets_another_worker(tmp_path, env, collections_path, task, w
     first, second = workers(worker_root)
     pids = {worker.status(str(d))['status']['pid'] for d in (first, second)}
     assert len(pids) == 2
+
+
+def test_a_new_worker_removes_the_directories_of_workers_that_are_gone(tmp_path, env, collections_path, task,
+                                                                       worker_root):
+    run_module(collections_path, dict(task, name='v1', size=1, worker_idle_timeout=1), env)
+    old, status = the_worker(worker_root)
+    wait_until(lambda: not alive(status['pid']), 'the idle worker exits')
+    # Another version of the collection starts its worker: the old one's directory goes.
+    other = tmp_path / 'other'
+    target = other / 'ansible_collections' / 'cinderlib' / 'storage'
+    shutil.copytree(REPO / 'plugins', target / 'plugins', ignore=shutil.ignore_patterns('__pycache__'))
+    changed = target / 'plugins' / 'module_utils' / 'volume_state.py'
+    changed.write_text(changed.read_text() + '\n# another version\n')
+    assert run_module(other, dict(task, name='v1', state='absent'), env)['changed'] is True
+    [new] = workers(worker_root)
+    assert new != old and worker.status(str(new)) is not None
+    # A worker that still listens keeps its directory when another starts.
+    assert run_module(collections_path, dict(task, name='v1', size=1), env)['changed'] is True
+    assert set(workers(worker_root)) == {old, new}
 
 
 def test_a_foreign_uid_is_refused(collections_path):

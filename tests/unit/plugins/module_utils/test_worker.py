@@ -14,7 +14,7 @@ LVM = 'cinder.volume.drivers.lvm.LVMVolumeDriver'
 
 
 @pytest.mark.parametrize('params, environ, expected', [
-    ({}, {}, {'enabled': worker.DEFAULT_ENABLED, 'idle_timeout': 300, 'timeout': 3600}),
+    ({}, {}, {'enabled': True, 'idle_timeout': 300, 'timeout': 3600}),
     ({}, {'CINDERLIB_WORKER': '1'}, {'enabled': True, 'idle_timeout': 300, 'timeout': 3600}),
     ({'worker': False}, {}, {'enabled': False, 'idle_timeout': 300, 'timeout': 3600}),
     ({}, {'CINDERLIB_WORKER': '0'}, {'enabled': False, 'idle_timeout': 300, 'timeout': 3600}),
