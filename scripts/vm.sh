@@ -8,6 +8,7 @@
 #   scripts/vm.sh start    build if needed, boot a fresh copy, wait for SSH
 #   scripts/vm.sh ssh ...  run a command in the VM as root
 #   scripts/vm.sh stop     power the VM off and drop its copy of the image
+#   scripts/vm.sh reset    hard reset of the running VM (its disk kept), wait for SSH
 #   scripts/vm.sh status   print the SSH address, port and key of a running VM
 #
 # The image is made from Debian packages only: debootstrap into a cache
@@ -83,12 +84,14 @@ for name in sys.argv[3:]:
 EOF
 }
 
+# What the image is made from: the functions and settings that build it (not
+# the rest of this file, so that changing how the VM is run keeps the image).
 recipe_hash() {
-    { cat "${BASH_SOURCE[0]}" "${PINS}" "${DRIVER_MAP}"; printf '%s\n' "${SUITE}" "${GUEST_PACKAGES[@]}"
+    { declare -f build configure_guest test_pip_packages driver_pip_packages chroot_mount
+      cat "${PINS}" "${DRIVER_MAP}"
+      printf '%s\n' "${SUITE}" "${IMAGE_SIZE}" "${GUEST_VENV}" "${GUEST_PACKAGES[@]}" "${GUEST_DRIVERS[@]}"
       test_pip_packages; } | sha256sum | cut -c1-16
 }
-
-IMAGE_DIR="${VM_CACHE}/$(recipe_hash)"
 
 # The pip_packages the runtime role's mapping gives these drivers, one a line.
 driver_pip_packages() {
@@ -266,8 +269,13 @@ start() {
         -append 'root=LABEL=cinderlib-vm rw console=ttyS0 net.ifnames=0 quiet' \
         -drive "file=${VM_RUN}/disk.qcow2,if=virtio,format=qcow2,cache=unsafe" \
         -netdev "user,id=net0,hostfwd=tcp:127.0.0.1:${port}-:22" -device virtio-net-pci,netdev=net0 \
-        -display none -serial "file:${VM_RUN}/console.log" -monitor none \
+        -display none -serial "file:${VM_RUN}/console.log" -monitor "unix:${VM_RUN}/monitor,server=on,wait=off" \
         -pidfile "${VM_RUN}/pid" -daemonize
+    wait_for_ssh
+    cl_note "the VM answers on SSH after $((SECONDS - start)) s ($(vm_ssh uname -r))"
+}
+
+wait_for_ssh() {
     local deadline=$((SECONDS + ${CINDERLIB_VM_BOOT_TIMEOUT:-600}))
     until vm_ssh true 2>/dev/null; do
         running || { tail -n 40 "${VM_RUN}/console.log" >&2; cl_die "qemu exited while booting"; }
@@ -278,7 +286,35 @@ start() {
         fi
         sleep 3
     done
-    cl_note "the VM answers on SSH after $((SECONDS - start)) s ($(vm_ssh uname -r))"
+}
+
+# A hard reset, as a machine's reset button or a power cut does: the guest
+# loses what it held in memory, its disk (the copy-on-write layer) keeps what
+# it had written to it. Then the boot, until SSH answers again.
+reset() {
+    running || cl_die "the VM is not running: scripts/vm.sh start"
+    local before after start=${SECONDS}
+    before="$(vm_ssh cat /proc/sys/kernel/random/boot_id)"
+    cl_step "Reset the VM (hard reset through qemu's monitor)"
+    python3 - "${VM_RUN}/monitor" <<'EOF'
+import socket
+import sys
+
+with socket.socket(socket.AF_UNIX) as monitor:
+    monitor.settimeout(30)
+    monitor.connect(sys.argv[1])
+    seen = b''
+    while not seen.endswith(b'(qemu) '):  # the banner, then the prompt
+        seen += monitor.recv(4096)
+    monitor.sendall(b'system_reset\n')
+    seen = b''
+    while b'(qemu) ' not in seen:  # the command echoed, then the next prompt
+        seen += monitor.recv(4096)
+EOF
+    wait_for_ssh
+    after="$(vm_ssh cat /proc/sys/kernel/random/boot_id)"
+    [[ ${after} != "${before}" ]] || cl_die "the VM's boot id did not change: it was not reset"
+    cl_note "the VM answers on SSH $((SECONDS - start)) s after the reset"
 }
 
 stop() {
@@ -301,13 +337,16 @@ status() {
         "$(cat "${VM_RUN}/pid")"
 }
 
+IMAGE_DIR="${VM_CACHE}/$(recipe_hash)"
+
 case "${1:-}" in
     host-packages) need_root host-packages; host_packages ;;
     build) build ;;
     start) start ;;
     stop) stop ;;
+    reset) reset ;;
     status) status ;;
     ssh) shift; vm_ssh "$@" ;;
     image-dir) printf '%s\n' "${IMAGE_DIR}" ;;
-    *) printf 'usage: %s host-packages|build|start|stop|status|ssh CMD...|image-dir\n' "$0" >&2; exit 2 ;;
+    *) printf 'usage: %s host-packages|build|start|stop|reset|status|ssh CMD...|image-dir\n' "$0" >&2; exit 2 ;;
 esac

@@ -213,6 +213,27 @@ def ensure_export_absent(backend, params: dict, check_mode: bool) -> Outcome:
 
 
 # -- attach on this host, with a backend -----------------------------------------------------
+_RECOVERED = {
+    (False, True): 'its export was restored and the volume attached again',
+    (True, True): 'its export will be restored and the volume attached again',
+    (False, False): 'its export was restored, then the volume detached',
+    (True, False): 'its export will be restored, then the volume detached',
+}
+
+
+def _recover_gone_device(connection, check_mode: bool, attach: bool) -> list[str]:
+    """A connection recorded as attached on this host whose device is gone
+    (the host restarted): its export is restored first (what Cinder's volume
+    service does for each volume when it starts), so that the task can attach
+    it again, or detach it and end the export. Returns the warning saying so."""
+    if connection is None or not connection.device_gone():
+        return []
+    if not check_mode:
+        connection.restore_export()
+    return ['%s was recorded as attached on this host at %s, which is gone (the host restarted?): %s.'
+            % (connection.describe().capitalize(), connection.path or 'no device', _RECOVERED[check_mode, attach])]
+
+
 def ensure_local_present(backend, params: dict, check_mode: bool) -> Outcome:
     volume = _volume(backend, params, must_exist=True)
     existing, before, settled, messages = _settled_lookup(
@@ -221,6 +242,7 @@ def ensure_local_present(backend, params: dict, check_mode: bool) -> Outcome:
         view = _result_view(existing, bool(params.get('output_all_backend_info')))
         return settled, view, view, messages
     check_usable(volume)
+    messages += _recover_gone_device(existing, check_mode, attach=True)
     if check_mode:
         here = connections.local_host()
         return Outcome(True, before, _predicted(volume, here, None, params.get('attach_mode') or 'rw', True), messages)
@@ -239,6 +261,7 @@ def ensure_local_absent(backend, params: dict, check_mode: bool) -> Outcome:
         volume, lambda v: v.connection_for(connections.local_host()), check_mode)
     if connection is None:
         return settled, before, None, messages
+    messages += _recover_gone_device(connection, check_mode, attach=False)
     if not check_mode:
         force = bool(params.get('force'))
         if connection.attached or connection.record.get('attach_status') not in (None, 'detached'):

@@ -27,6 +27,11 @@ description:
     their record, as M(cinderlib.storage.cinderlib_reconcile) does, and
     says so in a warning; then it does what it was asked. A run still in progress holds the
     volume's lock, and this run waits for it.
+  - A volume recorded as attached on the managed node whose device is gone (the node restarted) is
+    recovered by running the task again, once the backend's storage is back. Its export is restored
+    first, by the driver's C(ensure_export), which Cinder's volume service runs for each volume when
+    it starts. Then the volume is attached again, or with O(state=absent) detached and its export
+    ended. A warning says so.
   - Connection info may hold CHAP credentials. They are never stored in the connection's record
     nor returned (unless O(output_all_backend_info)); the returned RV(conn_info) lacks
     C(auth_password). A host given O(connection_id) and the shared store gets the password from the

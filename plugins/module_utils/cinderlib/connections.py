@@ -245,6 +245,26 @@ class Connection(Resource):
                 volume._save(**changes)
         return driver_call(self, 'initialize', driver.initialize_connection, volume._ovo, connector)
 
+    def restore_export(self) -> None:
+        """Export the volume again as Cinder's volume service does for every
+        volume when it starts (the driver's ``ensure_export``): after the
+        storage host restarted, an LVM volume's LV is inactive and LIO's
+        targets are gone until then. The connection's record and its
+        ``conn_info`` stay as they are."""
+        with locks.resource_locked(self):
+            volume = self.volume
+            update = driver_call(self, 'restore the export of', self.backend.driver.ensure_export,
+                                 context.cinder_runtime().context, volume._ovo)
+            changes = model_update_changes(update)
+            if changes:
+                volume._save(**changes)
+
+    def device_gone(self) -> bool:
+        """Recorded as attached on this host, its device no longer there (the
+        host restarted, or the device was removed behind the store's back)."""
+        return (self.attached and self._record.get('attached_host') == local_host()
+                and not (self.path and os.path.exists(self.path)))
+
     def _connected(self, conn_info: dict) -> dict:
         """The record of the connection made from the driver's ``conn_info``
         (saved without secrets); the volume goes ``in-use`` first."""

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the lvm_loopback role for real and in check mode, asserting what each
 # run reports as changed: present (check, real, check, real), a refused
-# foreign volume group, then absent (check, real, real).
+# foreign volume group, the loop device gone (attached again, the volume group
+# found on it), then absent (check, real, real).
 set -euo pipefail
 
 log="${OUTPUT_DIR:-/tmp}/lvm_loopback-runme.log"
@@ -29,6 +30,15 @@ fi
 grep -q 'already exists on' "${log}" || { cat "${log}"; exit 1; }
 [[ ! -e /var/tmp/cinderlib-it/other.img ]] || { echo "FAIL: other.img was created" >&2; exit 1; }
 echo "ok: foreign volume group refused"
+
+# The loop device gone, its backing file kept (the host restarted): the role attaches the
+# file again and finds the volume group on it, without making a new one.
+losetup --detach "$(losetup --list --noheadings --output NAME --associated /var/tmp/cinderlib-it/cinderlib-it-vg.img)"
+expect yes
+grep -q 'Create the volume group' "${log}" && ! grep -A2 'Create the volume group' "${log}" | grep -q '^changed' \
+    || { cat "${log}"; echo "FAIL: the volume group was made again" >&2; exit 1; }
+expect no
+echo "ok: the volume group is back on its file"
 
 expect yes --check -e lvm_loopback_state=absent
 expect yes -e lvm_loopback_state=absent

@@ -65,6 +65,10 @@ class ExportingDriver:
         self.base._called('remove_export')
         self.exports.discard(volume.name)
 
+    def ensure_export(self, context, volume):
+        self.base._called('ensure_export')
+        self.exports.add(volume.name)
+
 
 class FakeInitiator:
     """os-brick's connector object: a device appears at ``path`` when connected."""
@@ -103,7 +107,7 @@ def exporting(fake_backend, monkeypatch, tmp_path):
     driver = fake_backend.driver
     exports = ExportingDriver(driver)
     for name in ('validate_connector', 'create_export', 'initialize_connection', 'terminate_connection',
-                 'remove_export'):
+                 'remove_export', 'ensure_export'):
         setattr(driver, name, getattr(exports, name))
     monkeypatch.setattr(Backend, 'validate_connector', lambda self, c: self.driver.validate_connector(c))
     monkeypatch.setattr(context, 'cinder_runtime', lambda: SimpleNamespace(context=None))
@@ -221,6 +225,34 @@ def test_attach_connects_and_attaches_with_os_brick_then_detach_undoes_both(expo
     assert not connection.attached and connection.path is None
     assert exporting.driver.calls[-2:] == ['terminate_connection', 'remove_export']
     assert volume.connections == [] and volume.status == 'available'
+
+
+@pytest.mark.parametrize('state', ['present', 'absent'])
+def test_an_attach_whose_device_is_gone_gets_its_export_restored_then_attached_again_or_detached(exporting, state):
+    # The host restarted: the store still records the attach, its device is gone and so is the export.
+    volume = exporting.backend.create_volume(1, name='data')
+    connection = volume.attach()
+    exporting.initiator.path.unlink()
+    exporting.exports.exports.clear()
+    ensure = connection_state.ensure_local_present if state == 'present' else connection_state.ensure_local_absent
+    calls = len(exporting.driver.calls)
+
+    changed, before, _after, [message] = ensure(exporting.backend, params(state=state), True)
+    assert changed and before['path'] == connection.path and 'will be restored' in message
+    assert len(exporting.driver.calls) == calls and not exporting.exports.exports
+
+    changed, before, after, [message] = ensure(exporting.backend, params(state=state), False)
+    assert changed and 'which is gone (the host restarted?): its export was restored' in message
+    assert exporting.driver.calls[calls] == 'ensure_export'
+    if state == 'present':
+        assert after['attached'] and after['path'] == str(exporting.initiator.path)
+        assert exporting.initiator.path.exists() and exporting.exports.exports == {volume.name}
+        assert exporting.initiator.calls[-1][0] == 'connect_volume'
+        # Attached again: the next run changes nothing and warns of nothing.
+        assert ensure(exporting.backend, params(state=state), False)[0::3] == (False, [])
+    else:
+        assert after is None and exporting.driver.calls[-2:] == ['terminate_connection', 'remove_export']
+        assert conn_records(volume) == {} and volume_status(volume) == 'available'
 
 
 def test_a_failed_attach_undoes_the_export_it_made(exporting):
