@@ -222,16 +222,18 @@ _RECOVERED = {
 
 
 def _recover_gone_device(connection, check_mode: bool, attach: bool) -> list[str]:
-    """A connection recorded as attached on this host whose device is gone
-    (the host restarted): its export is restored first (what Cinder's volume
+    """A connection recorded as attached on this host whose device is gone,
+    or was attached before the host restarted (its path may now name another
+    volume's device): its export is restored first (what Cinder's volume
     service does for each volume when it starts), so that the task can attach
     it again, or detach it and end the export. Returns the warning saying so."""
-    if connection is None or not connection.device_gone():
+    why = connection.device_gone() if connection is not None else None
+    if why is None:
         return []
     if not check_mode:
         connection.restore_export()
-    return ['%s was recorded as attached on this host at %s, which is gone (the host restarted?): %s.'
-            % (connection.describe().capitalize(), connection.path or 'no device', _RECOVERED[check_mode, attach])]
+    return ['%s was recorded as attached on this host at %s, %s: %s.'
+            % (connection.describe().capitalize(), connection.path or 'no device', why, _RECOVERED[check_mode, attach])]
 
 
 def ensure_local_present(backend, params: dict, check_mode: bool) -> Outcome:

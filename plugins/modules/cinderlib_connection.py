@@ -27,8 +27,9 @@ description:
     their record, as M(cinderlib.storage.cinderlib_reconcile) does, and
     says so in a warning; then it does what it was asked. A run still in progress holds the
     volume's lock, and this run waits for it.
-  - A volume recorded as attached on the managed node whose device is gone (the node restarted) is
-    recovered by running the task again, once the backend's storage is back. Its export is restored
+  - A volume recorded as attached on the managed node in an earlier boot (the node restarted), or
+    whose device is gone, is not taken for attached (its old device path may now be another
+    volume's). It is recovered by running the task again, once the backend's storage is back. Its export is restored
     first, by the driver's C(ensure_export), which Cinder's volume service runs for each volume when
     it starts. Then the volume is attached again, or with O(state=absent) detached and its export
     ended. A warning says so.

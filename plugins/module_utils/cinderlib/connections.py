@@ -61,6 +61,20 @@ def local_host() -> str:
     return socket.gethostname()
 
 
+BOOT_ID_FILE = '/proc/sys/kernel/random/boot_id'
+
+
+def boot_id() -> str | None:
+    """This boot of the host (Linux; None elsewhere). A device path recorded
+    in an earlier boot may name another volume's device now: device names
+    are given in the order devices appear."""
+    try:
+        with open(BOOT_ID_FILE, encoding='ascii') as handle:
+            return handle.read().strip() or None
+    except OSError:
+        return None
+
+
 def conn_info_with_chap(conn_info: dict, provider_auth: str | None) -> dict:
     """``conn_info`` with the CHAP password put back from a volume's
     ``provider_auth`` ("CHAP user password"), when stored connection info
@@ -178,9 +192,10 @@ class Connection(Resource):
         return self._record['volume_id']
 
     def attached_here(self) -> bool:
-        """Attached on this host, with its device present."""
+        """Attached on this host in this boot, with its device present."""
         return (self.attached and self._record.get('attached_host') == local_host()
-                and bool(self.path) and os.path.exists(self.path))
+                and bool(self.path) and os.path.exists(self.path)
+                and self._record.get('attached_boot') in (None, boot_id()))
 
     def full_conn_info(self) -> dict:
         """The connection info a host needs to attach, secrets included: the
@@ -259,11 +274,15 @@ class Connection(Resource):
             if changes:
                 volume._save(**changes)
 
-    def device_gone(self) -> bool:
-        """Recorded as attached on this host, its device no longer there (the
-        host restarted, or the device was removed behind the store's back)."""
-        return (self.attached and self._record.get('attached_host') == local_host()
-                and not (self.path and os.path.exists(self.path)))
+    def device_gone(self) -> str | None:
+        """Why a connection recorded as attached on this host no longer has its
+        device here (the host restarted since, or the device is gone); None
+        when it has it, or is not recorded as attached here."""
+        if not self.attached or self._record.get('attached_host') != local_host() or self.attached_here():
+            return None
+        if self._record.get('attached_boot') not in (None, boot_id()):
+            return 'and the host restarted since'
+        return 'which is gone'
 
     def _connected(self, conn_info: dict) -> dict:
         """The record of the connection made from the driver's ``conn_info``
@@ -350,7 +369,7 @@ class Connection(Resource):
                                                 device_scan_attempts, what=self.volume.describe()),
                       on_error={'attach_status': 'error_attaching'},
                       final=lambda device: {'attach_status': 'attached', 'attached': True, 'device': device,
-                                            'path': device['path']})
+                                            'path': device['path'], 'attached_boot': boot_id()})
 
     def detach(self, force: bool = False) -> None:
         """Detach the device from this host with os-brick; the connection stays
@@ -375,7 +394,7 @@ class Connection(Resource):
                                                 self._record.get('use_multipath', False), what=self.volume.describe()),
                       on_error={'attach_status': 'error_detaching'},
                       final={'attach_status': 'detached', 'attached': False, 'device': None, 'path': None,
-                             'attached_host': None})
+                             'attached_host': None, 'attached_boot': None})
 
     def extend(self) -> int:
         """Make this host see the volume's new size (after ``Volume.extend``);

@@ -227,13 +227,20 @@ def test_attach_connects_and_attaches_with_os_brick_then_detach_undoes_both(expo
     assert volume.connections == [] and volume.status == 'available'
 
 
+@pytest.mark.parametrize('how, why', [('gone', 'which is gone'), ('restarted', 'and the host restarted since')])
 @pytest.mark.parametrize('state', ['present', 'absent'])
-def test_an_attach_whose_device_is_gone_gets_its_export_restored_then_attached_again_or_detached(exporting, state):
-    # The host restarted: the store still records the attach, its device is gone and so is the export.
+def test_an_attach_whose_device_is_gone_gets_its_export_restored_then_attached_again_or_detached(
+        exporting, monkeypatch, state, how, why):
+    monkeypatch.setattr(connections, 'boot_id', lambda: 'boot-1')
     volume = exporting.backend.create_volume(1, name='data')
     connection = volume.attach()
-    exporting.initiator.path.unlink()
+    assert connection.record['attached_boot'] == 'boot-1'
     exporting.exports.exports.clear()
+    if how == 'gone':
+        exporting.initiator.path.unlink()
+    else:
+        # The host restarted: the recorded path exists, but may be another volume's device now.
+        monkeypatch.setattr(connections, 'boot_id', lambda: 'boot-2')
     ensure = connection_state.ensure_local_present if state == 'present' else connection_state.ensure_local_absent
     calls = len(exporting.driver.calls)
 
@@ -242,12 +249,14 @@ def test_an_attach_whose_device_is_gone_gets_its_export_restored_then_attached_a
     assert len(exporting.driver.calls) == calls and not exporting.exports.exports
 
     changed, before, after, [message] = ensure(exporting.backend, params(state=state), False)
-    assert changed and 'which is gone (the host restarted?): its export was restored' in message
+    assert changed and '%s: its export was restored' % why in message, message
     assert exporting.driver.calls[calls] == 'ensure_export'
     if state == 'present':
         assert after['attached'] and after['path'] == str(exporting.initiator.path)
         assert exporting.initiator.path.exists() and exporting.exports.exports == {volume.name}
         assert exporting.initiator.calls[-1][0] == 'connect_volume'
+        assert Backend.persistence.connection_records(connection_id=connection.id)[0]['attached_boot'] == \
+            connections.boot_id()
         # Attached again: the next run changes nothing and warns of nothing.
         assert ensure(exporting.backend, params(state=state), False)[0::3] == (False, [])
     else:
