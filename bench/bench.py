@@ -113,15 +113,18 @@ class Bench:
                               note=note))
 
     # -- 1 + 2: lifecycle vs lvol, with and without the worker ------------------------------
-    def cinderlib_lifecycle(self, count: int, worker: bool) -> tuple[float, list[dict]]:
+    def cinderlib_lifecycle(self, count: int, worker: bool, again: bool = False,
+                            stop: bool = True) -> tuple[float, list[dict]]:
         """One lifecycle playbook; with ``worker``, a worker of this run's own
         (its directory in the work directory), started by the first create: the
-        cold start is in the playbook's wall time."""
+        cold start is in the playbook's wall time; with ``again``, the worker
+        the last run left (``stop=False``), warm from the start."""
         environment = dict(self.lvm_env)
         if worker:
-            workers = self.work / ('workers-%d' % len(self.raw.setdefault('worker_dirs', [])))
-            self.raw['worker_dirs'].append(str(workers))
-            environment.update(CINDERLIB_WORKER_DIR=str(workers), CINDERLIB_WORKER='1')
+            if not again:
+                workers = self.work / ('workers-%d' % len(self.raw.setdefault('worker_dirs', [])))
+                self.raw['worker_dirs'].append(str(workers))
+            environment.update(CINDERLIB_WORKER_DIR=self.raw['worker_dirs'][-1], CINDERLIB_WORKER='1')
         else:
             environment['CINDERLIB_WORKER'] = '0'
         extra = {'bench_backend': self.backend, 'bench_persistence': self.persistence,
@@ -137,17 +140,20 @@ class Bench:
             from ansible_collections.cinderlib.storage.plugins.module_utils import worker as worker_client
             [directory] = [p for p in Path(environment['CINDERLIB_WORKER_DIR']).iterdir() if p.is_dir()]
             status = worker_client.status(str(directory))
-            check(status is not None and status['status']['served'] == 2 * count,
-                  'the worker served %s tasks, expected %d' % (status and status['status']['served'], 2 * count))
-            worker_client.stop(str(directory))
+            served = (4 if again else 2) * count
+            check(status is not None and status['status']['served'] == served,
+                  'the worker served %s tasks, expected %d' % (status and status['status']['served'], served))
+            if stop:
+                worker_client.stop(str(directory))
         return wall, records
 
     def lifecycle(self) -> None:
         count = 2 if self.smoke else 10
-        walls, unchanged, nwalls, cold, warm = [], [], [], [], []
+        walls, unchanged, nwalls, cold, warm, again = [], [], [], [], [], []
         for _repeat in range(self.repeat):
-            wall, records = self.cinderlib_lifecycle(count, worker=True)
+            wall, records = self.cinderlib_lifecycle(count, worker=True, stop=False)
             walls.append(wall)
+            again.append(self.cinderlib_lifecycle(count, worker=True, again=True)[0])
             unchanged += [r['seconds'] for r in self.items(records, 'Unchanged re-run')]
             creates = [r['seconds'] for r in self.items(records, 'Create')]
             cold.append(creates[0])
@@ -159,7 +165,7 @@ class Bench:
         self.log('first create (starts the worker): %s s; changing tasks in the warm worker: median %.2f s'
                  % (' '.join('%.2f' % c for c in cold), median(warm)))
         self.raw['lifecycle_cinderlib'] = {'walls': walls, 'unchanged': unchanged, 'cold_first_create': cold,
-                                           'warm_changes': warm}
+                                           'warm_changes': warm, 'walls_worker_warm': again}
         self.raw['lifecycle_cinderlib_no_worker'] = {'walls': nwalls}
         if self.smoke:
             return
@@ -181,6 +187,8 @@ class Bench:
         self.raw['lifecycle_lvol'] = {'walls': lwalls, 'unchanged': lunchanged, 'changes': lchanges}
         self.row('1. lifecycle, %d tasks (playbook wall), with the worker' % (3 * count), median(walls),
                  median(lwalls), 's', '<= 1.2 x lvol', 1.2)
+        self.row('1a. the same, run again right after (the worker warm from the first task)', median(again),
+                 median(lwalls), 's', None, None)
         self.row('1b. lifecycle, %d tasks, without the worker (worker: false)' % (3 * count), median(nwalls),
                  median(lwalls), 's', '<= 2.0 x lvol', 2.0)
         self.row('1c. a changing task (create or delete, median), warm worker vs lvol', median(warm),

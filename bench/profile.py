@@ -5,7 +5,11 @@
 dependency: ``pip install py-spy`` into the venv for a profiling run).
 
 Profiles, sampling wall-clock time (idle included, so waits on LVM commands count):
-- a cinderlib_volume create and a delete, each a fresh module process (full path);
+- a cinderlib_volume create and a delete, each a fresh module process (full path,
+  the worker off);
+- the same handed to a warm worker: the task's own process (py-spy's --subprocesses
+  misses most of the worker's children, which live well under a second: their share is
+  the time the task waits in hand_over);
 - the library creating and deleting 20 volumes in one process (benchmark 4).
 Prints, per profile, the share of the main thread's samples spent in each phase
 (frames named below) and the top frames by inclusive time.
@@ -16,6 +20,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -37,6 +42,7 @@ PHASES = [
     ('  of which the driver\'s volume calls', '_driver_call ('),
     ('  of which state store writes', 'SQLStore.put ('),
     ('fast path (CinderlibModule.quick)', 'CinderlibModule.quick ('),
+    ('handed to the worker, waiting for its answer (worker.hand_over)', 'hand_over ('),
     ('all commands run (LVM, cinder-rtstool), waiting included', 'execute (oslo_concurrency/processutils.py'),
 ]
 
@@ -98,18 +104,45 @@ def record(py_spy: str, out: Path, command: list[str], env: dict) -> None:
         raise SystemExit('py-spy failed: %s' % proc.stderr[-2000:])
 
 
+def profile_worker(py_spy: str, out: Path, work: Path, base: dict, env: dict) -> list[str]:
+    """Profiles of the task's own process, for tasks handed to a warm worker."""
+    env = dict(env, CINDERLIB_WORKER='1', CINDERLIB_WORKER_DIR=str(work / 'workers'))
+    args_file = work / 'args.json'
+
+    def task(state: str, name: str = 'bench-prof') -> list[str]:
+        args_file.write_text(json.dumps({'ANSIBLE_MODULE_ARGS': dict(base, name=name, state=state)}),
+                             encoding='utf-8')
+        return [sys.executable, '-m', MODULE, str(args_file)]
+
+    def run(command: list[str]) -> None:
+        subprocess.run(command, env=env, capture_output=True, check=True)
+
+    # A cold start first, then one warm create and delete, so that the worker and its
+    # backend are warm when profiled.
+    for state in ('present', 'absent', 'present', 'absent'):
+        run(task(state))
+    sections = []
+    for label, state in (('create', 'present'), ('delete', 'absent')):
+        raw = out / ('profile-worker-task-%s.txt' % label)
+        record(py_spy, raw, task(state), env)
+        sections.append(summarize(raw, 'cinderlib_volume %s handed to a warm worker: the task\'s own process' % label))
+    from ansible_collections.cinderlib.storage.plugins.module_utils import worker
+    for directory in (work / 'workers').iterdir():
+        worker.stop(str(directory))
+    return sections
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('--vg-json', required=True)
     parser.add_argument('--out', required=True)
     args = parser.parse_args()
-    py_spy = shutil.which('py-spy') or str(Path(sys.executable).parent / 'py-spy')
+    py_spy = os.environ.get('PY_SPY') or shutil.which('py-spy') or str(Path(sys.executable).parent / 'py-spy')
     if not Path(py_spy).exists():
-        print('bench profile: py-spy is not installed (pip install py-spy); skipped')
+        print('bench profile: py-spy is not installed (pip install py-spy, or PY_SPY=its path); skipped')
         return 0
-    import os
     vg_info = json.loads(Path(args.vg_json).read_text(encoding='utf-8'))
-    env = dict(os.environ, **vg_info['environment'])
+    env = dict(os.environ, CINDERLIB_WORKER='0', **vg_info['environment'])
     work = Path(tempfile.mkdtemp(prefix='cinderlib-profile.', dir='/var/tmp'))
     persistence = {'storage': 'db', 'connection': 'sqlite:///%s' % (work / 'state.db')}
     backend = dict(volume_backend_name='bench', volume_driver='cinder.volume.drivers.lvm.LVMVolumeDriver',
@@ -126,6 +159,7 @@ def main() -> int:
             raw = out / ('profile-module-%s.txt' % label.replace(' ', '-'))
             record(py_spy, raw, [sys.executable, '-m', MODULE, str(args_file)], env)
             sections.append(summarize(raw, 'cinderlib_volume %s, one module process' % label))
+        sections += profile_worker(py_spy, out, work, base, env)
         raw = out / 'profile-library.txt'
         record(py_spy, raw, [sys.executable, '-c', LIBRARY_CODE, json.dumps([persistence, backend])], env)
         sections.append(summarize(raw, 'library: backend start, then 20 x create + delete in one process'))
