@@ -135,7 +135,7 @@ def close_store() -> None:
     a zygote forks (children must share none), and before a child exits
     (``os._exit`` skips what would close them; SQLite then folds its WAL into
     the file, as a task's own process does when it ends)."""
-    context = sys.modules.get('ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.context')
+    context = sys.modules.get(worker.MODULE_UTILS + '.cinderlib.context')
     store = getattr(getattr(context, 'STATE', None), 'store', None)
     if store is not None:
         store.close()

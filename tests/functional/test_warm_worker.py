@@ -192,14 +192,19 @@ def test_idle_exit_and_a_stale_socket(env, collections_path, task, worker_root):
     assert again['pid'] != status['pid']
 
 
-def test_other_code_gets_another_worker(tmp_path, env, collections_path, task, worker_root):
-    run_module(collections_path, dict(task, name='v1', size=1), env)
-    # A copy of the collection with one module_utils file changed: another version.
+def another_version(tmp_path: Path) -> Path:
+    """A copy of the collection with one module_utils file changed: another version."""
     other = tmp_path / 'other'
     target = other / 'ansible_collections' / 'cinderlib' / 'storage'
     shutil.copytree(REPO / 'plugins', target / 'plugins', ignore=shutil.ignore_patterns('__pycache__'))
     changed = target / 'plugins' / 'module_utils' / 'volume_state.py'
     changed.write_text(changed.read_text() + '\n# another version\n')
+    return other
+
+
+def test_other_code_gets_another_worker(tmp_path, env, collections_path, task, worker_root):
+    run_module(collections_path, dict(task, name='v1', size=1), env)
+    other = another_version(tmp_path)
     result = run_module(other, dict(task, name='v1', state='absent'), env)
     assert result['changed'] is True, result
     first, second = workers(worker_root)
@@ -213,11 +218,7 @@ def test_a_new_worker_removes_the_directories_of_workers_that_are_gone(tmp_path,
     old, status = the_worker(worker_root)
     wait_until(lambda: not alive(status['pid']), 'the idle worker exits')
     # Another version of the collection starts its worker: the old one's directory goes.
-    other = tmp_path / 'other'
-    target = other / 'ansible_collections' / 'cinderlib' / 'storage'
-    shutil.copytree(REPO / 'plugins', target / 'plugins', ignore=shutil.ignore_patterns('__pycache__'))
-    changed = target / 'plugins' / 'module_utils' / 'volume_state.py'
-    changed.write_text(changed.read_text() + '\n# another version\n')
+    other = another_version(tmp_path)
     assert run_module(other, dict(task, name='v1', state='absent'), env)['changed'] is True
     [new] = workers(worker_root)
     assert new != old and worker.status(str(new)) is not None
