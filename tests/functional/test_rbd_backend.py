@@ -223,3 +223,42 @@ def test_inventory_and_drift_on_ceph(ceph_cluster, ceph_env, tmp_path):
                                     dict(opts, name=name, state='absent', cascade=True), ceph_env)
         assert rc == 0, out
     assert images(ceph_cluster) == []
+
+
+def test_without_rbd_keyring_conf_the_keyring_named_in_ceph_conf_is_used(ceph_cluster, ceph_env, tmp_path):
+    # The usual Ceph client setup: ceph.conf's `keyring = .../$name.keyring` (scripts/ceph.sh
+    # writes it) finds the user's key. As in cinderlib, connection info then carries no
+    # keyring: the consumer reads its own through its ceph.conf.
+    key = Path(ceph_cluster['CEPH_KEYRING']).read_text().split('key = ', 1)[1].split()[0]
+    assert 'keyring = ' in Path(ceph_cluster['CEPH_CONF']).read_text()
+    backend = {k: v for k, v in ceph_cluster['backend'].items() if k != 'rbd_keyring_conf'}
+    opts = {'backend': backend, 'persistence': {'connection': 'sqlite:///%s' % (tmp_path / 'state.db')}}
+    code = '''
+import json
+from ansible_collections.cinderlib.storage.plugins.module_utils import cinderlib
+cinderlib.setup(persistence_config={'storage': 'db', 'connection': 'sqlite:///%(db)s'})
+ceph = cinderlib.Backend(**%(backend)r)
+stats = ceph.stats(refresh=True)
+vol = ceph.create_volume(1, name='conf-keyring')
+conn = vol.connect({'platform': 'x86_64', 'os_type': 'linux', 'ip': '127.0.0.1', 'host': 'node-a',
+                    'multipath': False, 'do_local_attach': False})
+print(json.dumps({'protocol': stats['storage_protocol'], 'image': vol.name, 'full': conn.full_conn_info()}))
+''' % {'db': tmp_path / 'state.db', 'backend': backend}
+    proc = run_python(code, ceph_env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out['protocol'] == 'ceph' and out['image'] in images(ceph_cluster)
+    assert out['full']['driver_volume_type'] == 'rbd' and out['full']['data'].get('keyring') is None, out['full']
+    assert key not in proc.stdout + proc.stderr
+    # The modules on the same backend: the volume is there (unchanged), its export ends,
+    # then it is deleted twice.
+    connector = {'platform': 'x86_64', 'os_type': 'linux', 'ip': '127.0.0.1', 'host': 'node-a', 'multipath': False}
+    runs = [run_adhoc('cinderlib.storage.cinderlib_volume', dict(opts, name='conf-keyring', size=1), ceph_env),
+            run_adhoc('cinderlib.storage.cinderlib_connection',
+                      dict(opts, volume='conf-keyring', connector=connector, state='absent'), ceph_env)]
+    runs += [run_adhoc('cinderlib.storage.cinderlib_volume',
+                       dict(opts, name='conf-keyring', state='absent', cascade=True), ceph_env) for _ in (1, 2)]
+    outcomes = [(rc, result.get('changed')) for rc, result, _out in runs]
+    assert outcomes == [(0, False), (0, True), (0, True), (0, False)], [out for _rc, _result, out in runs]
+    assert all(key not in out for _rc, _result, out in runs)
+    assert images(ceph_cluster) == []
