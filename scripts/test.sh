@@ -124,7 +124,10 @@ stage_pytest() {
     local paths rc=0
     mapfile -t paths < <(existing tests/unit tests/functional)
     [[ ${#paths[@]} -gt 0 ]] || { cl_note "SKIP: no tests/unit or tests/functional yet"; return "${SKIP}"; }
-    pytest -q -p no:cacheprovider --durations=25 "${paths[@]}" || rc=$?
+    # The warm worker's test of a playbook from ansible-core 2.18 needs that venv.
+    ensure_ansible_core_2_18_venv || return 1
+    CINDERLIB_ANSIBLE_CORE_2_18_VENV="${ANSIBLE_CORE_2_18_VENV}" \
+        pytest -q -p no:cacheprovider --durations=25 "${paths[@]}" || rc=$?
     if [[ ${rc} -eq 5 ]]; then
         cl_note "pytest collected no tests in ${paths[*]}"
     fi
@@ -218,29 +221,38 @@ stage_sanity() {
 # ansible-test's per-test venvs, which CI's budget has no room for.
 # CINDERLIB_SANITY_2_18_TESTS names other tests (space-separated); set but
 # empty, it runs them all.
-SANITY_2_18_VENV="${CINDERLIB_BUILD}/venv-ansible-core-2.18"
+ANSIBLE_CORE_2_18_VENV="${CINDERLIB_BUILD}/venv-ansible-core-2.18"
+ANSIBLE_CORE_2_18_REQUIREMENTS=requirements/ansible-core-2.18.txt
 SANITY_2_18_TESTS_DEFAULT="import runtime-metadata validate-modules ignores"
-stage_sanity_2_18() {
-    has_files plugins '*.py' || { cl_note "SKIP: no plugins yet"; return "${SKIP}"; }
-    local req=requirements/ansible-core-2.18.txt stamp tests=() names=() test
-    [[ -f ${req} ]] || { cl_note "SKIP: no ${req}"; return "${SKIP}"; }
+
+# The venv of ansible-core 2.18 (the pins of requirements/ansible-core-2.18.txt),
+# made again when they change.
+ensure_ansible_core_2_18_venv() {
+    local req=${ANSIBLE_CORE_2_18_REQUIREMENTS} stamp
     stamp="$(sha256sum <"${req}" | cut -d' ' -f1)"
-    if [[ "$(cat "${SANITY_2_18_VENV}/.cinderlib-requirements.sha256" 2>/dev/null)" != "${stamp}" ]]; then
-        rm -rf "${SANITY_2_18_VENV}"
-        "${CINDERLIB_PYTHON:-python3.11}" -m venv "${SANITY_2_18_VENV}" || return 1
-        "${SANITY_2_18_VENV}/bin/python" -m pip install --quiet --disable-pip-version-check -r "${req}" 2>&1 \
+    if [[ "$(cat "${ANSIBLE_CORE_2_18_VENV}/.cinderlib-requirements.sha256" 2>/dev/null)" != "${stamp}" ]]; then
+        rm -rf "${ANSIBLE_CORE_2_18_VENV}"
+        "${CINDERLIB_PYTHON:-python3.11}" -m venv "${ANSIBLE_CORE_2_18_VENV}" || return 1
+        "${ANSIBLE_CORE_2_18_VENV}/bin/python" -m pip install --quiet --disable-pip-version-check -r "${req}" 2>&1 \
             | drop_pip_noise
         [[ ${PIPESTATUS[0]} -eq 0 ]] || return 1
-        printf '%s\n' "${stamp}" >"${SANITY_2_18_VENV}/.cinderlib-requirements.sha256"
+        printf '%s\n' "${stamp}" >"${ANSIBLE_CORE_2_18_VENV}/.cinderlib-requirements.sha256"
     fi
+}
+
+stage_sanity_2_18() {
+    has_files plugins '*.py' || { cl_note "SKIP: no plugins yet"; return "${SKIP}"; }
+    local tests=() names=() test
+    [[ -f ${ANSIBLE_CORE_2_18_REQUIREMENTS} ]] || { cl_note "SKIP: no ${ANSIBLE_CORE_2_18_REQUIREMENTS}"; return "${SKIP}"; }
+    ensure_ansible_core_2_18_venv || return 1
     for test in ${CINDERLIB_SANITY_2_18_TESTS-${SANITY_2_18_TESTS_DEFAULT}}; do
         tests+=(--test "${test}")
         names+=("${test}")
     done
-    cl_note "ansible-core $("${SANITY_2_18_VENV}/bin/python" -c 'from ansible.release import __version__; print(__version__)'):" \
+    cl_note "ansible-core $("${ANSIBLE_CORE_2_18_VENV}/bin/python" -c 'from ansible.release import __version__; print(__version__)'):" \
         "${names[*]:-all sanity tests}"
     (
-        PATH="${SANITY_2_18_VENV}/bin:${PATH}"
+        PATH="${ANSIBLE_CORE_2_18_VENV}/bin:${PATH}"
         ensure_get_pip || exit 1
         collection_copy || exit 1
         cd "${SANITY_ROOT}" && ansible-test sanity --venv --requirements --python 3.11 --color no "${tests[@]}"

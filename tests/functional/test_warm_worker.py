@@ -81,10 +81,16 @@ def the_worker(root: Path) -> tuple[Path, dict]:
     return directory, status['status']
 
 
-def test_a_playbook_runs_in_one_worker_and_a_changed_backend_is_started_again(
-        tmp_path, env, worker_root, task, lvm_backend_env, collections_path):
-    """Through ansible-playbook (AnsiballZ payloads): creates, unchanged re-runs and
-    deletes; one worker serves every task that needs Cinder."""
+def ansible_core_2_18() -> Path | None:
+    """The bin directory of a venv with ansible-core 2.18 (scripts/test.sh makes it for
+    its sanity-2.18 stage and names it in CINDERLIB_ANSIBLE_CORE_2_18_VENV), or None."""
+    venv = os.environ.get('CINDERLIB_ANSIBLE_CORE_2_18_VENV', str(REPO / '.build/venv-ansible-core-2.18'))
+    return Path(venv) / 'bin' if (Path(venv) / 'bin/ansible-playbook').exists() else None
+
+
+def run_a_playbook_in_one_worker(controller: Path, tmp_path, env, worker_root, task, vg: str) -> dict:
+    """Through ``controller``'s ansible-playbook (AnsiballZ payloads): creates, unchanged
+    re-runs and deletes; one worker serves every task that needs Cinder."""
     names = ['wk-%d' % n for n in range(3)]
     playbook = tmp_path / 'play.yml'
     playbook.write_text(json.dumps([{
@@ -96,8 +102,8 @@ def test_a_playbook_runs_in_one_worker_and_a_changed_backend_is_started_again(
         + [{'cinderlib.storage.cinderlib_volume': {'name': name, 'size': 1}} for name in names]
         + [{'cinderlib.storage.cinderlib_volume': {'name': name, 'state': 'absent'}} for name in names],
     }]))
-    proc = subprocess.run([str(BIN / 'ansible-playbook'), '-i', 'localhost,', str(playbook)], capture_output=True,
-                          text=True, env=env, timeout=900, check=False)
+    proc = subprocess.run([str(controller / 'ansible-playbook'), '-i', 'localhost,', str(playbook)],
+                          capture_output=True, text=True, env=env, timeout=900, check=False)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert 'changed=6' in proc.stdout and 'failed=0' in proc.stdout, proc.stdout[-2000:]
     assert '[WARNING]' not in proc.stdout + proc.stderr
@@ -107,7 +113,13 @@ def test_a_playbook_runs_in_one_worker_and_a_changed_backend_is_started_again(
     assert len(status['zygotes']) == 1, status
     assert oct(directory.stat().st_mode & 0o777) == '0o700'
     assert oct(worker_root.stat().st_mode & 0o777) == '0o700'
-    assert not [n for n in lv_names(lvm_backend_env['vg'], env) if n.startswith('volume-')]
+    assert not [n for n in lv_names(vg, env) if n.startswith('volume-')]
+    return status
+
+
+def test_a_playbook_runs_in_one_worker_and_a_changed_backend_is_started_again(
+        tmp_path, env, worker_root, task, lvm_backend_env, collections_path):
+    status = run_a_playbook_in_one_worker(BIN, tmp_path, env, worker_root, task, lvm_backend_env['vg'])
 
     # Another configuration of the backend: the same worker, a backend started again for it.
     changed = dict(task, backend=dict(task['backend'], reserved_percentage=1))
@@ -124,6 +136,17 @@ def test_a_playbook_runs_in_one_worker_and_a_changed_backend_is_started_again(
     assert run_module(collections_path, dict(task, name='wk-d', state='absent'), env)['changed'] is True
     assert not [n for n in lv_names(lvm_backend_env['vg'], env) if n.startswith('volume-')]
 
+
+
+def test_a_playbook_from_ansible_core_2_18_runs_in_one_worker(tmp_path, env, worker_root, task, lvm_backend_env):
+    # meta/runtime.yml says >=2.18: its controller's module payloads reach the worker too.
+    controller = ansible_core_2_18()
+    if controller is None:
+        pytest.skip('no ansible-core 2.18 venv: scripts/test.sh makes it (CINDERLIB_ANSIBLE_CORE_2_18_VENV)')
+    version = subprocess.run([str(controller / 'python'), '-c', 'from ansible.release import __version__; '
+                              'print(__version__)'], capture_output=True, text=True, check=True).stdout
+    assert version.startswith('2.18.'), version
+    run_a_playbook_in_one_worker(controller, tmp_path, env, worker_root, task, lvm_backend_env['vg'])
 
 def normalized(result: dict) -> dict:
     text = json.dumps(result, sort_keys=True)
