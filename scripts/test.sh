@@ -26,13 +26,39 @@ record_stage() {  # record_stage NAME RC SECONDS
     summary+=("$(printf '%-22s %-14s %4ss' "$1" "${status}" "$3")")
 }
 
+# Each host stage's output is also kept in STAGE_LOG_DIR; after the summary the
+# end of each failed stage's log is printed again, because CI shows only the
+# end of the run's output, and the vm scenario's log comes after the host stages.
+STAGE_LOG_DIR="${CINDERLIB_BUILD}/stages"
+FAILED_STAGE_TAIL=60
+failed_stages=()
 run_stage() {
-    local name=$1 start rc=0
+    local name=$1 start rc=0 out tee_pid
     shift
     cl_step "${name}"
+    mkdir -p "${STAGE_LOG_DIR}"
+    # A process substitution, not a pipe: the stage runs in this shell, so what it
+    # sets (COPIED) holds for the next stages.
+    exec {out}> >(tee "${STAGE_LOG_DIR}/${name}.log")
+    tee_pid=$!
     start=${SECONDS}
-    "$@" || rc=$?
+    "$@" >&"${out}" 2>&1 || rc=$?
+    exec {out}>&-
+    # Let tee print the stage's last lines before the next stage's first. A
+    # daemon the stage left running may hold the pipe open: wait 5 s at most.
+    for _ in {1..50}; do kill -0 "${tee_pid}" 2>/dev/null || break; sleep 0.1; done
     record_stage "${name}" "${rc}" "$((SECONDS - start))"
+    if [[ ${rc} -ne 0 && ${rc} -ne ${SKIP} ]]; then
+        failed_stages+=("${name}")
+    fi
+}
+
+print_failed_stage_tails() {
+    local name
+    for name in "${failed_stages[@]}"; do
+        cl_step "${name} failed: the last ${FAILED_STAGE_TAIL} lines of ${STAGE_LOG_DIR}/${name}.log"
+        tail -n "${FAILED_STAGE_TAIL}" "${STAGE_LOG_DIR}/${name}.log"
+    done
 }
 
 # A stage that runs beside the others, its output in a log printed when it is
@@ -379,6 +405,7 @@ run_stage bench-smoke stage_bench_smoke
 run_stage build+install stage_build_install
 collect_background_stage molecule-vm
 
+print_failed_stage_tails
 cl_step "Summary"
 printf '    %s\n' "${summary[@]}"
 if [[ ${failures} -gt 0 ]]; then
