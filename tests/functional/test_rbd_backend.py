@@ -257,7 +257,7 @@ print(json.dumps({'protocol': stats['storage_protocol'], 'image': vol.name, 'ful
             run_adhoc('cinderlib.storage.cinderlib_connection',
                       dict(opts, volume='conf-keyring', connector=connector, state='absent'), ceph_env)]
     runs += [run_adhoc('cinderlib.storage.cinderlib_volume',
-                       dict(opts, name='conf-keyring', state='absent', cascade=True), ceph_env) for _ in (1, 2)]
+                       dict(opts, name='conf-keyring', state='absent', cascade=True), ceph_env) for _time in (1, 2)]
     outcomes = [(rc, result.get('changed')) for rc, result, _out in runs]
     assert outcomes == [(0, False), (0, True), (0, True), (0, False)], [out for _rc, _result, out in runs]
     assert all(key not in out for _rc, _result, out in runs)

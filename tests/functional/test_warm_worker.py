@@ -137,7 +137,6 @@ def test_a_playbook_runs_in_one_worker_and_a_changed_backend_is_started_again(
     assert not [n for n in lv_names(lvm_backend_env['vg'], env) if n.startswith('volume-')]
 
 
-
 def test_a_playbook_from_ansible_core_2_18_runs_in_one_worker(tmp_path, env, worker_root, task, lvm_backend_env):
     # meta/runtime.yml says >=2.18: its controller's module payloads reach the worker too.
     controller = ansible_core_2_18()
@@ -147,6 +146,7 @@ def test_a_playbook_from_ansible_core_2_18_runs_in_one_worker(tmp_path, env, wor
                               'print(__version__)'], capture_output=True, text=True, check=True).stdout
     assert version.startswith('2.18.'), version
     run_a_playbook_in_one_worker(controller, tmp_path, env, worker_root, task, lvm_backend_env['vg'])
+
 
 def normalized(result: dict) -> dict:
     text = json.dumps(result, sort_keys=True)
