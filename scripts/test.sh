@@ -121,9 +121,14 @@ existing() {
 }
 
 # This machine's pip config lists local indexes that don't exist for most
-# packages; pip warns about each one. Drop those lines from ansible-test output.
+# packages; pip warns about each one. Drop those lines from ansible-test output,
+# and pip's progress for each of ansible-test's venvs (a sanity run prints
+# hundreds of such lines, which hid its findings from the end of the output);
+# pip's errors stay.
 drop_pip_noise() {
-    grep --line-buffered -v -e 'is ignored: it is neither a file nor a directory' || true
+    grep --line-buffered -v -e 'is ignored: it is neither a file nor a directory' \
+        -e '^Looking in ' -e '^Collecting ' -e '^  Downloading ' -e '^Processing ' -e '━' \
+        -e '^Installing collected packages: ' -e '^Successfully installed ' -e '^Using cached pip ' || true
 }
 
 has_files() {  # has_files DIR NAME-GLOB: any such file below DIR?
