@@ -26,9 +26,10 @@ record_stage() {  # record_stage NAME RC SECONDS
     summary+=("$(printf '%-22s %-14s %4ss' "$1" "${status}" "$3")")
 }
 
-# Each host stage's output is also kept in STAGE_LOG_DIR; after the summary the
-# end of each failed stage's log is printed again, because CI shows only the
-# end of the run's output, and the vm scenario's log comes after the host stages.
+# Each host stage's output is also kept in STAGE_LOG_DIR; just before the
+# summary the end of each failed stage's log is printed again, because CI shows
+# only the end of the run's output, and the vm scenario's log comes after the
+# host stages.
 STAGE_LOG_DIR="${CINDERLIB_BUILD}/stages"
 FAILED_STAGE_TAIL=60
 failed_stages=()
