@@ -158,6 +158,12 @@ stage_pytest() {
     [[ ${#paths[@]} -gt 0 ]] || { cl_note "SKIP: no tests/unit or tests/functional yet"; return "${SKIP}"; }
     # The warm worker's test of a playbook from ansible-core 2.18 needs that venv.
     ensure_ansible_core_2_18_venv || return 1
+    # Ceph's bindings in this venv before pytest starts: the unit tests that use
+    # them are skipped at collection without them (the functional tests' Ceph
+    # fixture would link them in only later, and does nothing when they are there).
+    if [[ ${EUID} -eq 0 ]]; then
+        scripts/ceph.sh prepare "${VENV}" || return 1
+    fi
     CINDERLIB_ANSIBLE_CORE_2_18_VENV="${ANSIBLE_CORE_2_18_VENV}" \
         pytest -q -p no:cacheprovider --durations=25 "${paths[@]}" || rc=$?
     if [[ ${rc} -eq 5 ]]; then
