@@ -341,12 +341,16 @@ def test_a_hung_driver_call_is_bounded_by_worker_timeout(tmp_path, env, collecti
     assert [(a['name'], a['action']) for a in settled['actions']] == [('hung', 'removed')], settled
 
 
-@pytest.mark.parametrize('off', [{'worker': False}, {'worker_idle_timeout': 0}, 'CINDERLIB_WORKER=0', 'default'])
+def test_with_neither_the_option_nor_the_variable_a_worker_runs_the_task(env, collections_path, task, worker_root):
+    env = {k: v for k, v in env.items() if k != 'CINDERLIB_WORKER'}
+    assert run_module(collections_path, dict(task, name='default', size=1), env)['changed'] is True
+    the_worker(worker_root)
+    assert run_module(collections_path, dict(task, name='default', state='absent'), env)['changed'] is True
+
+
+@pytest.mark.parametrize('off', [{'worker': False}, {'worker_idle_timeout': 0}, 'CINDERLIB_WORKER=0'])
 def test_worker_off_runs_the_task_in_its_own_process(env, collections_path, task, worker_root, off):
-    if off == 'default':  # worker.DEFAULT_ENABLED, with neither the option nor the variable
-        env = {k: v for k, v in env.items() if k != 'CINDERLIB_WORKER'}
-        off = {} if not worker.DEFAULT_ENABLED else pytest.skip('the worker is on by default')
-    elif isinstance(off, str):
+    if isinstance(off, str):
         name, value = off.split('=')
         env, off = dict(env, **{name: value}), {}
     for state in ('present', 'absent'):
