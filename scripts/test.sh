@@ -14,14 +14,14 @@ cl_as_root "$0" "$@"
 
 SKIP=77               # a stage returns this when it has nothing to check yet (no tool uses 77)
 summary=()
-failures=0
+failed_stages=()      # in the order they failed; the vm stage's too
 
 record_stage() {  # record_stage NAME RC SECONDS
     local status
     case $2 in
         0) status=PASS ;;
         "${SKIP}") status=SKIP ;;
-        *) status="FAIL (rc=$2)"; failures=$((failures + 1)) ;;
+        *) status="FAIL (rc=$2)"; failed_stages+=("$1") ;;
     esac
     summary+=("$(printf '%-22s %-14s %4ss' "$1" "${status}" "$3")")
 }
@@ -32,7 +32,6 @@ record_stage() {  # record_stage NAME RC SECONDS
 # host stages.
 STAGE_LOG_DIR="${CINDERLIB_BUILD}/stages"
 FAILED_STAGE_TAIL=60
-failed_stages=()
 run_stage() {
     local name=$1 start rc=0 out tee_pid
     shift
@@ -49,14 +48,13 @@ run_stage() {
     # daemon the stage left running may hold the pipe open: wait 5 s at most.
     for _ in {1..50}; do kill -0 "${tee_pid}" 2>/dev/null || break; sleep 0.1; done
     record_stage "${name}" "${rc}" "$((SECONDS - start))"
-    if [[ ${rc} -ne 0 && ${rc} -ne ${SKIP} ]]; then
-        failed_stages+=("${name}")
-    fi
 }
 
 print_failed_stage_tails() {
     local name
     for name in "${failed_stages[@]}"; do
+        # The vm stage's log is in BACKGROUND_DIR, printed when it was collected.
+        [[ -f ${STAGE_LOG_DIR}/${name}.log ]] || continue
         cl_step "${name} failed: the last ${FAILED_STAGE_TAIL} lines of ${STAGE_LOG_DIR}/${name}.log"
         tail -n "${FAILED_STAGE_TAIL}" "${STAGE_LOG_DIR}/${name}.log"
     done
@@ -420,8 +418,8 @@ collect_background_stage molecule-vm
 print_failed_stage_tails
 cl_step "Summary"
 printf '    %s\n' "${summary[@]}"
-if [[ ${failures} -gt 0 ]]; then
-    printf 'FAILED: %d stage(s)\n' "${failures}"
+if [[ ${#failed_stages[@]} -gt 0 ]]; then
+    printf 'FAILED: %d stage(s)\n' "${#failed_stages[@]}"
     exit 1
 fi
 printf 'OK: all stages passed or had nothing to check\n'
