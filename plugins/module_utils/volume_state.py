@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import context, locks, views
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import (
+    BackendObjectExists,
     CinderlibError,
     InvalidRequest,
     NotFound,
@@ -287,23 +288,25 @@ def _add_hint(exc: CinderlibError, hint: str) -> None:
     exc.args = (exc.message,)
 
 
-def _roll_back_create(resource, id_given: bool) -> str:
+def _roll_back_create(resource) -> str:
     """Undo a create the driver failed (a volume or a snapshot); a sentence
     saying what was left.
 
     The driver's delete removes whatever the backend made of it (an answer
     lost on the way back leaves a whole volume), so running the task again
-    creates it afresh. Not when the task gave the id: the backend may hold
-    an object of that name that this create did not make.
+    creates it afresh. Only when the record is owned: else the backend may
+    hold an object of that name that this create did not make, and only the
+    record is there to remove.
     """
     store = context.store()
     recorded = (store.volume_records(volume_id=resource.id) if resource.kind == 'volume'
                 else store.snapshot_records(snapshot_id=resource.id))
     if not recorded:
         return 'Nothing was created.'  # the store write itself failed: nothing reached the driver
-    if id_given:
-        return "%s is recorded with status '%s'; state=absent removes it." % (
-            resource.describe().capitalize(), resource.status)
+    if not resource.owned:
+        return ("%s is recorded with status '%s'; state=absent removes the record and leaves what the backend "
+                "has under the name '%s' (this collection can't tell whether it made it)." % (
+                    resource.describe().capitalize(), resource.status, resource.backend_object_name()))
     try:
         resource.delete()
     except CinderlibError as exc:
@@ -454,15 +457,16 @@ def _create_volume(backend, params: dict, size: int | None, check_mode: bool, me
     else:
         volume = Volume(backend, **kwargs)
     if check_mode:
+        volume.check_name_free()  # fails here as the real run would
         after = volume.to_dict()
         after.update(status='available', snapshots=[])
         return Outcome(True, None, after, messages)
     try:
         volume.create()
-    except PersistenceError:
-        raise  # it says what the store holds; asking the store again would only fail again
+    except (PersistenceError, BackendObjectExists):
+        raise  # each says what was left; asking the store again would only fail again
     except CinderlibError as exc:
-        _add_hint(exc, _roll_back_create(volume, bool(params.get('id'))))
+        _add_hint(exc, _roll_back_create(volume))
         raise
     return Outcome(True, None, volume.to_dict(), messages)
 
@@ -480,12 +484,28 @@ def ensure_volume_absent(backend, params: dict, check_mode: bool) -> Outcome:
         raise InvalidRequest(
             "Can't delete %s on backend '%s': it has snapshots (%s). Delete them first or set cascade=true."
             % (volume.describe(), volume.backend_name, ', '.join(s.display_name or s.id for s in snapshots)))
-    if check_mode:
-        return Outcome(True, before, None, [])
-    for snapshot in snapshots:
-        snapshot.delete()
-    volume.delete()
-    return Outcome(True, before, None, [])
+    before, after, messages = _removal_diff(before, [*snapshots, volume])
+    if not check_mode:
+        for snapshot in snapshots:
+            snapshot.delete()
+        volume.delete()
+    return Outcome(True, before, after, messages)
+
+
+def _removal_diff(before: dict, resources: list) -> tuple[dict, dict | None, list[str]]:
+    """What deleting ``resources`` (a volume's snapshots, then the volume)
+    does on the backend, for the diff and the user: ``before`` with
+    ``backend_objects``, the names of their objects on the backend; ``after``
+    with those that are left (those of records the collection does not own,
+    ``Resource.owned``: only their records go), or None; a warning for each
+    of those."""
+    left = [r for r in resources if not r.owned]
+    messages = ["%s on backend '%s': only its record is removed; the backend's object named '%s', if there is "
+                'one, is left as it is: this collection did not make it.'
+                % (r.describe().capitalize(), r.backend_name, r.backend_object_name()) for r in left]
+    before = dict(before, backend_objects=[r.backend_object_name() for r in resources])
+    after = {'backend_objects': [r.backend_object_name() for r in left]} if left else None
+    return before, after, messages
 
 
 # -- the fast path: nothing to change, decided without the driver ---------------------------
@@ -618,17 +638,18 @@ def ensure_snapshot_present(backend, params: dict, check_mode: bool) -> Outcome:
     snapshot = Snapshot(volume, name=params.get('name') or '', description=params.get('description') or '',
                         **({'id': params['id']} if params.get('id') else {}))
     if check_mode:
+        snapshot.check_name_free()  # fails here as the real run would
         after = snapshot.to_dict()
         after['status'] = 'available'
         return Outcome(True, None, after, [])
     try:
         snapshot.create()
-    except PersistenceError:
-        # The store failed, not the driver: nothing to roll back without it,
-        # and the message says what the store holds (reconcile settles it).
+    except (PersistenceError, BackendObjectExists):
+        # The store failed (the message says what it holds; reconcile settles
+        # it), or the name was taken and nothing was recorded.
         raise
     except CinderlibError as exc:
-        _add_hint(exc, _roll_back_create(snapshot, bool(params.get('id'))))
+        _add_hint(exc, _roll_back_create(snapshot))
         raise
     return Outcome(True, None, snapshot.to_dict(), [])
 
@@ -639,7 +660,7 @@ def ensure_snapshot_absent(backend, params: dict, check_mode: bool) -> Outcome:
     snapshot = _find_snapshot(volume, params) if volume is not None else None
     if snapshot is None:
         return Outcome(False, None, None, [])
-    before = snapshot.to_dict()
+    before, after, messages = _removal_diff(snapshot.to_dict(), [snapshot])
     if not check_mode:
         snapshot.delete()
-    return Outcome(True, before, None, [])
+    return Outcome(True, before, after, messages)

@@ -36,8 +36,16 @@ import socket
 import uuid
 from typing import Any
 
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import brick, context, locks, secrets, views
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import (
+    brick,
+    context,
+    listing,
+    locks,
+    secrets,
+    views,
+)
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import (
+    BackendObjectExists,
     CinderlibError,
     InvalidRequest,
     describe_cause,
@@ -243,9 +251,25 @@ class Connection(Resource):
                 'that host with cinderlib_connector_facts.' % (self.host, self.backend_name, describe_cause(exc)),
                 exc) from exc
         first = not [c for c in volume.connections if c.id != self.id and c.connected]
+        if first and not volume.export_owned:
+            self._check_export_free()
         run_operation(self, 'connect', transitional={'status': 'connecting'},
                       call=lambda: self._export_on_backend(first),
                       on_error={'status': 'error_connecting'}, final=self._connected)
+
+    def _check_export_free(self) -> None:
+        """Before the collection's first export of a volume: refuse a target
+        the backend already has under the export's name (made by hand or by
+        another tool; the LIO helper would take it over and a disconnect
+        would then remove it), recording nothing (BackendObjectExists)."""
+        driver = self.backend.driver
+        name = listing.export_name(driver, self.volume)
+        if name and driver_call(self, 'look up the export of', listing.export_exists, driver, name):
+            raise BackendObjectExists(
+                "Can't export %s on backend '%s': the backend already has a target named '%s', which this "
+                'collection did not make (made by hand or by another tool). Nothing was recorded or changed; '
+                'it is left as it is. Remove that target yourself if nothing uses it, then run again.'
+                % (self.volume.describe(), self.backend_name, name), name)
 
     def _export_on_backend(self, first: bool) -> dict:
         """The driver's export (for the volume's ``first`` connection) and
@@ -255,9 +279,7 @@ class Connection(Resource):
             # One export per volume (LVM targets), made for its first connection.
             update = driver_call(self, 'export', driver.create_export, context.cinder_runtime().context, volume._ovo,
                                  connector)
-            changes = model_update_changes(update)
-            if changes:
-                volume._save(**changes)
+            volume._save(**model_update_changes(update), exported=True)
         return driver_call(self, 'initialize', driver.initialize_connection, volume._ovo, connector)
 
     def restore_export(self) -> None:
@@ -314,10 +336,13 @@ class Connection(Resource):
     def _end_on_backend(self, force: bool, last: bool) -> None:
         """The driver's end of the connection, and of the export when it was
         the volume's ``last`` connection."""
+        if not self.volume.export_owned:
+            return  # its export failed: what the backend has is not the collection's to end
         driver, ovo, connector = self.backend.driver, self._volume_ovo_with_attachments(), self._record['connector']
         driver_call(self, 'end', lambda: driver.terminate_connection(ovo, connector, force=force))
         if last:
             driver_call(self, 'remove the export of', driver.remove_export, context.cinder_runtime().context, ovo)
+            self.volume._save(exported=False)
 
     def _disconnected(self, others: list) -> None:
         """Forget the connection ended; the volume's status is put right first
@@ -472,6 +497,9 @@ def end_leftover(connection: Connection, dry_run: bool = False) -> dict:
         return dict(entry, action='skipped', new_status=None,
                     reason="it is recorded as attached on host '%s' (connection %s): detach it there first"
                            % (where, connection.id))
+    if not connection.volume.export_owned:
+        why += ("; the backend's export of its volume was left as it is: this collection's export failed, so "
+                'what the backend has is not its own')
     if dry_run:
         return dict(entry, action='removed', new_status=None, reason=why)
     if not connection._store.volume_records(volume_id=connection.volume_id):

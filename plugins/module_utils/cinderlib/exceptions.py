@@ -57,6 +57,16 @@ class InvalidRequest(CinderlibError):
     """A request that can't be done in the resource's current state."""
 
 
+class BackendObjectExists(InvalidRequest):
+    """A create would make a backend object under a name the backend already
+    has: an object this collection did not make, left as it is. ``name`` is
+    that object's name on the backend."""
+
+    def __init__(self, message: str, name: str, cause: BaseException | None = None):
+        super().__init__(message, cause)
+        self.name = name
+
+
 class DriverOperationError(CinderlibError):
     """The driver failed while doing an operation on the array."""
 

@@ -125,6 +125,30 @@ class RBDListing:
                 'snapshot': _id_pattern(conf.snapshot_name_template % '\0', prefix=image)}
 
 
+def object_name(found: LVMListing | RBDListing | None, resource) -> str:
+    """The backend's name of a volume or snapshot: a listing's (``found``)
+    for snapshots, else Cinder's ``volume-<id>``/``snapshot-<id>``."""
+    if resource.kind == 'snapshot' and found is not None:
+        return found.snapshot_name(resource)
+    return resource.name
+
+
+def export_name(driver, volume) -> str | None:
+    """The name of the target that the driver's iSCSI target helper (LIO,
+    tgt...: ``driver.target``) would export ``volume`` as, when that helper
+    can look its targets up; None when it can't tell."""
+    target = getattr(driver, 'target', None)
+    prefix = getattr(getattr(target, 'configuration', None), 'target_prefix', None)
+    if not callable(getattr(target, '_get_target', None)) or not prefix:
+        return None
+    return prefix + volume.name
+
+
+def export_exists(driver, name: str) -> bool:
+    """Whether the target helper has a target ``name`` (``export_name``)."""
+    return driver.target._get_target(name) is not None
+
+
 def for_backend(backend) -> LVMListing | RBDListing | None:
     """The listing of a backend's driver; None when the driver can't tell."""
     driver = backend.driver

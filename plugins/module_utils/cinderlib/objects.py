@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import logging
 import uuid
 import weakref
 from typing import Any
@@ -30,6 +31,7 @@ from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import
     views,
 )
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import (
+    BackendObjectExists,
     CinderlibError,
     InvalidRequest,
     NotFound,
@@ -40,6 +42,18 @@ from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.operat
 _VOLUME_OWN_KEYS = ('backend', 'volume_type', 'metadata', 'admin_metadata', 'created_at', 'updated_at',
                     'deleted_at', 'pool_name')
 _SNAPSHOT_OWN_KEYS = ('metadata', 'created_at', 'updated_at', 'deleted_at', 'backend')
+
+LOG = logging.getLogger(__name__)
+
+
+def record_owned(record: dict) -> bool:
+    """Whether the backend object under a record's name is the collection's
+    to remove (``Resource.owned``). A record written before records said so
+    is owned unless a create failed on it ('error'): the old code could not
+    tell whether that create's name was already taken on the backend."""
+    if 'owned' in record:
+        return bool(record['owned'])
+    return record.get('status') != 'error'
 
 
 def validate_id(value: Any, what: str) -> str:
@@ -133,6 +147,59 @@ class Resource(serialization.Serializable):
     def describe(self) -> str:
         return "%s '%s'" % (self.kind, self.display_name or self.id)
 
+    # -- what on the backend is the collection's ------------------------------------------
+    @property
+    def owned(self) -> bool:
+        """Whether the collection made the backend object under this
+        resource's name (its id was a random UUID made here, or the backend
+        did not have the name when the collection's create began, or the
+        driver's create succeeded), so that deleting it is the collection's
+        to do. A record that is not owned is only forgotten on delete: the
+        object of that name, if any, is someone else's (a hand-made LV, an
+        old Cinder's image) and is left as it is."""
+        return record_owned(self._record)
+
+    def backend_object_name(self) -> str:
+        """The name of the resource's object on the backend, as ``listing``
+        names it (an LVM snapshot is ``_snapshot-<id>``, an RBD one
+        ``volume-<vid>@snapshot-<id>``), else Cinder's ``name``."""
+        return listing.object_name(listing.for_backend(self.backend), self)
+
+    def check_name_free(self) -> bool:
+        """Before a create: refuse a name the backend already has
+        (BackendObjectExists; nothing is recorded or changed). True when the
+        backend was asked and has no such name (the object a create then
+        makes is the collection's), False when that needs no asking (a
+        random id made here: no one else has its name) or can't be asked (a
+        driver that can't list: its own error says when the name is taken)."""
+        if self._record.get('owned'):
+            return False
+        found = listing.for_backend(self.backend)
+        if found is None:
+            return False
+        name = listing.object_name(found, self)
+        if driver_call(self, 'look up', found.find, name)[0]:
+            raise BackendObjectExists(
+                "Can't create %s on backend '%s': the backend already has an object named '%s', which this "
+                'collection did not make (made by hand, by another tool or by an old Cinder). Nothing was '
+                'recorded or changed; it is left as it is. Give another id, or remove or rename that '
+                'object on the backend yourself if it holds nothing of value.'
+                % (self.describe(), self.backend_name, name), name)
+        return True
+
+    def _claim_backend_name(self) -> None:
+        """``check_name_free``; a name found free makes the record owned."""
+        if self.check_name_free():
+            self._record['owned'] = True
+
+    def _forget_record_only(self) -> None:
+        """Delete a record that is not owned: the record goes, the backend
+        object of its name (if any) is left, and the log says so."""
+        LOG.warning("%s on backend '%s' was forgotten; the backend's object named '%s', if any, was left: "
+                    'the collection did not make it.', self.describe().capitalize(), self.backend_name,
+                    self.backend_object_name())
+        self._removed()
+
     def _forget(self) -> None:
         """Mark the record deleted, as Cinder's objects are once destroyed."""
         self._record.update(status='deleted', deleted=True,
@@ -207,8 +274,9 @@ class Volume(Resource):
                 if key in source._record:
                     record[key] = copy.deepcopy(source._record[key])
         size = kwargs.pop('size', record.get('size'))
+        given_id = kwargs.pop('id', None)
         record.update({
-            'id': validate_id(kwargs.pop('id', None) or uuid.uuid4(), 'Volume'),
+            'id': validate_id(given_id or uuid.uuid4(), 'Volume'),
             'backend': backend.id,
             'display_name': kwargs.pop('display_name', record.get('display_name', '')) or '',
             'display_description': kwargs.pop('display_description', record.get('display_description', '')) or '',
@@ -216,6 +284,7 @@ class Volume(Resource):
             'bootable': bool(kwargs.pop('bootable', record.get('bootable', False))),
             'status': 'creating',
             'attach_status': 'detached',
+            'exported': False,
             'deleted': False,
             'metadata': dict(kwargs.pop('metadata', None) or record.get('metadata') or {}),
             'admin_metadata': {},
@@ -247,6 +316,7 @@ class Volume(Resource):
                     'consumer': 'back-end', 'specs': dict(qos_specs)}
         record['volume_type_id'] = (record.get('volume_type') or {}).get('id')
         record.update(kwargs)  # other Cinder Volume fields, as cinderlib allowed
+        record['owned'] = not given_id  # a name the caller chose may be taken: create looks first
         if not isinstance(record['size'], int) or isinstance(record['size'], bool) or record['size'] < 1:
             raise InvalidRequest('Volume size must be a positive whole number of GiB, not %r.' % (record['size'],))
         super().__init__(backend, record)
@@ -281,6 +351,15 @@ class Volume(Resource):
             return list(self._connections)
         from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.connections import Connection
         return [Connection.from_record(self, r) for r in self._store.connection_records(volume_id=self.id)]
+
+    @property
+    def export_owned(self) -> bool:
+        """Whether the volume's export on the backend (an LVM volume's iSCSI
+        target...) is the collection's: its ``create_export`` succeeded and
+        no ``remove_export`` ended it since. An export the collection did not
+        make (a target that was there when its export failed) is never ended
+        or removed. Records written before records said so: True, as then."""
+        return bool(self._record.get('exported', True))
 
     def connection_for(self, host: str):
         """The connection to host ``host`` (connector ``host``), or None."""
@@ -370,10 +449,13 @@ class Volume(Resource):
 
     # -- operations (the crash-safe sequence: operations.run_operation) ----------------
     def create(self) -> None:
-        """Create the volume on the array (cinderlib's Volume.create)."""
+        """Create the volume on the array (cinderlib's Volume.create); a name
+        the backend already has is refused (``_claim_backend_name``)."""
         with locks.resource_locked(self):
+            self._claim_backend_name()
             run_operation(self, 'create', transitional={'status': 'creating'}, call=self._create_on_backend,
-                          on_error={'status': 'error'}, final={'status': 'available'}, model_update=True)
+                          on_error={'status': 'error'},
+                          final={'status': 'available', 'owned': True}, model_update=True)
 
     def _create_on_backend(self) -> Any:
         """The driver's create: a clone, from a snapshot or empty; its model update."""
@@ -407,6 +489,9 @@ class Volume(Resource):
                 raise InvalidRequest("Can't delete %s on backend '%s': it has snapshots (%s); delete them first."
                                      % (self.describe(), self.backend_name,
                                         ', '.join(s.display_name or s.id for s in self.snapshots)))
+            if not self.owned:
+                self._forget_record_only()
+                return
             run_operation(self, 'delete', transitional={'status': 'deleting'},
                           call=lambda: driver_call(self, 'delete', self.backend.driver.delete_volume, self._ovo),
                           on_error={'status': 'error_deleting'}, final=lambda _: self._removed())
@@ -484,8 +569,9 @@ class Snapshot(Resource):
 
     def __init__(self, volume: Volume, **kwargs: Any) -> None:
         kwargs = fields.with_display_fields(kwargs)
+        given_id = kwargs.pop('id', None)
         record = {
-            'id': validate_id(kwargs.pop('id', None) or uuid.uuid4(), 'Snapshot'),
+            'id': validate_id(given_id or uuid.uuid4(), 'Snapshot'),
             'volume_id': volume.id,
             'backend': volume.backend_name,
             'display_name': kwargs.pop('display_name', '') or '',
@@ -500,6 +586,7 @@ class Snapshot(Resource):
             'volume_type_id': volume._record.get('volume_type_id'),
         }
         record.update(kwargs)
+        record['owned'] = not given_id  # a name the caller chose may be taken: create looks first
         super().__init__(volume.backend, record)
         self.volume = volume
 
@@ -540,13 +627,17 @@ class Snapshot(Resource):
 
     def create(self) -> None:
         with locks.resource_locked(self):
+            self._claim_backend_name()
             run_operation(self, 'create', transitional={'status': 'creating'},
                           call=lambda: driver_call(self, 'create', self.backend.driver.create_snapshot, self._ovo),
-                          on_error={'status': 'error'}, final={'status': 'available', 'progress': '100%'},
-                          model_update=True)
+                          on_error={'status': 'error'},
+                          final={'status': 'available', 'progress': '100%', 'owned': True}, model_update=True)
 
     def delete(self) -> None:
         with locks.resource_locked(self):
+            if not self.owned:
+                self._forget_record_only()
+                return
             run_operation(self, 'delete', transitional={'status': 'deleting'},
                           call=lambda: driver_call(self, 'delete', self.backend.driver.delete_snapshot, self._ovo),
                           on_error={'status': 'error_deleting'}, final=lambda _: self._removed())

@@ -56,8 +56,7 @@ def _on_backend(backend, kind: str, resource) -> tuple[bool | None, int | None]:
     found = listing.for_backend(backend)
     if found is None:
         return None, None
-    name = resource.name if kind == 'volume' else found.snapshot_name(resource)
-    return driver_call(resource, 'look up', found.find, name)
+    return driver_call(resource, 'look up', found.find, listing.object_name(found, resource))
 
 
 def _describe(kind: str, record: dict) -> dict:
@@ -99,7 +98,7 @@ def _drift(backend, resources: list) -> dict:
     for kind, resource in resources:
         if resource.status in TRANSITIONAL[kind]:
             continue  # reported (and resolved) as transitional
-        name = resource.name if kind == 'volume' else found.snapshot_name(resource)
+        name = listing.object_name(found, resource)
         if name not in everything:
             missing.append(dict(_describe(kind, resource.record), backend_name=name))
     return {'status': 'checked', 'unknown_on_backend': unknown, 'missing_on_backend': missing, 'reason': ''}

@@ -12,6 +12,7 @@ import pytest
 
 from ansible_collections.cinderlib.storage.plugins.module_utils import volume_state
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import (
+    BackendObjectExists,
     DriverOperationError,
     InvalidRequest,
     NotFound,
@@ -222,18 +223,75 @@ def test_failed_create_whose_clean_up_fails_too_is_left_for_state_absent(fake_ba
     assert records(fake_backend) == []
 
 
-def test_failed_create_with_a_given_id_is_not_rolled_back(fake_backend):
-    # The backend may hold an object of that name that this create did not make.
-    fake_backend.driver.fail['create_volume'] = RuntimeError('already exists')
+def test_a_given_id_whose_name_the_backend_has_is_refused_and_nothing_is_recorded(fake_backend):
+    # A hand-made LV (or an old Cinder's) carries the name this id computes.
     volume_id = '1b6a8e2c-4f3d-4c1e-9a7b-2d5e6f708192'
+    fake_backend.driver.volumes['volume-%s' % volume_id] = 3
+    for check_mode in (False, True):
+        with pytest.raises(BackendObjectExists, match="already has an object named 'volume-%s', which this "
+                           'collection did not make.*Nothing was recorded or changed' % volume_id):
+            vol_present(fake_backend, name='legacy', id=volume_id, size=1, check_mode=check_mode)
+    assert records(fake_backend) == [] and fake_backend.driver.calls == []
+    assert vol_absent(fake_backend, name='legacy', id=volume_id) == (False, None, None, [])
+    assert fake_backend.driver.volumes == {'volume-%s' % volume_id: 3}
+
+
+def test_a_snapshot_id_whose_name_the_backend_has_is_refused_and_nothing_is_recorded(fake_backend):
+    vol_present(fake_backend, name='v1', size=1)
+    snapshot_id = '2c7b9f3d-5e4a-4d2f-8b8c-3e6f7a819203'
+    fake_backend.driver.volumes['snapshot-%s' % snapshot_id] = 1  # the fake lists snapshots as volumes
+    fake_backend.driver.calls.clear()
+    for check_mode in (False, True):
+        with pytest.raises(BackendObjectExists, match="already has an object named 'snapshot-%s'" % snapshot_id):
+            snap_present(fake_backend, volume='v1', name='s1', id=snapshot_id, check_mode=check_mode)
+    assert records(fake_backend, 'snapshot') == [] and fake_backend.driver.calls == []
+
+
+def test_a_failed_create_with_a_given_id_the_backend_did_not_have_is_rolled_back(fake_backend):
+    # The name was free when the create began: what the driver left of it is the collection's.
+    fake_backend.driver.fail['create_volume'] = RuntimeError('array busy')
+    with pytest.raises(DriverOperationError, match='array busy. Nothing was left behind.'):
+        vol_present(fake_backend, name='v1', id='1b6a8e2c-4f3d-4c1e-9a7b-2d5e6f708192', size=1)
+    assert fake_backend.driver.calls == ['create_volume', 'delete_volume'] and records(fake_backend) == []
+
+
+def test_a_driver_that_cant_list_keeps_a_failed_create_with_a_given_id_and_absent_leaves_the_object(fake_backend):
+    # The backend may hold an object of that name that this create did not make.
+    del fake_backend.driver.vg
+    volume_id = '1b6a8e2c-4f3d-4c1e-9a7b-2d5e6f708192'
+    name = 'volume-%s' % volume_id
+    fake_backend.driver.volumes[name] = 3
+    fake_backend.driver.fail['create_volume'] = RuntimeError('already exists')
     with pytest.raises(DriverOperationError) as err:
         vol_present(fake_backend, name='v1', id=volume_id, size=1)
-    assert "Volume 'v1' is recorded with status 'error'; state=absent removes it." in str(err.value)
+    assert ("Volume 'v1' is recorded with status 'error'; state=absent removes the record and leaves what the "
+            "backend has under the name '%s'" % name) in str(err.value)
     assert fake_backend.driver.calls == ['create_volume']
-    assert [r['status'] for r in records(fake_backend)] == ['error']
+    assert [(r['status'], r['owned']) for r in records(fake_backend)] == [('error', False)]
     del fake_backend.driver.fail['create_volume']
     with pytest.raises(InvalidRequest, match="has status 'error' in the state store.*state=absent"):
         vol_present(fake_backend, name='v1', id=volume_id, size=1)
+    # Check mode and diff say that the record goes and the object stays.
+    changed, before, after, messages = vol_absent(fake_backend, name='v1', check_mode=True)
+    assert changed and before['backend_objects'] == [name] and after == {'backend_objects': [name]}
+    assert messages == ["Volume 'v1' on backend 'fake': only its record is removed; the backend's object named "
+                        "'%s', if there is one, is left as it is: this collection did not make it." % name]
+    assert vol_absent(fake_backend, name='v1')[0]
+    assert records(fake_backend) == [] and fake_backend.driver.volumes == {name: 3}
+    assert fake_backend.driver.calls == ['create_volume']
+
+
+def test_a_record_from_before_ownership_was_recorded(fake_backend):
+    # Records without 'owned': a failed create ('error') can't tell whose its name is.
+    _c, _b, kept, _m = vol_present(fake_backend, name='kept', size=1)
+    _c, _b, failed, _m = vol_present(fake_backend, name='failed', size=1)
+    for volume in (kept, failed):
+        [record] = fake_backend.persistence.volume_records(volume_id=volume['id'])
+        record.pop('owned')
+        fake_backend.persistence.put('volume', dict(record, status='error' if volume is failed else 'available'))
+    for volume in (kept, failed):
+        assert vol_absent(fake_backend, name=volume['name'])[0]
+    assert fake_backend.driver.volumes == {'volume-%s' % failed['id']: 1} and records(fake_backend) == []
 
 
 @pytest.mark.parametrize('status', ['creating', 'extending', 'error_deleting'])
@@ -410,7 +468,8 @@ def test_absent(fake_backend):
         assert vol_absent(fake_backend, name='v1', check_mode=check_mode) == (False, None, None, [])
     _c, _b, created, _m = vol_present(fake_backend, name='v1', size=1)
     changed, before, after, _m = vol_absent(fake_backend, name='v1', check_mode=True)
-    assert changed and before == created and after is None and len(records(fake_backend)) == 1
+    assert changed and before == dict(created, backend_objects=['volume-%s' % created['id']]) and after is None
+    assert len(records(fake_backend)) == 1
     changed, _b, _a, _m = vol_absent(fake_backend, name='v1')
     assert changed and records(fake_backend) == [] and fake_backend.driver.volumes == {}
     assert not vol_absent(fake_backend, name='v1')[0]
@@ -509,8 +568,9 @@ def test_snapshot_rollback_failure_is_reported(fake_backend):
 
 
 def test_snapshot_of_volume_in_error(fake_backend):
+    del fake_backend.driver.vg  # a driver that can't tell: the failed create with a given id is kept as 'error'
     fake_backend.driver.fail['create_volume'] = RuntimeError('boom')
-    with pytest.raises(DriverOperationError):  # a given id: the failed create is kept as 'error'
+    with pytest.raises(DriverOperationError):
         vol_present(fake_backend, name='v1', id=VALID_ID, size=1)
     with pytest.raises(InvalidRequest, match="Can't snapshot: volume 'v1' on backend 'fake' has status 'error'"):
         snap_present(fake_backend, volume='v1', name='s1', check_mode=True)

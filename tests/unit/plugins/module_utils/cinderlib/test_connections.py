@@ -20,6 +20,7 @@ from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import
 )
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend import Backend
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import (
+    BackendObjectExists,
     DriverOperationError,
     InvalidRequest,
     NotFound,
@@ -553,7 +554,7 @@ def test_reconcile_skips_a_run_in_progress_and_an_attached_connection(exporting,
 
 def test_a_driver_that_fails_to_end_a_leftover_marks_it(exporting, kill_at):
     volume = exporting.backend.create_volume(1, name='stuck')
-    kill_at('connection.disconnect.after_driver', volume.disconnect, volume.connect(NODE))
+    kill_at('connection.disconnect.before_driver', volume.disconnect, volume.connect(NODE))
     exporting.driver.fail['terminate_connection'] = RuntimeError('array unreachable')
     [action] = reconcile(exporting.backend, 'resolve')['actions']
     assert (action['action'], action['new_status']) == ('marked_error', 'error_disconnecting')
@@ -640,3 +641,51 @@ def test_the_local_attach_run_settles_leftovers_too(exporting, kill_at):
     changed, before, after, messages = connection_state.ensure_local_absent(exporting.backend, params(), False)
     assert changed and before['status'] == 'disconnecting' and after is None and len(messages) == 1
     assert conn_records(volume) == {} and volume_status(volume) == 'available'
+
+
+def test_an_export_the_collection_did_not_make_is_never_ended(exporting):
+    # The backend already has a target for the volume (made by hand): the driver's export fails.
+    volume = exporting.backend.create_volume(1, name='shared')
+    exporting.exports.exports.add(volume.name)
+    exporting.driver.fail['create_export'] = RuntimeError('target iqn...:%s already exists' % volume.name)
+    with pytest.raises(DriverOperationError, match="already exists"):
+        volume.connect(NODE)
+    assert conn_records(volume) == {'node-a': 'error_connecting'}
+    del exporting.driver.fail['create_export']
+    exporting.driver.calls.clear()
+    report = reconcile(exporting.backend, 'report')
+    assert report['actions'] == [] and exporting.driver.calls == []
+    [action] = reconcile(exporting.backend, 'resolve')['actions']
+    assert action['action'] == 'removed'
+    assert "the backend's export of its volume was left as it is" in action['reason']
+    # Neither its connection nor its export was touched on the backend.
+    assert exporting.driver.calls == [] and exporting.exports.exports == {volume.name}
+    assert conn_records(volume) == {} and volume_status(volume) == 'available'
+    # An export the collection makes later is its own, and is removed on disconnect.
+    exporting.exports.exports.clear()
+    connection = volume.connect(NODE)
+    volume.disconnect(connection)
+    assert exporting.driver.calls[-2:] == ['terminate_connection', 'remove_export']
+    assert exporting.exports.exports == set()
+
+
+def test_a_target_the_backend_already_has_is_refused_before_anything_is_recorded(exporting):
+    # An iSCSI target helper that can look its targets up (LIO, tgt): one named as the export would be.
+    volume = exporting.backend.create_volume(1, name='shared')
+    hand_made = 'iqn.2010-10.org.openstack:%s' % volume.name
+    exporting.driver.target = SimpleNamespace(
+        configuration=SimpleNamespace(target_prefix='iqn.2010-10.org.openstack:'),
+        _get_target=lambda iqn: 1 if iqn == hand_made else None)
+    exporting.driver.calls.clear()
+    for connect in (lambda: volume.connect(NODE), volume.attach):
+        with pytest.raises(BackendObjectExists, match="already has a target named '%s', which this collection did "
+                           'not make.*Nothing was recorded or changed' % hand_made):
+            connect()
+    # Only the connector was looked at.
+    assert set(exporting.driver.calls) == {'validate_connector'}
+    assert conn_records(volume) == {} and volume_status(volume) == 'available'
+    # Once it is gone, the export is the collection's, and so are its later connections.
+    hand_made = None
+    volume.connect(NODE)
+    volume.connect(dict(NODE, host='node-b'))
+    assert exporting.driver.calls.count('create_export') == 1
