@@ -32,11 +32,16 @@ extends_documentation_fragment:
 options:
   refresh_stats:
     description:
-      - Ask the driver for its stats once more after initialisation.
-      - The driver already reads them while starting up, so this is only useful for drivers that
-        cache stale values.
+      - V(true) asks the driver for its current stats (capacity, volume counts) on every run, as
+        C(vgs) or C(ceph df) would show them.
+      - V(false) returns the stats the driver read last on this node, without asking it again,
+        that is when the backend started in this task, or earlier in the warm worker that serves
+        the collection's tasks on this node (see O(worker)). They are read again when an operation on
+        this node changed what the backend holds since (a create, delete, extend, clone or
+        snapshot); changes made from other nodes, by hand or by other tools are not seen.
+        RV(ansible_facts.cinderlib_backends.stats_age) says how old they are.
     type: bool
-    default: false
+    default: true
   reconcile:
     description:
       - V(none) compares nothing.
@@ -108,6 +113,7 @@ ansible_facts:
           id: lvm
           config: {volume_backend_name: lvm}
           pool_names: [lvm]
+          stats_age: 0
           stats:
             driver_version: 3.0.0
             storage_protocol: iSCSI
@@ -136,6 +142,11 @@ ansible_facts:
         stats:
           description: The driver's capacity stats; drivers reporting no pools get one pool.
           type: dict
+        stats_age:
+          description:
+            - Seconds since the driver read RV(ansible_facts.cinderlib_backends.stats), rounded
+              down; C(0) when they were read in this task (always, with O(refresh_stats=true)).
+          type: int
         pool_names:
           description: Names of the backend's pools.
           type: list
@@ -185,11 +196,13 @@ from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.reconc
 def gather_facts(module: CinderlibModule) -> dict:
     backend = module.backend
     report = reconcile(backend, 'report') if module.params['reconcile'] == 'report' else None
-    stats = backend.stats(refresh=module.params['refresh_stats'])
+    # Cached stats only when asked for, and never after this node changed the backend since.
+    stats = backend.stats(refresh=module.params['refresh_stats'] or backend.stats_outdated)
     facts = {
         'id': backend.id,
         'config': backend.config,
         'stats': stats,
+        'stats_age': int(backend.stats_age),
         'pool_names': list(backend.pool_names),
         'volumes': [volume.to_dict() for volume in backend.volumes],
         'serialized': backend.dumps,
@@ -202,7 +215,7 @@ def gather_facts(module: CinderlibModule) -> dict:
 
 def main() -> None:
     module = CinderlibModule(argument_spec=dict(
-        refresh_stats=dict(type='bool', default=False),
+        refresh_stats=dict(type='bool', default=True),
         reconcile=dict(type='str', default='none', choices=['none', 'report']),
     ))
     module.run(gather_facts)

@@ -1,6 +1,7 @@
 # Fixtures shared by the unit tests of tests/unit.
 from __future__ import annotations
 
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -96,20 +97,23 @@ def make_fake_backend(name: str, driver: FakeDriver, pools: tuple = ('pool1',)) 
     backend.warnings = []
     backend.driver = driver
     backend._stats = {'volume_backend_name': name, 'pools': [{'pool_name': p} for p in pools]}
+    backend._stats_read_at = time.time()
     backend._volumes = None
     Backend.backends[name] = backend
     return backend
 
 
 @pytest.fixture(params=['memory', 'memory_db'])
-def fake_backend(request, monkeypatch):
+def fake_backend(request, monkeypatch, tmp_path):
     """Backend 'fake' over a FakeDriver, for each kind of in-memory state store.
 
     Volume and Snapshot hand the driver plain namespaces instead of Cinder's
     objects, so no Cinder is imported.
     """
     _reset_library()
-    Backend.settings = loader.make_settings({'persistence_config': {'storage': request.param}})
+    # The library's files (capacity stamps...) in the test's directory.
+    Backend.settings = loader.make_settings({'persistence_config': {'storage': request.param},
+                                             'file_locks_path': str(tmp_path / 'state')})
     Backend.persistence = open_store(Backend.settings.persistence_config)
     Backend.global_initialization = True
     monkeypatch.setattr(objects.Volume, '_ovo', property(_fake_volume_ovo))

@@ -6,6 +6,9 @@ Backend (see the collection's docs and the seed ``backends.rst``)."""
 from __future__ import annotations
 
 import copy
+import hashlib
+import os
+import time
 from typing import Any
 
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import context, loader, secrets, serialization
@@ -101,6 +104,7 @@ class Backend(serialization.Serializable, metaclass=_LibraryStateAttributes):
         stats.pop('properties', None)
         stats.pop('vendor_prefix', None)
         self._stats = self._transform_legacy_stats(stats)
+        self._stats_read_at = time.time()
         Backend.backends[volume_backend_name] = self
 
     # -- global setup ---------------------------------------------------------------
@@ -147,9 +151,44 @@ class Backend(serialization.Serializable, metaclass=_LibraryStateAttributes):
         return tuple(pool['pool_name'] for pool in self._stats.get('pools', []))
 
     def stats(self, refresh: bool = False) -> dict:
+        """The driver's stats as last read (cinderlib's cache), or read now
+        with ``refresh``; ``stats_age`` says how old they are, and
+        ``stats_outdated`` whether an operation since may have changed them."""
         if refresh:
             self._stats = self._transform_legacy_stats(self.driver.get_volume_stats(refresh=True))
+            self._stats_read_at = time.time()
         return self._stats
+
+    @property
+    def stats_age(self) -> float:
+        """Seconds since the driver last read the stats ``stats()`` returns."""
+        return max(0.0, time.time() - self._stats_read_at)
+
+    def _capacity_stamp(self) -> str:
+        """A file whose time is when an operation on this host last changed
+        what this backend holds: seen by every process of the host (the warm
+        worker's tasks run in processes of their own), by no other host."""
+        digest = hashlib.sha256(self.id.encode('utf-8')).hexdigest()[:32]
+        return os.path.join(loader.state_dir(context.settings()), 'capacity', digest)
+
+    def capacity_changed(self) -> None:
+        """An operation changed (or may have changed) what the backend holds:
+        the cached stats of every process on this host are outdated."""
+        path = self._capacity_stamp()
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        with open(path, 'a', encoding='ascii'):
+            pass
+        os.utime(path)
+
+    @property
+    def stats_outdated(self) -> bool:
+        """Whether an operation on this host changed the backend since the
+        cached stats were read (changes from other hosts or by hand are not
+        seen: only asking the driver shows them)."""
+        try:
+            return os.stat(self._capacity_stamp()).st_mtime >= self._stats_read_at
+        except FileNotFoundError:
+            return False
 
     def _transform_legacy_stats(self, stats: dict) -> dict:
         """Stats without ``pools`` describe one pool: make it explicit."""

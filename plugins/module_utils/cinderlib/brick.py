@@ -52,8 +52,7 @@ class BrickRuntime:
         if loader.CinderRuntime._instance is None:
             # No Cinder here: give os-brick what the loader gives drivers (lock
             # directory, quiet logs, PATH, privileges), without Cinder.
-            state_dir = settings.file_locks_path or loader.default_state_dir(settings)
-            locks_path = settings.file_locks_path or os.path.join(state_dir, 'locks')
+            locks_path = settings.file_locks_path or os.path.join(loader.state_dir(settings), 'locks')
             os.makedirs(locks_path, mode=0o700, exist_ok=True)
             cfg.CONF.set_override('lock_path', locks_path, 'oslo_concurrency')
             if settings.disable_logs:

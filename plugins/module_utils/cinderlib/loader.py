@@ -137,6 +137,12 @@ def default_state_dir(settings: Settings) -> str:
     return os.path.join(state_home, 'cinderlib')
 
 
+def state_dir(settings: Settings) -> str:
+    """Where the library keeps its files (Cinder's ``state_path``): the
+    ``file_locks_path`` setting, else the default state directory."""
+    return settings.file_locks_path or default_state_dir(settings)
+
+
 def import_or_explain(module: str, what: str):
     """Import a module, turning a missing package into a clear error."""
     try:
@@ -248,10 +254,10 @@ class CinderRuntime:
         # Parse no command line and no config files: the caller's argv is not
         # ours, and everything comes from the library's options.
         conf([], project='cinder', default_config_files=[], validate_default_values=True)
-        state_dir = settings.file_locks_path or default_state_dir(settings)
-        os.makedirs(state_dir, mode=0o700, exist_ok=True)
-        conf.set_override('state_path', state_dir)
-        locks_path = settings.file_locks_path or os.path.join(state_dir, 'locks')
+        state_path = state_dir(settings)
+        os.makedirs(state_path, mode=0o700, exist_ok=True)
+        conf.set_override('state_path', state_path)
+        locks_path = settings.file_locks_path or os.path.join(state_path, 'locks')
         os.makedirs(locks_path, mode=0o700, exist_ok=True)
         conf.set_override('lock_path', locks_path, 'oslo_concurrency')
         # Cinder's locks: file locks in the locks directory (one host), or a

@@ -150,6 +150,7 @@ def run_operation(resource, operation: str, *, transitional: dict, call: Callabl
     try:
         result = call()
     except CinderlibError as exc:
+        _capacity_may_have_changed(resource, operation)
         try:
             resource._save(**on_error)
         except PersistenceError as store_exc:
@@ -157,6 +158,7 @@ def run_operation(resource, operation: str, *, transitional: dict, call: Callabl
                 _sentence(exc.message), _left(resource, transitional), _sentence(store_exc.message)),
                 exc.cause) from exc
         raise
+    _capacity_may_have_changed(resource, operation)
     _test_kill_point(point + '.after_driver')
     try:
         changes = final(result) if callable(final) else dict(final)
@@ -172,6 +174,20 @@ def run_operation(resource, operation: str, *, transitional: dict, call: Callabl
                                                  _past(operation), _left(resource, transitional),
                                                  _sentence(exc.message)), exc.cause) from exc
     return result
+
+
+CAPACITY_OPERATIONS = ('create', 'delete', 'extend')
+"""The operations whose driver call changes what the backend holds (a
+failed one may have changed part of it)."""
+
+
+def _capacity_may_have_changed(resource, operation: str) -> None:
+    """Tell the resource's backend that its cached stats are outdated (a
+    detached backend, a name only, has none)."""
+    if operation in CAPACITY_OPERATIONS:
+        changed = getattr(resource.backend, 'capacity_changed', None)
+        if callable(changed):
+            changed()
 
 
 def _past(operation: str) -> str:

@@ -292,3 +292,22 @@ def test_driver_timeout_must_be_a_number_of_seconds(value):
     with pytest.raises(SetupError, match='driver_timeout must be a number of seconds'):
         loader.make_settings({'driver_timeout': value})
     assert loader.make_settings({'driver_timeout': 0}).driver_timeout is None
+
+
+def test_operations_that_change_capacity_mark_the_cached_stats_outdated(fake_backend):
+    fake_backend.driver.get_volume_stats = lambda refresh: {'pools': [{'pool_name': 'pool1', 'free': 3}]}
+    fresh = fake_backend.stats(refresh=True)
+    assert not fake_backend.stats_outdated
+    volume = fake_backend.create_volume(1, name='data')
+    assert fake_backend.stats_outdated and fake_backend.stats() == fresh  # cinderlib's cache, as it was
+    fake_backend.stats(refresh=True)
+    # A failed one may have changed part of what the backend holds.
+    fake_backend.driver.fail['extend_volume'] = RuntimeError('array busy')
+    with pytest.raises(DriverOperationError):
+        volume.extend(2)
+    assert fake_backend.stats_outdated
+    fake_backend.stats(refresh=True)
+    volume.update(display_description='no driver call')
+    assert not fake_backend.stats_outdated
+    volume.create_snapshot(name='s').delete()
+    assert fake_backend.stats_outdated
