@@ -76,6 +76,11 @@ def images(cluster: dict) -> list[str]:
     return json.loads(proc.stdout or '[]')
 
 
+def lvm_command(*args: str, env: dict) -> None:
+    proc = subprocess.run(list(args), capture_output=True, text=True, env=env, check=False)
+    assert proc.returncode == 0, proc.stderr
+
+
 def lv_names(vg: str, env: dict) -> list[str]:
     out = subprocess.run(['lvs', '--noheadings', '-o', 'lv_name', vg], capture_output=True, text=True, env=env,
                          check=False)

@@ -14,6 +14,7 @@ from functional_helpers import (
     assert_drift_only_reported,
     library,
     lv_names,
+    lvm_command,
     run_adhoc,
     run_python,
     store_volumes,
@@ -197,11 +198,6 @@ def test_runs_killed_half_way_are_settled_by_reconcile(run_env, big, lvm_big_vg)
 
 
 # -- drift -------------------------------------------------------------------------------------
-def lvm_command(*args: str, env: dict) -> None:
-    proc = subprocess.run(list(args), capture_output=True, text=True, env=env, check=False)
-    assert proc.returncode == 0, proc.stderr
-
-
 def test_drift_is_reported_and_never_resolved(run_env, big, lvm_big_vg):
     proc = run_python(library(big, '''
         import json
