@@ -14,10 +14,14 @@ description:
   - A snapshot is identified by its O(volume) and its O(name), or by its O(id). Names are
     labels in the library (as in cinderlib), so several snapshots of a volume may share one; then
     this module fails, listing their ids, unless O(id) says which.
+  - A snapshot whose backend name the backend already has (an LVM C(_snapshot-<id>) or an RBD
+    C(volume-<vid>@snapshot-<id>) made by hand, met when O(id) is given) is refused before
+    anything is recorded, in check mode too, and left as it is.
   - A snapshot whose creation fails is removed again (the driver is asked to delete what it may
     have made), so that a failed task leaves nothing behind; the task fails with the driver's
-    reason. Not when the task gave O(id), as the backend may hold a snapshot of that name that
-    this create did not make; its record then stays C(error) and O(state=absent) removes it.
+    reason. Not when the task gave O(id) on a driver that can't tell whether the backend already
+    had that name: its record then stays C(error), and O(state=absent) removes the record only,
+    leaving what the backend has under that name, with a warning.
   - A snapshot whose record is not C(available) (left by an interrupted run) makes the task
     fail and say so; O(state=absent) removes it.
   - O(volume) and O(name) are checked before the state store or the backend is opened (not
@@ -131,7 +135,10 @@ snapshot:
       description: When the record last changed (UTC, ISO 8601); C(null) in check mode.
       type: str
 diff:
-  description: The snapshot before and after (C({}) when it does not exist), with C(--diff).
+  description:
+    - The snapshot before and after (C({}) when it does not exist), with C(--diff).
+    - With O(state=absent), C(before.backend_objects) names the snapshot's object on the backend,
+      and C(after.backend_objects) lists it when it is left because the collection did not make it.
   returned: when diff mode is on
   type: dict
 '''

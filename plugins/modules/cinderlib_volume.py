@@ -22,11 +22,21 @@ description:
     O(bootable) and O(metadata) are updated in the state store (the driver is not involved).
     O(extra_specs), O(qos_specs) and O(pool_name) only apply on creation; a different value for
     an existing volume gives a warning and changes nothing.
+  - The collection never removes, shrinks or overwrites a backend object it did not make. A
+    create (empty, clone or from a snapshot) whose backend name (C(volume-<id>)) the backend
+    already has, such as an LV or RBD image made by hand or by an old Cinder and met when O(id)
+    is given, fails before anything is recorded, in check mode too, and leaves that object as it
+    is.
   - A create the driver fails (or that runs past O(driver_timeout)) is undone before the task
     fails. The driver's delete removes whatever the array made, no record is kept, and running
-    the task again creates the volume. When the undo fails too, or the task gave O(id) (the
-    array may hold an object of that name that this create did not make), the record stays
-    (C(error_deleting) or C(error)).
+    the task again creates the volume. When the undo fails too, or the task gave O(id) on a
+    driver that can't tell whether the array already had that name (only LVM-based drivers and
+    RBD can), the record stays (C(error_deleting) or C(error)).
+  - O(state=absent) deletes on the backend only what the collection made; for a record whose
+    object it did not make (the failed create with O(id) above, or a record of an earlier
+    version whose create failed) it removes the record only, leaves the object and warns.
+    With C(--diff), RV(diff) lists under C(backend_objects) the objects on the backend that
+    the task removes (before) and those it leaves (after).
   - A volume whose record is not C(available) or C(in-use) (C(error), C(error_deleting),
     C(creating) after an interrupted run...) makes the task fail and say so; O(state=absent)
     removes it. A volume that is in the state store but no longer on the array is reported,
@@ -373,6 +383,9 @@ volumes:
 diff:
   description:
     - The volume before and after (C({}) when it does not exist), with C(--diff).
+    - With O(state=absent), C(before.backend_objects) names the volume's objects on the backend
+      (its snapshots' with O(cascade=true), then its own) and C(after.backend_objects) those that
+      are left because the collection did not make them.
     - With O(volumes), a list of those, one per item that did not fail.
   returned: when diff mode is on
   type: raw
