@@ -20,7 +20,7 @@ description:
   - A snapshot whose creation fails is removed again (the driver is asked to delete what it may
     have made), so that a failed task leaves nothing behind; the task fails with the driver's
     reason. Not when the task gave O(id) on a driver that can't tell whether the backend already
-    had that name: its record then stays C(error), and O(state=absent) removes the record only,
+    had that name; its record then stays C(error), and O(state=absent) removes the record only,
     leaving what the backend has under that name, with a warning.
   - A snapshot whose record is not C(available) (left by an interrupted run) makes the task
     fail and say so; O(state=absent) removes it.
