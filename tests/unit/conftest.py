@@ -98,6 +98,7 @@ def make_fake_backend(name: str, driver: FakeDriver, pools: tuple = ('pool1',)) 
     backend.driver = driver
     backend._stats = {'volume_backend_name': name, 'pools': [{'pool_name': p} for p in pools]}
     backend._stats_read_at = time.time()
+    backend._stats_mark = ''
     backend._volumes = None
     Backend.backends[name] = backend
     return backend

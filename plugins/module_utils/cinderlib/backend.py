@@ -9,6 +9,7 @@ import copy
 import hashlib
 import os
 import time
+import uuid
 from typing import Any
 
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import context, loader, secrets, serialization
@@ -93,6 +94,8 @@ class Backend(serialization.Serializable, metaclass=_LibraryStateAttributes):
             self.warnings.extend(getattr(configuration, 'unknown_option_warnings', []))
             self.driver = runtime.create_driver(
                 volume_backend_name, configuration, DriverDB(context.store(), runtime))
+            # Before the driver reads its stats: a change made meanwhile is seen as one.
+            self._stats_mark = self._capacity_mark()
             runtime.start_driver(volume_backend_name, self.driver)
         except CinderlibError as exc:
             exc.message = secrets.scrub(exc.message, self._secrets)
@@ -155,8 +158,10 @@ class Backend(serialization.Serializable, metaclass=_LibraryStateAttributes):
         with ``refresh``; ``stats_age`` says how old they are, and
         ``stats_outdated`` whether an operation since may have changed them."""
         if refresh:
+            mark = self._capacity_mark()  # before the read: a change meanwhile is seen as one
             self._stats = self._transform_legacy_stats(self.driver.get_volume_stats(refresh=True))
             self._stats_read_at = time.time()
+            self._stats_mark = mark
         return self._stats
 
     @property
@@ -165,30 +170,36 @@ class Backend(serialization.Serializable, metaclass=_LibraryStateAttributes):
         return max(0.0, time.time() - self._stats_read_at)
 
     def _capacity_stamp(self) -> str:
-        """A file whose time is when an operation on this host last changed
-        what this backend holds: seen by every process of the host (the warm
-        worker's tasks run in processes of their own), by no other host."""
+        """A file that every operation changing what this backend holds
+        rewrites with a new mark: seen by every process of this host (the
+        warm worker's tasks run in processes of their own), by no other host.
+        A mark, not a time: two changes within a clock tick still differ."""
         digest = hashlib.sha256(self.id.encode('utf-8')).hexdigest()[:32]
         return os.path.join(loader.state_dir(context.settings()), 'capacity', digest)
+
+    def _capacity_mark(self) -> str:
+        try:
+            with open(self._capacity_stamp(), encoding='ascii') as stamp:
+                return stamp.read()
+        except FileNotFoundError:
+            return ''
 
     def capacity_changed(self) -> None:
         """An operation changed (or may have changed) what the backend holds:
         the cached stats of every process on this host are outdated."""
         path = self._capacity_stamp()
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        with open(path, 'a', encoding='ascii'):
-            pass
-        os.utime(path)
+        partial = '%s.%d' % (path, os.getpid())
+        with open(partial, 'w', encoding='ascii') as stamp:
+            stamp.write(uuid.uuid4().hex)
+        os.replace(partial, path)
 
     @property
     def stats_outdated(self) -> bool:
         """Whether an operation on this host changed the backend since the
         cached stats were read (changes from other hosts or by hand are not
         seen: only asking the driver shows them)."""
-        try:
-            return os.stat(self._capacity_stamp()).st_mtime >= self._stats_read_at
-        except FileNotFoundError:
-            return False
+        return self._capacity_mark() != self._stats_mark
 
     def _transform_legacy_stats(self, stats: dict) -> dict:
         """Stats without ``pools`` describe one pool: make it explicit."""
