@@ -243,7 +243,7 @@ def _find_source_snapshot(backend, ref: str) -> Snapshot:
         raise InvalidRequest("source_snapshot: several snapshots are named '%s' on backend '%s' (ids %s); give "
                              "the id of one." % (ref, backend.id, ', '.join(sorted(r['id'] for r in records))))
     from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.objects import Snapshot
-    return Snapshot.get_by_id(backend, records[0]['id'])
+    return Snapshot.known_on(backend, records[0]['id'])
 
 
 def check_usable(resource, what: str = '') -> None:

@@ -165,10 +165,10 @@ def test_module_refuses_to_delete_a_connected_volume_before_cascading_to_its_sna
     assert [s.id for s in volume.snapshots] == [snapshot.id] and volume.status == 'in-use'
 
 
-def test_xtremio_chap_passwords_reach_the_caller_but_never_the_store(library, xtremio_chap, tmp_path):
+def test_xtremio_chap_passwords_are_kept_as_the_driver_gave_them_and_never_shown(library, xtremio_chap, tmp_path):
     # With CHAP on, the driver gives the initiator passwords and puts them in
-    # the connection info: the caller (this process) gets them, the record and
-    # its views don't.
+    # the connection info: conn_info and the record keep them (as cinderlib's
+    # did), views and serialized output don't.
     api, server = xtremio_chap
     backend = library.Backend(**dict(XTREMIO_SEED, san_ip=server.address))
     volume = backend.create_volume(1, name='data')
@@ -177,17 +177,17 @@ def test_xtremio_chap_passwords_reach_the_caller_but_never_the_store(library, xt
     login = initiator['chap-authentication-initiator-password']
     discovery = initiator['chap-discovery-initiator-password']
     assert login and discovery
-    full = connection.full_conn_info()['data']
+    # conn_info is the driver's answer, CHAP included, and so is the record (as in cinderlib):
+    # another process attaches with it, discovery's password included.
+    full = connection.conn_info['data']
     assert (full['auth_method'], full['auth_username'], full['auth_password']) == ('CHAP', 'chap_user', login)
-    assert full['discovery_auth_password'] == discovery
-    stored = connection.conn_info['data']
-    assert stored['auth_method'] == stored['discovery_auth_method'] == 'CHAP'
-    assert 'auth_password' not in stored and 'discovery_auth_password' not in stored
+    assert full['discovery_auth_method'] == 'CHAP' and full['discovery_auth_password'] == discovery
+    [stored] = library.Backend.persistence.connection_records(connection_id=connection.id)
+    assert stored['conn_info']['data'] == full
     shown = json.dumps([connection.to_dict(), connection.json, volume.json])
     assert login not in shown and discovery not in shown
-    state = (tmp_path / 'state.db').read_bytes()
-    assert login.encode() not in state and discovery.encode() not in state
-    assert b'xtremio_password' not in state
+    # The backend's own credentials are never stored.
+    assert b'xtremio_password' not in (tmp_path / 'state.db').read_bytes()
     volume.disconnect(connection)
     assert api.count('lun-maps') == 0
     volume.delete()

@@ -90,12 +90,13 @@ def test_connect_and_disconnect_through_the_lvm_driver(tmp_path, run_env, fake_t
     assert info['driver_volume_type'] == 'iscsi' and got['connected'] and got['same'] and got['other']
     data = info['data']
     assert data['target_iqn'].startswith('iqn.2010-10.org.openstack:volume-') and data['access_mode'] == 'rw'
-    # CHAP: the driver made credentials; the password is kept out of the record and the output,
-    # and put back (from the volume's provider_auth) for the host that attaches.
-    assert data['auth_method'] == 'CHAP' and 'auth_password' not in data
+    # CHAP: the driver made credentials; conn_info and the record keep them as the driver returned
+    # them (as cinderlib did), the views and the serialized output leave the password out.
     method, user, password = got['provider_auth'].split()
-    assert got['full']['data']['auth_password'] == password and data['auth_username'] == user
-    assert password not in json.dumps(got['records']) and password not in json.dumps(got['dump'])
+    assert (data['auth_method'], data['auth_username'], data['auth_password']) == ('CHAP', user, password)
+    assert got['full'] == info
+    assert {r['conn_info']['data']['auth_password'] for r in got['records']} == {password}
+    assert password not in json.dumps(got['view']) and password not in json.dumps(got['dump'])
     assert [r['status'] for r in got['records']] == ['connected', 'connected']
     assert got['status'] == 'in-use' and got['attach_status'] == 'attached'
     assert got['hosts'] == ['node-a', 'node-b'] and {c['host'] for c in got['view']} == {'node-a', 'node-b'}
@@ -199,20 +200,20 @@ def test_modules_export_idempotently_to_a_stored_node_id(tmp_path, run_env, fake
     [volume] = result['ansible_facts']['cinderlib_backends']['lvm_fake']['volumes']
     assert volume['status'] == 'in-use' and volume['attached_hosts'] == ['node-a']
 
-    # Process A, the consumer, finds the connection in the shared store with the CHAP password,
-    # importing no Cinder.
+    # Process A, the consumer, finds the connection in the shared store with the CHAP password
+    # (the record keeps it, as cinderlib's did), importing no Cinder.
     proc = run_python(textwrap.dedent('''
         import sys
         from ansible_collections.cinderlib.storage.plugins.module_utils import cinderlib, connection_state
         cinderlib.setup(persistence_config=%r, file_locks_path=%r)
         conn_info, record = connection_state._consumer_source({'connection_id': %r})
         [volume] = cinderlib.Backend.persistence.volume_records(volume_id=record['volume_id'])
-        print('password restored:', conn_info['data']['auth_password'] == volume['provider_auth'].split()[2])
+        print('password given:', conn_info['data']['auth_password'] == volume['provider_auth'].split()[2])
         print('record has it:', 'auth_password' in record['conn_info']['data'])
         print('cinder imported:', any(m == 'cinder' or m.startswith('cinder.') for m in sys.modules))
         ''' % (store, str(tmp_path / 'locks'), connection['id'])), run_env)
     assert proc.returncode == 0, proc.stderr
-    assert 'password restored: True' in proc.stdout and 'record has it: False' in proc.stdout
+    assert 'password given: True' in proc.stdout and 'record has it: True' in proc.stdout
     assert 'cinder imported: False' in proc.stdout
     # Its attach, in check mode, needs the initiator's tools to look the device up.
     rc, result, out = run_module('cinderlib.storage.cinderlib_connection',
@@ -291,3 +292,90 @@ def test_local_attach_write_read_detach(tmp_path, run_env, lvm_backend):
         print(json.dumps({'same': same, 'reused': again.id == conn.id, 'path': conn.path}))
         ''' % lvm_backend), run_env))
     assert got['same'] and got['reused'] and got['path'].startswith('/dev/')
+
+
+def test_conn_info_connection_info_and_device_attached_across_processes(tmp_path, run_env, fake_target_backend):
+    # cinderlib's multi-process flow: one process connects, a later one reads the connection
+    # back (the same conn_info, CHAP password included, as the driver gave it), a program on
+    # the consuming host records the device it attached with os-brick itself, and another
+    # process sees it.
+    first = last_json(run_python(script(tmp_path, '''
+        lvm = cinderlib.Backend(**%r)
+        conn = lvm.create_volume(1, name='shared').connect(%r)
+        print(json.dumps({'id': conn.id, 'conn_info': conn.conn_info, 'connection_info': conn.connection_info}))
+        ''' % (fake_target_backend, NODE_A)), run_env))
+    data = first['conn_info']['data']
+    assert data['auth_method'] == 'CHAP' and data['auth_password']
+    assert first['connection_info'] == {'conn': first['conn_info'], 'connector': NODE_A}
+    device = {'type': 'block', 'path': '/dev/disk/by-path/ip-192.0.2.5:3260-iscsi-%s-lun-0' % data['target_iqn']}
+    second = last_json(run_python(script(tmp_path, '''
+        lvm = cinderlib.Backend(**%r)
+        [vol] = lvm.volumes_filtered(volume_name='shared')
+        [conn] = vol.connections
+        before = {'conn_info': conn.conn_info, 'attached': conn.attached, 'device': conn.device}
+        conn.device_attached(%r)
+        print(json.dumps(before))
+        ''' % (fake_target_backend, device)), run_env))
+    assert second == {'conn_info': first['conn_info'], 'attached': False, 'device': None}
+    third = last_json(run_python(script(tmp_path, '''
+        lvm = cinderlib.Backend(**%r)
+        [conn] = lvm.volumes_filtered(volume_name='shared')[0].connections
+        print(json.dumps({'connection_info': conn.connection_info, 'attached': conn.attached, 'path': conn.path,
+                          'json': conn.jsons}))
+        conn.volume.disconnect(conn)
+        conn.volume.delete()
+        ''' % fake_target_backend), run_env))
+    assert third['connection_info'] == dict(first['connection_info'], device=device)
+    assert third['attached'] is True and third['path'] == device['path']
+    assert data['auth_password'] not in third['json']  # serialized output leaves it out
+
+
+CONNECTION_PLAYBOOK = '''
+- hosts: localhost
+  connection: local
+  gather_facts: false
+  module_defaults:
+    group/cinderlib.storage.cinderlib:
+      backend: {backend}
+      persistence: {persistence}
+  tasks:
+    - cinderlib.storage.cinderlib_volume: {{name: chap, size: 1}}
+    - cinderlib.storage.cinderlib_connection: {{volume: chap, connector: {connector}}}
+      register: export
+    - cinderlib.storage.cinderlib_connection: {{volume: chap, connector: {connector}}}
+      check_mode: true
+      diff: true
+    - cinderlib.storage.cinderlib_backend_facts: {{}}
+    - ansible.builtin.debug: {{var: export}}
+'''
+
+
+def test_no_chap_password_in_vvv_output_of_the_connection_modules(tmp_path, run_env, fake_target_backend):
+    # The store keeps the CHAP password as the driver gave it; no module shows it, even at -vvv.
+    store = {'storage': 'db', 'connection': 'sqlite:///%s' % (tmp_path / 'state.db')}
+    playbook = tmp_path / 'chap.yml'
+    playbook.write_text(CONNECTION_PLAYBOOK.format(backend=json.dumps(fake_target_backend),
+                                                   persistence=json.dumps(store), connector=json.dumps(NODE_A)))
+    inventory = tmp_path / 'store.cinderlib.yml'
+    inventory.write_text('plugin: cinderlib.storage.cinderlib\npersistence:\n  connection: %s\n' % store['connection'])
+    bindir = Path(sys.executable).parent
+    proc = subprocess.run([str(bindir / 'ansible-playbook'), '-vvv', '-i', 'localhost,', '-e',
+                           'ansible_python_interpreter=%s' % sys.executable, str(playbook)],
+                          capture_output=True, text=True, env=run_env, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    listed = subprocess.run([str(bindir / 'ansible-inventory'), '-vvv', '-i', str(inventory), '--list'],
+                            capture_output=True, text=True, env=run_env, timeout=300, check=False)
+    assert listed.returncode == 0, listed.stderr
+    got = last_json(run_python(script(tmp_path, '''
+        lvm = cinderlib.Backend(**%r)
+        [vol] = lvm.volumes_filtered(volume_name='chap')
+        [conn] = vol.connections
+        print(json.dumps({'password': conn.conn_info['data']['auth_password'], 'auth': vol.record['provider_auth']}))
+        vol.disconnect(conn)
+        vol.delete()
+        ''' % fake_target_backend), run_env))  # the same store: script() opens tmp_path/state.db
+    password = got['password']
+    assert password and got['auth'].split()[2] == password
+    assert '"auth_method": "CHAP"' in proc.stdout  # the connection info is there, without its password
+    for text in (proc.stdout, proc.stderr, listed.stdout, listed.stderr):
+        assert password not in text

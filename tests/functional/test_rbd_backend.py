@@ -72,11 +72,12 @@ print(json.dumps(out, default=str))
     clone_parent = parent(ceph_cluster, out['clone'][0])
     assert clone_parent['image'] == vol_name and clone_parent['snapshot'].endswith('.clone_snap'), clone_parent
     assert out['from_snap'][1] == 2 and out['clone'][1] == 3
-    # The keyring reaches the caller of connect() (cinderlib's rbd_keyring_conf), never the store or the output.
+    # The keyring (cinderlib's rbd_keyring_conf) is in conn_info and in the record, as cinderlib kept
+    # it (conn_info is the same in every process), never in serialized output.
     assert out['conn_info']['driver_volume_type'] == 'rbd'
-    assert key in (out['full_keyring'] or '')
-    for shown in (out['conn_info'], out['stored'], out['json']):
-        assert key not in json.dumps(shown)
+    assert key in out['conn_info']['data']['keyring'] and key in (out['full_keyring'] or '')
+    assert [key in json.dumps(record['conn_info']) for record in out['stored']] == [True]
+    assert key not in json.dumps(out['json'])
 
     cleanup = '''
 from ansible_collections.cinderlib.storage.plugins.module_utils import cinderlib

@@ -12,7 +12,13 @@ import time
 import uuid
 from typing import Any
 
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import context, loader, secrets, serialization
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import (
+    context,
+    loader,
+    objects,
+    secrets,
+    serialization,
+)
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.dbapi import DriverDB
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import (
     BackendConfigError,
@@ -124,6 +130,15 @@ class Backend(serialization.Serializable, metaclass=_LibraryStateAttributes):
         only imported by the first Backend.
         """
         context.setup(**options)
+
+    @classmethod
+    def set_persistence(cls, persistence_config: dict) -> None:
+        """Use another state store from now on (cinderlib's): the library
+        must be set up; every initialised backend's driver uses it too."""
+        store = context.set_persistence(persistence_config)
+        for backend in cls.backends.values():
+            runtime = context.cinder_runtime()
+            runtime.give_db(backend.driver, DriverDB(store, runtime))
 
     @property
     def output_all_backend_info(self) -> bool:
@@ -289,3 +304,4 @@ def rename_legacy_options(cfg: dict) -> dict:
 
 
 setup = Backend.global_setup
+objects.Resource.backend_class = Backend

@@ -19,13 +19,11 @@ record met ``connecting``/``disconnecting`` with the lock free was left by a
 run that died: ``settle_leftovers`` (what a module run on the volume does
 first) and reconcile end it (``end_leftover`` says why ending is safe).
 
-Secrets: connection info may hold CHAP credentials (``auth_password``).
-They are never stored in a connection record nor returned (unless
-``output_all_backend_info``): the stored ``conn_info`` has them removed. A
-later attach on the host gets the CHAP password back from the volume's
-``provider_auth`` (where Cinder drivers keep it, and which the store holds
-for the driver anyway, readable by its owner only). Disconnecting needs no
-secret.
+Secrets: connection info may hold credentials (CHAP's ``auth_password``, an
+RBD keyring). As in cinderlib and Cinder, the record keeps the connection
+info as the driver returned it, so that ``conn_info`` is the same in every
+process (the store is readable by its owner only); serialized output, views,
+facts and the Ansible layer's results leave them out (``secrets``).
 """
 
 from __future__ import annotations
@@ -41,17 +39,19 @@ from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import
     context,
     listing,
     locks,
-    secrets,
     views,
 )
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import (
     BackendObjectExists,
     CinderlibError,
+    ConnectionNotFound,
     InvalidRequest,
     describe_cause,
 )
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.objects import (
     Resource,
+    VolumeChild,
+    child_of,
     validate_id,
 )
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.operations import (
@@ -108,10 +108,19 @@ def _connector_host(connector: Any, what: str = 'connector') -> str:
     return host
 
 
-class Connection(Resource):
+class Connection(VolumeChild):
     """A volume's connection to one host (cinderlib's Connection)."""
 
     kind = 'connection'
+
+    @classmethod
+    def get_by_id(cls, connection_id: str) -> Connection:
+        """The connection of that id (cinderlib's): ConnectionNotFound if none."""
+        store = context.store()
+        found = store.connection_records(connection_id=connection_id)
+        if not found:
+            raise ConnectionNotFound('Connection %s is not in the state store.' % connection_id)
+        return child_of('connection', found[0], store)
 
     def __init__(self, volume, connector: dict, **kwargs: Any) -> None:
         host = _connector_host(connector)
@@ -138,7 +147,6 @@ class Connection(Resource):
         record.update(kwargs)  # other VolumeAttachment fields (instance_uuid, mountpoint...)
         super().__init__(volume.backend, record)
         self.volume = volume
-        self._full_conn_info: dict | None = None
 
     @classmethod
     def from_record(cls, volume, record: dict) -> Connection:
@@ -146,7 +154,6 @@ class Connection(Resource):
         if connection is None:
             connection = cls.__new__(cls)
             Resource.__init__(connection, volume.backend, record)
-            connection._full_conn_info = None
         connection.volume = volume
         return connection
 
@@ -165,9 +172,29 @@ class Connection(Resource):
     connector_info = connector
 
     @property
-    def conn_info(self) -> dict | None:
-        """The connection info, without secrets (see ``full_conn_info``)."""
-        return copy.deepcopy(self._record.get('conn_info'))
+    def conn_info(self) -> dict:
+        """What the host needs to attach, as the driver returned it,
+        credentials included (CHAP's ``auth_password``), in every process
+        (cinderlib's ``conn_info``); ``{}`` while not connected. A record
+        written by an earlier version, which kept the CHAP password out,
+        gets it back from the volume's ``provider_auth``."""
+        if not self._record.get('conn_info'):
+            return {}
+        return conn_info_with_chap(self._record['conn_info'], self.volume._record.get('provider_auth'))
+
+    @property
+    def connection_info(self) -> dict | None:
+        """cinderlib's attachment dict: ``conn`` (``conn_info``), ``connector``
+        and, once attached (here, or elsewhere and recorded with
+        ``device_attached``), ``device``; None before anything is recorded."""
+        info = {}
+        if self._record.get('conn_info'):
+            info['conn'] = self.conn_info
+        if self._record.get('connector'):
+            info['connector'] = self.connector
+        if self._record.get('device'):
+            info['device'] = self.device
+        return info or None
 
     @property
     def protocol(self) -> str | None:
@@ -206,15 +233,24 @@ class Connection(Resource):
                 and self._record.get('attached_boot') in (None, boot_id()))
 
     def full_conn_info(self) -> dict:
-        """The connection info a host needs to attach, secrets included: the
-        driver's answer when this process connected, else the stored info
-        with the CHAP password put back from the volume's provider_auth."""
-        if self._full_conn_info is not None:
-            return copy.deepcopy(self._full_conn_info)
+        """``conn_info``, for the attach: InvalidRequest while not connected."""
         if not self._record.get('conn_info'):
             raise InvalidRequest("%s has no connection info (status '%s'): connect it first."
                                  % (self.describe().capitalize(), self.status))
-        return conn_info_with_chap(self._record['conn_info'], self.volume._record.get('provider_auth'))
+        return self.conn_info
+
+    def device_attached(self, device: dict) -> None:
+        """Record ``device`` (os-brick's ``connect_volume`` result) as attached
+        on this host: what a program that attaches with os-brick itself
+        calls (cinderlib's ``device_attached``)."""
+        with locks.resource_locked(self):
+            self._save(device=copy.deepcopy(device), path=(device or {}).get('path'), attached=bool(device),
+                       attach_status='attached' if device else 'detached',
+                       attached_host=local_host() if device else None, attached_boot=boot_id() if device else None)
+
+    def save(self) -> None:
+        """Write the connection's record to the state store (cinderlib's ``save``)."""
+        self._save()
 
     # -- storage side -----------------------------------------------------------------------
     @classmethod
@@ -312,13 +348,11 @@ class Connection(Resource):
         conn_info = copy.deepcopy(conn_info)
         if isinstance(conn_info.get('data'), dict):
             conn_info['data'].setdefault('access_mode', self.attach_mode)
-        self._full_conn_info = copy.deepcopy(conn_info)
         # The volume first: a crash between the two writes leaves this record
         # 'connecting', which settling ends (and puts the volume's status right).
         if self.volume.status == 'available':
             self.volume._save(status='in-use', attach_status='attached')
-        return {'status': CONNECTED, 'conn_info': secrets.without_secrets(conn_info),
-                'protocol': conn_info.get('driver_volume_type')}
+        return {'status': CONNECTED, 'conn_info': conn_info, 'protocol': conn_info.get('driver_volume_type')}
 
     def disconnect(self, force: bool = False) -> None:
         """End the export to the host (``terminate_connection``; ``remove_export``

@@ -52,6 +52,19 @@ def reopen_store() -> None:
     STATE.store = open_store(STATE.settings.persistence_config)
 
 
+def set_persistence(persistence_config: dict):
+    """Open and use another state store (``Backend.set_persistence``); the
+    previous one is closed. Returns the new store."""
+    if not STATE.initialized:
+        raise SetupError('set_persistence can only be called after the library is set up (setup())')
+    store = open_store(persistence_config)
+    previous, STATE.store = STATE.store, store
+    STATE.settings.persistence_config = persistence_config
+    if previous is not None and previous is not store:
+        previous.close()
+    return store
+
+
 def ensure_setup() -> None:
     """Set the library up with its defaults unless that was done."""
     if not STATE.initialized:

@@ -49,12 +49,38 @@ class PersistenceError(CinderlibError):
     """The state store can't be opened, read or written."""
 
 
+class InvalidPersistence(PersistenceError):
+    """``persistence_config`` names no store or plugin the library has."""
+
+
 class NotFound(CinderlibError):
     """A volume, snapshot or connection is not known."""
 
 
 class InvalidRequest(CinderlibError):
     """A request that can't be done in the resource's current state."""
+
+
+# cinderlib's own exception names (``cinderlib.exception``), raised where
+# cinderlib raised them; each is also the library's error of that kind.
+class VolumeNotFound(NotFound):
+    """No volume of that id in the state store (``Volume.get_by_id``)."""
+
+
+class SnapshotNotFound(NotFound):
+    """No snapshot of that id in the state store (``Snapshot.get_by_id``)."""
+
+
+class ConnectionNotFound(NotFound):
+    """No connection of that id in the state store (``Connection.get_by_id``)."""
+
+
+class InvalidVolume(InvalidRequest):
+    """The volume can't do that now (delete one with snapshots)."""
+
+
+class NotLocal(InvalidRequest):
+    """The volume is not attached on this host (``Volume.detach``)."""
 
 
 class BackendObjectExists(InvalidRequest):

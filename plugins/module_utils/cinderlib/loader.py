@@ -383,23 +383,29 @@ class CinderRuntime:
         configuration.unknown_option_warnings = unknown
         return configuration
 
+    @staticmethod
+    def give_db(driver: Any, db: Any) -> None:
+        """Make ``driver`` use ``db`` (the state store's DB API, dbapi.DriverDB).
+
+        Cinder's BaseVD ignores its db argument and takes Cinder's own DB API
+        module, whose database does not exist here: the driver and its
+        private-data helper get the state store's. Target helpers (LVM's
+        iSCSI/NVMe targets) read Cinder's global DB module, not the driver's
+        db: they get it too."""
+        driver.db = db
+        utils_class = getattr(getattr(driver, 'driver_utils', None), '__class__', None)
+        if utils_class is not None and hasattr(driver, '_driver_data_namespace'):
+            driver.driver_utils = utils_class(driver._driver_data_namespace(), db)
+        target = getattr(driver, 'target_driver', None)
+        if target is not None and hasattr(target, 'db'):
+            target.db = db
+
     def create_driver(self, name: str, configuration: Any, db: Any) -> Any:
         try:
             driver = self.importutils.import_object(
                 configuration.volume_driver, configuration=configuration, db=db,
                 host='%s@%s' % (self.cfg.CONF.host, name), cluster_name=None, active_backend_id=None)
-            # Cinder's BaseVD ignores its db argument and takes Cinder's own
-            # DB API module, whose database does not exist here: give the
-            # driver (and its private-data helper) the state store's DB API.
-            driver.db = db
-            utils_class = getattr(getattr(driver, 'driver_utils', None), '__class__', None)
-            if utils_class is not None and hasattr(driver, '_driver_data_namespace'):
-                driver.driver_utils = utils_class(driver._driver_data_namespace(), db)
-            # Target helpers (LVM's iSCSI/NVMe targets) read Cinder's global DB
-            # module, not the driver's db: give them the state store too.
-            target = getattr(driver, 'target_driver', None)
-            if target is not None and hasattr(target, 'db'):
-                target.db = db
+            self.give_db(driver, db)
             return driver
         except ImportError as exc:
             raise _import_error_for(name, configuration.volume_driver, exc) from exc

@@ -34,7 +34,11 @@ from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.except
     BackendObjectExists,
     CinderlibError,
     InvalidRequest,
+    InvalidVolume,
     NotFound,
+    NotLocal,
+    SnapshotNotFound,
+    VolumeNotFound,
 )
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.operations import driver_call, run_operation
 
@@ -79,6 +83,8 @@ class Resource(serialization.Serializable):
 
     kind = 'resource'
     _live: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+    backend_class = None
+    """cinderlib's ``backend_class``: the Backend class (backend.py sets it)."""
 
     def __init__(self, backend, record: dict) -> None:
         self.backend = backend
@@ -106,6 +112,24 @@ class Resource(serialization.Serializable):
         return context.store()
 
     @property
+    def backend(self):
+        """The resource's Backend (the backend's name where this process has
+        not initialised it)."""
+        return self._backend
+
+    @backend.setter
+    def backend(self, value) -> None:
+        self._backend = value
+
+    @staticmethod
+    def new_uuid() -> str:
+        return str(uuid.uuid4())
+
+    def save(self) -> None:
+        """Write the record to the state store as it is (cinderlib's ``save``)."""
+        self._save()
+
+    @property
     def backend_name(self) -> str:
         return getattr(self.backend, 'id', self.backend)
 
@@ -131,6 +155,11 @@ class Resource(serialization.Serializable):
         """The name on the backend, as Cinder's ``name`` (``volume-<id>``);
         what a user named it is ``display_name``."""
         return fields.NAME_TEMPLATES.get(self.kind, '%s') % (self._record.get('_name_id') or self.id)
+
+    @property
+    def name_in_storage(self) -> str:
+        """cinderlib's name for ``name``: the backend's name of the resource."""
+        return self.name
 
     @property
     def display_name(self) -> str:
@@ -329,6 +358,19 @@ class Volume(Resource):
             Resource.__init__(volume, backend, record)
         return volume
 
+    @classmethod
+    def get_by_id(cls, volume_id: str) -> Volume:
+        """The volume of that id (cinderlib's): VolumeNotFound if none."""
+        found = context.store().volume_records(volume_id=volume_id)
+        if not found:
+            raise VolumeNotFound('Volume %s is not in the state store.' % volume_id)
+        return volume_of(found[0])
+
+    @classmethod
+    def get_by_name(cls, volume_name: str) -> list:
+        """The volumes of that display name (cinderlib's; names are labels)."""
+        return [volume_of(r) for r in context.store().volume_records(display_name=volume_name)]
+
     @property
     def volume_type(self):
         """The volume's type as Cinder's VolumeType object (extra and QoS specs), or None."""
@@ -398,9 +440,21 @@ class Volume(Resource):
         """Detach the volume from this host and disconnect it."""
         connection = self.local_attach
         if connection is None:
-            raise InvalidRequest('%s is not attached on this host.' % self.describe().capitalize())
+            raise NotLocal('%s is not attached on this host.' % self.describe().capitalize())
         connection.detach_and_disconnect(force)
         self.refresh()
+
+    def cleanup(self) -> None:
+        """Detach the volume's devices on this host and remove its export
+        (cinderlib's ``cleanup``); the connections stay recorded."""
+        with locks.resource_locked(self):
+            for connection in self.connections:
+                connection.detach()
+            if self.export_owned:
+                driver = self.backend.driver
+                driver_call(self, 'remove the export of', driver.remove_export, context.cinder_runtime().context,
+                            self._ovo)
+                self._save(exported=False)
 
     def exists_on_backend(self) -> bool | None:
         """Whether the driver still has this volume; None when it can't tell.
@@ -468,7 +522,7 @@ class Volume(Resource):
             return driver_call(self, 'clone %s into' % source[0].describe(), driver.create_cloned_volume,
                                self._ovo, source[0]._ovo)
         if self._record.get('snapshot_id'):
-            snapshot = Snapshot.get_by_id(self.backend, self._record['snapshot_id'])
+            snapshot = Snapshot.known_on(self.backend, self._record['snapshot_id'])
             return driver_call(self, 'create from %s' % snapshot.describe(), driver.create_volume_from_snapshot,
                                self._ovo, snapshot._ovo)
         return driver_call(self, 'create', driver.create_volume, self._ovo)
@@ -486,7 +540,7 @@ class Volume(Resource):
         with locks.resource_locked(self):
             self.refuse_delete_if_connected()
             if self.snapshots:
-                raise InvalidRequest("Can't delete %s on backend '%s': it has snapshots (%s); delete them first."
+                raise InvalidVolume("Can't delete %s on backend '%s': it has snapshots (%s); delete them first."
                                      % (self.describe(), self.backend_name,
                                         ', '.join(s.display_name or s.id for s in self.snapshots)))
             if not self.owned:
@@ -563,7 +617,24 @@ class Volume(Resource):
                                  else self._store.connection_records(volume_id=self.id))
 
 
-class Snapshot(Resource):
+class VolumeChild(Resource):
+    """A resource of a volume (a snapshot, a connection): its ``volume`` is
+    looked up in the state store when it was not given (cinderlib's)."""
+
+    _volume = None
+
+    @property
+    def volume(self) -> Volume:
+        if self._volume is None:
+            self._volume = Volume.get_by_id(self._record['volume_id'])
+        return self._volume
+
+    @volume.setter
+    def volume(self, value: Volume) -> None:
+        self._volume = value
+
+
+class Snapshot(VolumeChild):
     kind = 'snapshot'
     _updatable = ('display_name', 'display_description')
 
@@ -600,7 +671,22 @@ class Snapshot(Resource):
         return snapshot
 
     @classmethod
-    def get_by_id(cls, backend, snapshot_id: str) -> Snapshot:
+    def get_by_id(cls, snapshot_id: str) -> Snapshot:
+        """The snapshot of that id (cinderlib's): SnapshotNotFound if none."""
+        found = cls._store_of().snapshot_records(snapshot_id=snapshot_id)
+        if not found:
+            raise SnapshotNotFound('Snapshot %s is not in the state store.' % snapshot_id)
+        return child_of('snapshot', found[0], cls._store_of())
+
+    @classmethod
+    def get_by_name(cls, snapshot_name: str) -> list:
+        """The snapshots of that display name (cinderlib's; names are labels)."""
+        store = cls._store_of()
+        return [child_of('snapshot', r, store) for r in store.snapshot_records(display_name=snapshot_name)]
+
+    @classmethod
+    def known_on(cls, backend, snapshot_id: str) -> Snapshot:
+        """The snapshot of that id on ``backend``: NotFound naming the backend if none."""
         found = cls._store_of().get('snapshot', id=snapshot_id)
         volumes = backend.volumes_filtered(volume_id=found[0]['volume_id']) if found else []
         if not volumes:

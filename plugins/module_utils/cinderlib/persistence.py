@@ -196,6 +196,35 @@ class PersistenceDriverBase:
     def delete_key_value(self, key: str) -> None:
         raise NotImplementedError()
 
+    # cinderlib's helpers for plugins: what to write for a resource.
+    def get_fields(self, resource) -> dict:
+        """The resource's Cinder fields (not those holding objects), and a
+        volume's ``extra_specs``/``qos_specs`` when it has a type."""
+        record = resource.record
+        found = {key: value for key, value in record.items() if key in fields.DEFAULTS[resource.kind]}
+        vtype = record.get('volume_type') if resource.kind == 'volume' else None
+        if vtype:
+            found['extra_specs'] = dict(vtype.get('extra_specs') or {})
+            if vtype.get('qos_specs'):
+                found['qos_specs'] = dict(vtype['qos_specs'].get('specs') or {})
+        return found
+
+    def get_changed_fields(self, resource) -> dict:
+        """``get_fields`` that changed since ``reset_change_tracker`` (all of
+        them for a resource never reset)."""
+        clean = getattr(resource, '_clean_fields', None) or {}
+        return {key: value for key, value in self.get_fields(resource).items()
+                if key not in clean or clean[key] != value}
+
+    def reset_change_tracker(self, resource, fields=None) -> None:
+        """Take the resource's fields (``fields``: a name or names; all when
+        None) as written: ``get_changed_fields`` no longer lists them."""
+        current = self.get_fields(resource)
+        names = (fields,) if isinstance(fields, str) else (current if fields is None else fields)
+        clean = dict(getattr(resource, '_clean_fields', None) or {})
+        clean.update({name: current.get(name) for name in names})
+        resource._clean_fields = clean
+
 
 class StateStore(RecordLookups, PersistenceDriverBase, ABC):
     """What every store offers. Records are dicts with at least ``id``.

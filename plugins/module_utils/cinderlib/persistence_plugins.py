@@ -18,7 +18,10 @@ import inspect
 import json
 from typing import Any
 
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import PersistenceError
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import (
+    InvalidPersistence,
+    PersistenceError,
+)
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.persistence import (
     KeyValue,
     PersistenceDriverBase,
@@ -60,7 +63,7 @@ def _entry_point(name: str):
     if not found:
         known = sorted({ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
                        | set(BUILT_IN))
-        raise PersistenceError("Unknown persistence storage %r: use one of %s, or a PersistenceDriverBase "
+        raise InvalidPersistence("Unknown persistence storage %r: use one of %s, or a PersistenceDriverBase "
                                "subclass or instance." % (name, ', '.join(known)))
     entry_point = next(iter(found))
     try:

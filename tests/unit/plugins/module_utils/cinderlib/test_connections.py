@@ -17,6 +17,7 @@ from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import
     loader,
     locks,
     operations,
+    secrets,
 )
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend import Backend
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import (
@@ -135,14 +136,18 @@ def test_connect_exports_once_and_reuses_the_connection_of_a_host(exporting):
                                       'initialize_connection', 'validate_connector', 'initialize_connection']
     assert volume.status == 'in-use' and volume.attach_status == 'attached'
     assert volume.record['provider_auth'] == CHAP
-    # The stored record and every output lack the CHAP password; the attaching host gets it back.
+    # The record keeps the connection info as the driver returned it, as cinderlib did, so that
+    # conn_info is the same when read back; serialized output and views lack the CHAP password.
     stored = Backend.persistence.connection_records(connection_id=connection.id)[0]
     assert stored['status'] == 'connected' and stored['host'] == 'node-a' and stored['protocol'] == 'iscsi'
-    assert 's3cret-chap-pw' not in json.dumps([stored, volume.dump, connection.to_dict(), volume.to_dict()])
+    returned = conn_info_for(volume)
+    assert stored['conn_info'] == dict(returned, data=dict(returned['data'], access_mode='rw'))
+    assert 's3cret-chap-pw' not in json.dumps([volume.dump, connection.dump, connection.to_dict(), volume.to_dict()])
     assert connection.conn_info['data']['access_mode'] == 'rw'
-    assert connection.full_conn_info()['data']['auth_password'] == 's3cret-chap-pw'
+    assert connection.conn_info['data']['auth_password'] == 's3cret-chap-pw'
     reread = connections.Connection.from_record(volume, stored)
-    assert reread.full_conn_info()['data']['auth_password'] == 's3cret-chap-pw'
+    assert reread.conn_info == connection.conn_info == reread.full_conn_info()
+    assert reread.connection_info == {'conn': connection.conn_info, 'connector': NODE}
 
 
 def test_disconnect_removes_the_export_with_the_last_connection(exporting):
@@ -385,7 +390,7 @@ def test_consumer_attach_by_connection_id_restores_chap_and_records_the_attach(e
 
 def test_consumer_conn_info_without_the_chap_password_is_refused(exporting):
     volume = exporting.backend.create_volume(1, name='data')
-    info = volume.connect(NODE).conn_info
+    info = secrets.without_secrets(volume.connect(NODE).conn_info)  # as the Ansible layer shows it
     library = SimpleNamespace(Backend=Backend)
     with pytest.raises(InvalidRequest, match="conn_info asks for CHAP authentication \\(user 'chapuser'\\) but "
                                              'holds no auth_password'):

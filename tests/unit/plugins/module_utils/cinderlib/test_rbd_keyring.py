@@ -174,18 +174,21 @@ def _stored_text() -> str:
     return json.dumps(found, default=str)
 
 
-def test_serialized_backend_and_store_hold_neither_path_nor_content(rbd_backend, keyring, monkeypatch):
+def test_serialized_output_holds_neither_path_nor_content_and_the_store_no_path(rbd_backend, keyring, monkeypatch):
     assert rbd_backend.driver.keyring_data == KEYRING
     volume = rbd_backend.create_volume(1, name='data')
     connection = volume.connect(CONNECTOR)
-    # The caller in this process gets what the consumer needs to attach ...
-    assert connection.full_conn_info()['data']['keyring'] == KEYRING
-    # ... while the record, its output and the serialized forms never hold it.
-    assert 'keyring' not in connection.conn_info['data']
+    # The consumer gets what it needs to attach, in every process: the record keeps the
+    # connection info as the driver returned it, as cinderlib did ...
+    assert connection.conn_info['data']['keyring'] == KEYRING
     assert connection.conn_info['data']['auth_username'] == 'cinder'
+    [record] = Backend.persistence.get('connection')
+    assert record['conn_info']['data']['keyring'] == KEYRING
+    # ... while its output and the serialized forms never hold it, and the store never the path.
     for text in (rbd_backend.jsons, rbd_backend.dumps, json.dumps(rbd_backend.json), volume.dumps,
-                 json.dumps(connection.to_dict(), default=str), json.dumps(rbd_backend.config), _stored_text()):
+                 json.dumps(connection.to_dict(), default=str), json.dumps(rbd_backend.config)):
         assert keyring not in text and 'AQBk' not in text
+    assert keyring not in _stored_text()
     assert rbd_backend.config == {'volume_backend_name': 'ceph'}
     # The value only with output_all_backend_info, as every credential.
     monkeypatch.setattr(Backend.settings, 'output_all_backend_info', True)
