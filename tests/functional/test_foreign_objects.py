@@ -93,8 +93,8 @@ except BackendObjectExists as exc:
         lvremove(vg, lv, run_env)
 
 
-def test_a_failed_create_recorded_by_an_earlier_version_loses_only_its_record(opts, run_env, lvm_backend_env,
-                                                                            module_runner):
+def test_a_failed_create_recorded_by_an_earlier_version_loses_only_its_record(
+        opts, run_env, lvm_backend_env, module_runner):
     # What the steps left in the store before this fix: a record 'error',
     # with nothing saying whether the hand-made LV of its name was the collection's.
     vg, volume_id = lvm_backend_env['vg'], str(uuid.uuid4())

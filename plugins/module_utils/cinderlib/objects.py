@@ -541,8 +541,8 @@ class Volume(Resource):
             self.refuse_delete_if_connected()
             if self.snapshots:
                 raise InvalidVolume("Can't delete %s on backend '%s': it has snapshots (%s); delete them first."
-                                     % (self.describe(), self.backend_name,
-                                        ', '.join(s.display_name or s.id for s in self.snapshots)))
+                                    % (self.describe(), self.backend_name,
+                                       ', '.join(s.display_name or s.id for s in self.snapshots)))
             if not self.owned:
                 self._forget_record_only()
                 return

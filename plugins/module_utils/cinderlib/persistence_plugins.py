@@ -64,7 +64,7 @@ def _entry_point(name: str):
         known = sorted({ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
                        | set(BUILT_IN))
         raise InvalidPersistence("Unknown persistence storage %r: use one of %s, or a PersistenceDriverBase "
-                               "subclass or instance." % (name, ', '.join(known)))
+                                 "subclass or instance." % (name, ', '.join(known)))
     entry_point = next(iter(found))
     try:
         return entry_point.load()
