@@ -288,24 +288,30 @@ class Connection(VolumeChild):
                 exc) from exc
         first = not [c for c in volume.connections if c.id != self.id and c.connected]
         if first and not volume.export_owned:
-            self._check_export_free()
+            self._claim_export()
         run_operation(self, 'connect', transitional={'status': 'connecting'},
                       call=lambda: self._export_on_backend(first),
                       on_error={'status': 'error_connecting'}, final=self._connected)
 
-    def _check_export_free(self) -> None:
+    def _claim_export(self) -> None:
         """Before the collection's first export of a volume: refuse a target
         the backend already has under the export's name (made by hand or by
-        another tool; the LIO helper would take it over and a disconnect
-        would then remove it), recording nothing (BackendObjectExists)."""
+        another tool; LIO's helper would take it over and a disconnect would
+        then remove it), recording nothing (BackendObjectExists). A name found
+        free is claimed before the driver exports: what a failed export
+        leaves under it is the collection's to remove. A helper that can't
+        look its targets up claims nothing until its export succeeds."""
         driver = self.backend.driver
         name = listing.export_name(driver, self.volume)
-        if name and driver_call(self, 'look up the export of', listing.export_exists, driver, name):
+        if not name:
+            return
+        if driver_call(self, 'look up the export of', listing.export_exists, driver, name):
             raise BackendObjectExists(
                 "Can't export %s on backend '%s': the backend already has a target named '%s', which this "
                 'collection did not make (made by hand or by another tool). Nothing was recorded or changed; '
                 'it is left as it is. Remove that target yourself if nothing uses it, then run again.'
                 % (self.volume.describe(), self.backend_name, name), name)
+        self.volume._save(exported=True)
 
     def _export_on_backend(self, first: bool) -> dict:
         """The driver's export (for the volume's ``first`` connection) and

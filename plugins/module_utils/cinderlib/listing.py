@@ -135,9 +135,10 @@ def object_name(found: LVMListing | RBDListing | None, resource) -> str:
 
 def export_name(driver, volume) -> str | None:
     """The name of the target that the driver's iSCSI target helper (LIO,
-    tgt...: ``driver.target``) would export ``volume`` as, when that helper
-    can look its targets up; None when it can't tell."""
-    target = getattr(driver, 'target', None)
+    tgt...: ``driver.target_driver``, as LVM drivers hold it) would export
+    ``volume`` as, when that helper can look its targets up; None when it
+    can't tell."""
+    target = getattr(driver, 'target_driver', None)
     prefix = getattr(getattr(target, 'configuration', None), 'target_prefix', None)
     if not callable(getattr(target, '_get_target', None)) or not prefix:
         return None
@@ -146,7 +147,7 @@ def export_name(driver, volume) -> str | None:
 
 def export_exists(driver, name: str) -> bool:
     """Whether the target helper has a target ``name`` (``export_name``)."""
-    return driver.target._get_target(name) is not None
+    return driver.target_driver._get_target(name) is not None
 
 
 def for_backend(backend) -> LVMListing | RBDListing | None:

@@ -397,10 +397,11 @@ class Volume(Resource):
     @property
     def export_owned(self) -> bool:
         """Whether the volume's export on the backend (an LVM volume's iSCSI
-        target...) is the collection's: its ``create_export`` succeeded and
-        no ``remove_export`` ended it since. An export the collection did not
-        make (a target that was there when its export failed) is never ended
-        or removed. Records written before records said so: True, as then."""
+        target...) is the collection's: its ``create_export`` succeeded, or
+        began when the backend had no target of that name (``connections``),
+        and no ``remove_export`` ended it since. An export the collection did
+        not make is never ended or removed. Records written before records
+        said so: True, as then."""
         return bool(self._record.get('exported', True))
 
     def connection_for(self, host: str):

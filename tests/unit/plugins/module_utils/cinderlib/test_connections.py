@@ -678,7 +678,7 @@ def test_a_target_the_backend_already_has_is_refused_before_anything_is_recorded
     # An iSCSI target helper that can look its targets up (LIO, tgt): one named as the export would be.
     volume = exporting.backend.create_volume(1, name='shared')
     hand_made = 'iqn.2010-10.org.openstack:%s' % volume.name
-    exporting.driver.target = SimpleNamespace(
+    exporting.driver.target_driver = SimpleNamespace(
         configuration=SimpleNamespace(target_prefix='iqn.2010-10.org.openstack:'),
         _get_target=lambda iqn: 1 if iqn == hand_made else None)
     exporting.driver.calls.clear()
@@ -694,3 +694,18 @@ def test_a_target_the_backend_already_has_is_refused_before_anything_is_recorded
     volume.connect(NODE)
     volume.connect(dict(NODE, host='node-b'))
     assert exporting.driver.calls.count('create_export') == 1
+
+
+def test_what_a_failed_export_leaves_under_a_name_that_was_free_is_the_collections(exporting):
+    # The helper can look its targets up: the name was free, so a half-made target is the collection's.
+    volume = exporting.backend.create_volume(1, name='data')
+    exporting.driver.target_driver = SimpleNamespace(
+        configuration=SimpleNamespace(target_prefix='iqn.2010-10.org.openstack:'), _get_target=lambda iqn: None)
+    exporting.driver.fail['create_export'] = RuntimeError('portal bind failed')
+    with pytest.raises(DriverOperationError, match='portal bind failed'):
+        volume.connect(NODE)
+    del exporting.driver.fail['create_export']
+    exporting.driver.calls.clear()
+    [action] = reconcile(exporting.backend, 'resolve')['actions']
+    assert action['action'] == 'removed' and exporting.driver.calls == ['terminate_connection', 'remove_export']
+    assert exporting.exports.exports == set() and conn_records(volume) == {}
