@@ -16,3 +16,6 @@ from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.except
     SnapshotNotFound,
     VolumeNotFound,
 )
+
+__all__ = ['ConnectionNotFound', 'InvalidPersistence', 'InvalidVolume', 'NotFound', 'NotLocal', 'SnapshotNotFound',
+           'VolumeNotFound']

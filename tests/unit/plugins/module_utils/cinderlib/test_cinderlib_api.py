@@ -47,7 +47,7 @@ def test_save_writes_the_record_as_it_is(fake_backend):
     volume._record['display_description'] = 'written by save'
     volume.save()
     assert Backend.persistence.volume_records(volume_id=volume.id)[0]['display_description'] == 'written by save'
-    assert len({cinderlib.Volume.new_uuid() for _ in range(3)}) == 3
+    assert len({cinderlib.Volume.new_uuid() for _attempt in range(3)}) == 3
 
 
 def test_set_persistence_moves_the_library_to_another_store(fake_backend):
