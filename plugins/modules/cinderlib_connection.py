@@ -33,11 +33,12 @@ description:
     first, by the driver's C(ensure_export), which Cinder's volume service runs for each volume when
     it starts. Then the volume is attached again, or with O(state=absent) detached and its export
     ended. A warning says so.
-  - Connection info may hold CHAP credentials. They are never stored in the connection's record
-    nor returned (unless O(output_all_backend_info)); the returned RV(conn_info) lacks
-    C(auth_password). A host given O(connection_id) and the shared store gets the password from the
-    volume's C(provider_auth) in the store (where drivers keep it); O(conn_info) is for exports
-    without CHAP, or results of O(output_all_backend_info).
+  - Connection info may hold CHAP credentials. The connection's record keeps them as the driver
+    returned them (as cinderlib did; the state store is readable by its owner only), and they are
+    never returned (unless O(output_all_backend_info)); the returned RV(conn_info) lacks
+    C(auth_password). A host given O(connection_id) and the shared store gets the connection info,
+    password included, from the store; O(conn_info) is for exports without CHAP, or results of
+    O(output_all_backend_info).
 author:
   - cinderlib.storage developers (@cinderlib)
 extends_documentation_fragment:
