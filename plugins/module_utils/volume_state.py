@@ -499,12 +499,13 @@ def _removal_diff(before: dict, resources: list) -> tuple[dict, dict | None, lis
     with those that are left (those of records the collection does not own,
     ``Resource.owned``: only their records go), or None; a warning for each
     of those."""
-    left = [r for r in resources if not r.owned]
+    named = [(r, r.backend_object_name()) for r in resources]
+    left = [(r, name) for r, name in named if not r.owned]
     messages = ["%s on backend '%s': only its record is removed; the backend's object named '%s', if there is "
                 'one, is left as it is: this collection did not make it.'
-                % (r.describe().capitalize(), r.backend_name, r.backend_object_name()) for r in left]
-    before = dict(before, backend_objects=[r.backend_object_name() for r in resources])
-    after = {'backend_objects': [r.backend_object_name() for r in left]} if left else None
+                % (r.describe().capitalize(), r.backend_name, name) for r, name in left]
+    before = dict(before, backend_objects=[name for _r, name in named])
+    after = {'backend_objects': [name for _r, name in left]} if left else None
     return before, after, messages
 
 
