@@ -50,6 +50,7 @@ from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.except
 )
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.objects import (
     Resource,
+    Volume,
     VolumeChild,
     child_of,
     validate_id,
@@ -97,6 +98,32 @@ def conn_info_with_chap(conn_info: dict, provider_auth: str | None) -> dict:
     return conn_info
 
 
+def _cinderlib_fields(backend, connector: dict | None, kwargs: dict) -> tuple:
+    """The volume, connector and record fields of cinderlib's
+    ``Connection(backend, volume=..., connection_info=..., **fields)``."""
+    kwargs = dict(kwargs)
+    volume = kwargs.pop('volume', None)
+    if volume is None:
+        if not kwargs.get('volume_id'):
+            raise InvalidRequest('A Connection needs its volume: Connection(backend, volume=..., '
+                                 'connection_info=...), or Connection(volume, connector).')
+        volume = Volume.get_by_id(kwargs.pop('volume_id'))
+    kwargs.pop('volume_id', None)
+    if backend not in (None, volume.backend, volume.backend_name):
+        raise InvalidRequest("Volume %s is on backend '%s', not on %r." % (volume.id, volume.backend_name, backend))
+    info = kwargs.pop('connection_info', None) or {}
+    connector = connector or info.get('connector') or {}
+    conn_info = info.get('conn')
+    kwargs.pop('status', None)  # cinderlib's 'attached' means connected: the library's statuses say so
+    if conn_info:
+        kwargs.update(status=CONNECTED, conn_info=copy.deepcopy(conn_info),
+                      protocol=conn_info.get('driver_volume_type'))
+    if info.get('device'):
+        device = copy.deepcopy(info['device'])
+        kwargs.update(device=device, path=device.get('path'), attached=True, attach_status='attached')
+    return volume, connector, kwargs
+
+
 def _connector_host(connector: Any, what: str = 'connector') -> str:
     if not isinstance(connector, dict) or not connector:
         raise InvalidRequest('%s must be a dict of os-brick connector properties (cinderlib_connector_facts '
@@ -122,7 +149,15 @@ class Connection(VolumeChild):
             raise ConnectionNotFound('Connection %s is not in the state store.' % connection_id)
         return child_of('connection', found[0], store)
 
-    def __init__(self, volume, connector: dict, **kwargs: Any) -> None:
+    def __init__(self, volume_or_backend, connector: dict | None = None, **kwargs: Any) -> None:
+        """``Connection(volume, connector)``: a connection about to be made
+        (``connect``). ``Connection(backend, volume=..., connection_info=...)``,
+        cinderlib's form: a connection made elsewhere, to record with
+        ``save()`` (``connection_info`` is cinderlib's dict: ``conn``,
+        ``connector``, ``device``)."""
+        volume = volume_or_backend
+        if getattr(volume, 'kind', None) != 'volume':
+            volume, connector, kwargs = _cinderlib_fields(volume_or_backend, connector, kwargs)
         host = _connector_host(connector)
         record = {
             'id': validate_id(kwargs.pop('id', None) or uuid.uuid4(), 'Connection'),

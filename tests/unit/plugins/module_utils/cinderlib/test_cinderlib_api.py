@@ -77,3 +77,26 @@ def test_change_tracking_for_persistence_plugins(fake_backend):
     assert changed == {'display_description': 'd', 'bootable': True, 'updated_at': volume.record['updated_at']}
     plugin.reset_change_tracker(volume, ('bootable', 'updated_at'))
     assert plugin.get_changed_fields(volume) == {'display_description': 'd'}
+
+
+def test_a_connection_made_elsewhere_is_recorded_in_cinderlibs_form(fake_backend):
+    # Connection(backend, volume=..., connection_info=...) then save(), as cinderlib allowed.
+    volume = fake_backend.create_volume(1, name='data')
+    conn_info = {'driver_volume_type': 'iscsi', 'data': {'target_iqn': 'iqn.x', 'auth_method': 'CHAP',
+                                                         'auth_username': 'u', 'auth_password': 'p'}}
+    connector = {'host': 'node-b', 'initiator': 'iqn.node-b'}
+    device = {'type': 'block', 'path': '/dev/sdz'}
+    made = cinderlib.Connection(fake_backend, volume=volume, status='attached', attached_host='node-b',
+                                connection_info={'conn': conn_info, 'connector': connector, 'device': device})
+    made.save()
+    [read] = cinderlib.Volume.get_by_id(volume.id).connections
+    assert read.id == made.id and read.connected and read.attached and read.path == '/dev/sdz'
+    assert read.conn_info == conn_info and read.connector_info == connector and read.protocol == 'iscsi'
+    assert read.connection_info == {'conn': conn_info, 'connector': connector, 'device': device}
+    assert read.record['attached_host'] == 'node-b'
+    by_id = cinderlib.Connection(None, volume_id=volume.id, connection_info={'connector': connector})
+    assert by_id.volume is volume and not by_id.connected
+    with pytest.raises(cinderlib.InvalidRequest, match='needs its volume'):
+        cinderlib.Connection(fake_backend, connection_info={'connector': connector})
+    with pytest.raises(cinderlib.InvalidRequest, match="is on backend 'fake'"):
+        cinderlib.Connection('other', volume=volume, connection_info={'connector': connector})

@@ -709,3 +709,11 @@ def test_what_a_failed_export_leaves_under_a_name_that_was_free_is_the_collectio
     [action] = reconcile(exporting.backend, 'resolve')['actions']
     assert action['action'] == 'removed' and exporting.driver.calls == ['terminate_connection', 'remove_export']
     assert exporting.exports.exports == set() and conn_records(volume) == {}
+
+
+def test_connect_keeps_cinderlibs_attachment_fields(exporting):
+    volume = exporting.backend.create_volume(1, name='data')
+    connection = volume.connect(NODE, attached_host='node-a', mountpoint='/dev/vdb', instance_uuid=None)
+    [record] = Backend.persistence.connection_records(connection_id=connection.id)
+    assert (record['attached_host'], record['mountpoint']) == ('node-a', '/dev/vdb')
+    assert connection.connected and not connection.attached  # recorded, not attached by this library
