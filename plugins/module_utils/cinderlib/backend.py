@@ -196,18 +196,23 @@ class Backend(serialization.Serializable, metaclass=_LibraryStateAttributes):
         try:
             with open(self._capacity_stamp(), encoding='ascii') as stamp:
                 return stamp.read()
-        except FileNotFoundError:
+        except OSError:  # none yet, or unreadable: no change seen
             return ''
 
     def capacity_changed(self) -> None:
         """An operation changed (or may have changed) what the backend holds:
-        the cached stats of every process on this host are outdated."""
+        the cached stats of every process on this host are outdated. Never
+        fails: it runs between a driver call and its final record."""
         path = self._capacity_stamp()
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         partial = '%s.%d' % (path, os.getpid())
-        with open(partial, 'w', encoding='ascii') as stamp:
-            stamp.write(uuid.uuid4().hex)
-        os.replace(partial, path)
+        try:
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+            with open(partial, 'w', encoding='ascii') as stamp:
+                stamp.write(uuid.uuid4().hex)
+            os.replace(partial, path)
+        except OSError:
+            # A full or read-only disk: other processes can't be told, this one reads them again.
+            self._stats_mark = None
 
     @property
     def stats_outdated(self) -> bool:

@@ -3,6 +3,7 @@
 # every volume and snapshot operation goes through (real crashes: tests/functional/test_reliability.py).
 from __future__ import annotations
 
+import os
 import signal
 import time
 
@@ -311,3 +312,16 @@ def test_operations_that_change_capacity_mark_the_cached_stats_outdated(fake_bac
     assert not fake_backend.stats_outdated
     volume.create_snapshot(name='s').delete()
     assert fake_backend.stats_outdated
+
+
+def test_a_stamp_that_cant_be_written_fails_no_operation(fake_backend):
+    # A full or read-only disk under the state directory: the operation still completes, and this
+    # process reads its stats again.
+    state = context.setting('file_locks_path')
+    os.makedirs(state, exist_ok=True)
+    with open(os.path.join(state, 'capacity'), 'w', encoding='ascii'):
+        pass  # a file where the directory of stamps would go
+    fake_backend.driver.get_volume_stats = lambda refresh: {'pools': [{'pool_name': 'pool1'}]}
+    fake_backend.stats(refresh=True)
+    volume = fake_backend.create_volume(1, name='data')
+    assert volume.status == 'available' and fake_backend.stats_outdated
