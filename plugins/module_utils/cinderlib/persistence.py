@@ -34,7 +34,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import fields
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import cinderlib5_db, fields
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import (
     MissingDependencyError,
     PersistenceError,
@@ -55,6 +55,11 @@ into this one, in place.
 """
 
 RESOURCES = ('volume', 'snapshot', 'connection', 'connector')
+
+CINDERLIB5_IMPORT_KEY = 'cinderlib5_import'
+"""The meta row saying what was imported from a database cinderlib 5.x's
+``db`` persistence wrote (``SQLStore._import_cinderlib5``)."""
+CINDERLIB5_BACKUP_SUFFIX = '.cinderlib5-backup'
 
 SQLITE_BUSY_TIMEOUT = 60
 """Seconds a SQLite writer waits for another process's write to finish."""
@@ -267,6 +272,10 @@ class StateStore(RecordLookups, PersistenceDriverBase, ABC):
     def set_key_value(self, key_value: KeyValue) -> None:
         self.put_key_value(key_value.key, key_value.value)
 
+    def delete_key_value(self, key_value: KeyValue | str) -> None:
+        # cinderlib passed a KeyValue; the key alone is taken too.
+        self.remove_key_value(key_value.key if isinstance(key_value, KeyValue) else key_value)
+
     def set_volume(self, volume) -> None:
         volume._record = self.put('volume', volume._record)
 
@@ -301,7 +310,7 @@ class StateStore(RecordLookups, PersistenceDriverBase, ABC):
         """Set a driver's key/value pair."""
 
     @abstractmethod
-    def delete_key_value(self, key: str) -> None:
+    def remove_key_value(self, key: str) -> None:
         """Remove a driver's key/value pair if present."""
 
     def close(self) -> None:  # noqa: B027 - most stores have nothing to release
@@ -368,7 +377,7 @@ class MemoryStore(StateStore):
         with self._lock:
             self._key_values[key] = value
 
-    def delete_key_value(self, key):
+    def remove_key_value(self, key):
         with self._lock:
             self._key_values.pop(key, None)
 
@@ -388,7 +397,8 @@ class SQLStore(StateStore):
 
     storage = 'db'
 
-    def __init__(self, connection: str, retry_window: float = DEFAULT_RETRY_WINDOW) -> None:
+    def __init__(self, connection: str, retry_window: float = DEFAULT_RETRY_WINDOW,
+                 sqlite_synchronous: bool = True) -> None:
         try:
             import sqlalchemy as sa
         except ImportError as exc:  # pragma: no cover - SQLAlchemy ships with Cinder
@@ -401,11 +411,12 @@ class SQLStore(StateStore):
         # A SQLite file is never "unreachable": its errors (a busy timeout
         # that ran out, a full disk) are not retried.
         self._server = not connection.startswith('sqlite')
+        self._sqlite_path = _sqlite_file(connection)
         self.retry_window = retry_window_seconds(retry_window) if self._server else 0
         self._gave_up = False
         self._engine = None
         try:
-            self._engine = self._make_engine(sa, connection)
+            self._engine = self._make_engine(sa, connection, sqlite_synchronous)
             self._writer = self._engine.execution_options(cinderlib_write=True)
             self._run('open', self._migrate)
         except Exception as exc:
@@ -462,18 +473,18 @@ class SQLStore(StateStore):
         return tables
 
     @staticmethod
-    def _make_engine(sa, connection: str):
+    def _make_engine(sa, connection: str, synchronous: bool = True):
         if not connection.startswith('sqlite'):
             return sa.create_engine(connection, pool_pre_ping=True)
-        path = connection.split('///', 1)[1] if '///' in connection else ''
-        if path and path != ':memory:':
+        path = _sqlite_file(connection)
+        if path:
             os.makedirs(os.path.dirname(os.path.abspath(path)) or '.', mode=0o700, exist_ok=True)
             # Records hold what drivers need to reach volumes (CHAP
             # credentials in provider_auth): readable by the owner only.
             # SQLite gives its -wal and -shm files the same mode.
             os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
         kwargs: dict = {'connect_args': {'timeout': SQLITE_BUSY_TIMEOUT}}
-        if not path or path == ':memory:':
+        if not path:
             # One shared connection, or every checkout would see an empty DB.
             kwargs['poolclass'] = sa.pool.StaticPool
             kwargs['connect_args']['check_same_thread'] = False
@@ -488,8 +499,12 @@ class SQLStore(StateStore):
             # The busy timeout makes writers wait for each other instead of
             # failing; WAL lets readers work while one process writes.
             cursor.execute('PRAGMA busy_timeout=%d' % (SQLITE_BUSY_TIMEOUT * 1000))
-            if path and path != ':memory:':
+            if path:
                 cursor.execute('PRAGMA journal_mode=WAL')
+            if not synchronous:
+                # cinderlib's sqlite_synchronous=False: faster, at the risk of
+                # losing the last writes if the machine (not the process) dies.
+                cursor.execute('PRAGMA synchronous=OFF')
             cursor.close()
 
         @sa.event.listens_for(engine, 'begin')
@@ -561,8 +576,11 @@ class SQLStore(StateStore):
         meta = self._tables['meta']
         # Usually the store is current: find out without taking a write lock.
         with self._engine.connect() as conn:
-            if self._found_version(conn) == SCHEMA_VERSION:
+            found = self._found_version(conn)
+            if found == SCHEMA_VERSION:
                 return
+            cinderlib5 = found is None and cinderlib5_db.is_cinderlib5_db(set(sa.inspect(conn).get_table_names()))
+        backup = self._backup_sqlite() if cinderlib5 else None
         with self._write() as conn:
             if conn.dialect.name == 'postgresql':
                 conn.execute(sa.text('SELECT pg_advisory_xact_lock(:key)'), {'key': _PG_MIGRATION_LOCK})
@@ -574,10 +592,65 @@ class SQLStore(StateStore):
             self._tables['metadata'].create_all(conn)
             if found is None:
                 conn.execute(meta.insert().values(key='schema_version', value=str(SCHEMA_VERSION)))
+                if cinderlib5:
+                    self._import_cinderlib5(conn, backup)
                 return
             for version in range(found + 1, SCHEMA_VERSION + 1):
                 _UPGRADES[version](sa, conn, self._tables)
                 conn.execute(meta.update().where(meta.c.key == 'schema_version').values(value=str(version)))
+
+    def _backup_sqlite(self) -> str | None:
+        """A copy of a SQLite file as it was before this library first
+        changed it (``<file>.cinderlib5-backup``, made once, owner-only)."""
+        if not self._sqlite_path:
+            return None
+        # The records hold CHAP credentials: owner-only, like the stores this library makes.
+        if os.stat(self._sqlite_path).st_mode & 0o077:
+            os.chmod(self._sqlite_path, 0o600)
+        backup = self._sqlite_path + CINDERLIB5_BACKUP_SUFFIX
+        if not os.path.exists(backup):
+            import sqlite3
+            partial = '%s.%d.tmp' % (backup, os.getpid())
+            os.close(os.open(partial, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600))
+            source, copy_ = sqlite3.connect(self._sqlite_path), sqlite3.connect(partial)
+            try:
+                source.backup(copy_)
+            finally:
+                copy_.close()
+                source.close()
+            os.replace(partial, backup)
+        return backup
+
+    def _import_cinderlib5(self, conn, backup: str | None) -> None:
+        """Copy what cinderlib 5.x's ``db`` persistence kept in Cinder's
+        tables into this store's tables, in the transaction that creates
+        them. Cinder's tables are only read: they stay as cinderlib left them."""
+        sa = self._sa
+        records, key_values = cinderlib5_db.read(conn, sa, set(sa.inspect(conn).get_table_names()))
+        counts = dict.fromkeys(RESOURCES[:3], 0)
+        now = _now()
+        for kind, record in records:
+            record.setdefault('created_at', now)
+            record.setdefault('updated_at', record['created_at'])
+            conn.execute(self._tables[kind].insert().values(id=record['id'], **_row_values(kind, record)))
+            counts[kind] += 1
+        for key, value in key_values.items():
+            conn.execute(self._tables['key_value'].insert().values(key=key, value=value))
+        summary = dict(at=now, backup=backup, key_values=len(key_values), **counts)
+        conn.execute(self._tables['meta'].insert().values(key=CINDERLIB5_IMPORT_KEY, value=json.dumps(summary)))
+        LOG.info('The state store %s was written by cinderlib 5.x: imported %s.', self.connection, summary)
+
+    @property
+    def cinderlib5_import(self) -> dict | None:
+        """What was imported from cinderlib 5.x's tables when this library
+        first opened the database (see ``_import_cinderlib5``), or None."""
+        meta = self._tables['meta']
+
+        def read():
+            with self._engine.connect() as conn:
+                return conn.execute(self._sa.select(meta.c.value).where(meta.c.key == CINDERLIB5_IMPORT_KEY)).scalar()
+        value = self._run('read', read)
+        return json.loads(value) if value else None
 
     def _found_version(self, conn) -> int | None:
         """The store's schema version (None for a new store); refuses a newer one."""
@@ -643,9 +716,7 @@ class SQLStore(StateStore):
                                    .with_for_update()).first()
                 previous = json.loads(row[0]) if row else None
                 stored = self._stamped(record, previous)
-                values = {'data': json.dumps(stored, default=str, sort_keys=True),
-                          'created_at': stored['created_at'], 'updated_at': stored['updated_at']}
-                values.update({column: stored.get(column) for column in _INDEXED[kind]})
+                values = _row_values(kind, stored)
                 if row:
                     conn.execute(table.update().where(table.c.id == stored['id']).values(**values))
                 else:
@@ -691,13 +762,29 @@ class SQLStore(StateStore):
                         raise
         self._run('write driver key/value %s to' % key, write)
 
-    def delete_key_value(self, key):
+    def remove_key_value(self, key):
         table = self._tables['key_value']
 
         def delete():
             with self._write() as conn:
                 conn.execute(table.delete().where(table.c.key == key))
         self._run('remove driver key/value %s from' % key, delete)
+
+
+def _sqlite_file(connection: str) -> str | None:
+    """The file of a SQLite URL; None for another database or SQLite in memory."""
+    if not connection.startswith('sqlite') or '///' not in connection:
+        return None
+    path = connection.split('///', 1)[1]
+    return path if path and path != ':memory:' else None
+
+
+def _row_values(kind: str, stored: dict) -> dict:
+    """The columns of a resource table's row for a stamped record."""
+    values = {'data': json.dumps(stored, default=str, sort_keys=True),
+              'created_at': stored['created_at'], 'updated_at': stored['updated_at']}
+    values.update({column: stored.get(column) for column in _INDEXED[kind]})
+    return values
 
 
 # -- schema upgrades -------------------------------------------------------------
@@ -871,13 +958,25 @@ def open_store(config: dict | StateStore | None) -> StateStore:
     if storage == 'db':
         config.pop('connection', None)
         window = retry_window_seconds(config.pop('retry_window', None))
+        synchronous = _flag(config, 'sqlite_synchronous', True)
+        # cinderlib's soft_deletes kept deleted rows marked as deleted; this
+        # store removes them either way (README: differences with cinderlib).
+        _flag(config, 'soft_deletes', False)
         _reject_extra(storage, config)
-        return SQLStore(url, retry_window=window)
+        return SQLStore(url, retry_window=window, sqlite_synchronous=synchronous)
     # A plugin: an instance, a class, or an entry point's name (cinderlib's ways).
     from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.persistence_plugins import (
         plugin_store,
     )
     return plugin_store(storage, config)
+
+
+def _flag(config: dict, name: str, default: bool) -> bool:
+    """A true/false option of cinderlib's ``db`` persistence, taken out of ``config``."""
+    value = config.pop(name, default)
+    if not isinstance(value, bool):
+        raise PersistenceError('persistence.%s must be true or false, not %r.' % (name, value))
+    return value
 
 
 def _reject_extra(storage: str, config: Iterable[str]) -> None:

@@ -126,7 +126,7 @@ class PluginStore(StateStore):
         if not found:
             return False
         if kind == 'connector':
-            self.plugin.delete_key_value(_CONNECTOR_KEY + record_id)
+            self.plugin.delete_key_value(KeyValue(_CONNECTOR_KEY + record_id))
         else:
             getattr(self.plugin, 'delete_' + kind)(self.object_of(kind, found[0]))
         return True
@@ -143,5 +143,5 @@ class PluginStore(StateStore):
     def put_key_value(self, key, value):
         self.plugin.set_key_value(KeyValue(key, value))
 
-    def delete_key_value(self, key):
-        self.plugin.delete_key_value(key)
+    def remove_key_value(self, key):
+        self.plugin.delete_key_value(KeyValue(key))

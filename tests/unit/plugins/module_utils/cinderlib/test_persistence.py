@@ -99,6 +99,8 @@ class TestContract:
         assert store.key_values() == {'k': 'w', 'other': 'x'}
         store.delete_key_value('k')
         assert store.key_values('k') == {}
+        store.delete_key_value(persistence.KeyValue('other'))  # cinderlib's way: a KeyValue
+        assert store.key_values() == {}
 
     def test_record_without_id_is_refused(self, store):
         with pytest.raises(PersistenceError, match='needs an id'):

@@ -64,8 +64,9 @@ class DictPlugin(PersistenceDriverBase):
     def delete_connection(self, connection):
         self.connections.pop(connection.id, None)
 
-    def delete_key_value(self, key):
-        self.kvs.pop(key, None)
+    def delete_key_value(self, key_value):
+        # cinderlib's plugins are given a KeyValue (cinderlib/persistence/memory.py).
+        self.kvs.pop(key_value.key, None)
 
 
 @pytest.fixture
