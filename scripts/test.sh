@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The one test command (root: loop devices, LVM; another user is asked for sudo):  ./scripts/test.sh
-# Stages: bootstrap, ruff, ansible-lint, runtime-pins, pytest, peer-suite (LVM, then
-# Ceph RBD), ansible-test sanity (ansible-core 2.19, then 2.18 in a venv of its own),
-# ansible-test integration, molecule default, bench-smoke, collection build + offline
-# install; molecule's vm scenario runs beside them all, in the background.
+# Stages: bootstrap, ruff, ansible-lint, runtime-pins, pytest, collection build + offline
+# install and the drop-in cinderlib wheel built and installed into the venv, peer-suite
+# (LVM, then Ceph RBD; through that wheel), ansible-test sanity (ansible-core 2.19, then
+# 2.18 in a venv of its own), ansible-test integration, molecule default, bench-smoke;
+# molecule's vm scenario runs beside them all, in the background.
 # All stages run; the exit code is non-zero when any failed.
 set -euo pipefail
 
@@ -363,8 +364,12 @@ stage_bench_smoke() {
     bench/run.sh --smoke
 }
 
+# The collection built and installed offline; and the drop-in cinderlib wheel
+# (scripts/build_cinderlib_wheel.py) built into ${CINDERLIB_BUILD}/dist/ and
+# installed into the venv as an operator installs it beside Cinder and os-brick:
+# the peer-suite stages after this one run cinderlib's suite through it.
 stage_build_install() {
-    local tmp tarball module rc=0
+    local tmp tarball module wheel rc=0
     tmp="$(mktemp -d /tmp/cinderlib-build.XXXXXX)"
     ansible-galaxy collection build --output-path "${tmp}" "${CINDERLIB_REPO}" >/dev/null || rc=$?
     tarball="$(find "${tmp}" -maxdepth 1 -name 'cinderlib-storage-*.tar.gz' -print -quit)"
@@ -389,6 +394,19 @@ stage_build_install() {
         [[ ${rc} -ne 0 ]] || cl_note "installed offline into ${installed}"
     fi
     rm -rf "${tmp}"
+
+    rm -f "${CINDERLIB_BUILD}"/dist/cinderlib-*.whl
+    if wheel="$(python scripts/build_cinderlib_wheel.py "${CINDERLIB_BUILD}/dist")"; then
+        cl_note "built ${wheel}"
+        if pip install --quiet --disable-pip-version-check --no-deps --no-index --force-reinstall "${wheel}" \
+            && python scripts/build_cinderlib_wheel.py --check-installed; then
+            cl_note "installed $(basename "${wheel}") into ${VENV}"
+        else
+            rc=1
+        fi
+    else
+        rc=1
+    fi
     return "${rc}"
 }
 
@@ -405,6 +423,8 @@ run_stage ruff stage_ruff
 run_stage ansible-lint stage_ansible_lint
 run_stage runtime-pins stage_runtime_pins
 run_stage pytest stage_pytest
+# Before the peer-suite stages: they run cinderlib's suite through the installed drop-in wheel.
+run_stage build+install stage_build_install
 run_stage peer-suite stage_peer_suite
 run_stage peer-suite-ceph stage_peer_suite_ceph
 run_stage sanity stage_sanity
@@ -412,7 +432,6 @@ run_stage sanity-2.18 stage_sanity_2_18
 run_stage integration stage_integration
 run_stage molecule stage_molecule
 run_stage bench-smoke stage_bench_smoke
-run_stage build+install stage_build_install
 collect_background_stage molecule-vm
 
 print_failed_stage_tails

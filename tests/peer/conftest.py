@@ -1,7 +1,19 @@
-"""Skips for cinderlib 5.2.0's functional suite, kept in our tree (the suite's
-files are used as the wheel has them).
+"""The drop-in check and the skips for cinderlib 5.2.0's functional suite, kept
+in our tree (the suite's files are used as the wheel has them).
 
-Copied by tests/peer/prepare.py to the root of the assembled suite. Tests
+Copied by tests/peer/prepare.py to the root of the assembled suite.
+
+``import cinderlib`` must be the installed drop-in wheel
+(scripts/build_cinderlib_wheel.py), never a copy of the collection's library:
+this checks that, then adds the assembled suite's cinderlib/ (tests/ and cmd/,
+no __init__.py) to the installed package's ``__path__``, so that
+``cinderlib.tests.functional`` and ``cinderlib.cmd`` are the suite's while
+everything else is the wheel's. With ``consider_namespace_packages`` (pytest.ini)
+pytest imports test_basic.py as ``cinderlib.tests.functional.test_basic``, as
+cinderlib's own runs did. Done here, at import, because pytest loads this file
+before it collects the suite.
+
+Tests
 that need what this kernel lacks are marked skipped, each with the reason,
 decided by probing the kernel: device-mapper (LVM snapshots; and LVM must not
 run metadata-only), LIO (Cinder's lioadm target) and the iSCSI initiator
@@ -12,6 +24,7 @@ attaching tests need krbd instead.
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import re
 import shutil
@@ -19,7 +32,30 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cinderlib
 import pytest
+
+SUITE_PART = Path(__file__).resolve().parent / "cinderlib"
+INSTALL_HINT = ("install the drop-in: scripts/test.sh's build+install stage, or "
+                "scripts/build_cinderlib_wheel.py + pip install --no-deps --force-reinstall WHEEL")
+
+
+def _check_dropin() -> None:
+    """``cinderlib`` is the installed drop-in wheel's package (version 6.x), not the collection's library."""
+    try:
+        dist = importlib.metadata.distribution("cinderlib")
+    except importlib.metadata.PackageNotFoundError:
+        raise pytest.UsageError(f"no cinderlib distribution in {sys.prefix}: {INSTALL_HINT}") from None
+    installed = Path(dist.locate_file("cinderlib/__init__.py")).resolve()
+    imported = Path(cinderlib.__file__ or "").resolve()
+    if imported != installed or not dist.version.startswith("6."):
+        raise pytest.UsageError(f"import cinderlib gave {imported}, not the installed drop-in wheel's "
+                                f"{installed} (cinderlib {dist.version}): {INSTALL_HINT}")
+
+
+_check_dropin()
+if str(SUITE_PART) not in cinderlib.__path__:
+    cinderlib.__path__.append(str(SUITE_PART))
 
 SBIN_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/local/sbin", "/usr/sbin", "/sbin"])
 WHERE = "runs in the vm scenario (extensions/molecule/vm/peer_suite.yml)"
@@ -116,6 +152,18 @@ def _fake_target_backends() -> list[str]:
 def _method(item: pytest.Item, names: set[str]) -> bool:
     # test_all_backends names the copies <method>_on_<backend>.
     return any(item.name == name or item.name.startswith(name + "_on_") for name in names)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"cinderlib {cinderlib.__version__} (the drop-in wheel) from {Path(cinderlib.__file__).parent}"
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    leaked = sorted(name for name in sys.modules if name.startswith("ansible_collections"))
+    if leaked:
+        print(f"\nFAIL: the suite imported the collection ({', '.join(leaked[:5])}): it must run on the drop-in only",
+              file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -3,23 +3,31 @@
     python tests/peer/prepare.py                  prints the assembled directory
     python tests/peer/prepare.py --bundle FILE    also writes FILE (.tar.gz) for the VM
 
+The suite imports ``cinderlib``: that is the drop-in wheel
+(scripts/build_cinderlib_wheel.py), installed into the venv that runs the
+suite (scripts/test.sh's build+install stage on the host; the vm scenario's
+peer_suite.yml in the VM). None of the library's code is here.
+
 1. The cinderlib 5.2.0 wheel, downloaded once with
    ``pip download cinderlib==5.2.0 --no-deps`` into
    $CINDERLIB_BUILD/peer-suite/wheel/ and checked (version and sha256) on
    every run.
 2. $CINDERLIB_BUILD/peer-suite/site/, rebuilt on every run:
-     cinderlib/                   our alias package (tests/peer/cinderlib/)
-     cinderlib/tests/functional/  the wheel's suite files, as they are
-     conftest.py, pytest.ini      our skip hook and pytest settings
+     cinderlib/                   no __init__.py: not a package, the suite's
+                                  part of cinderlib's tree, which conftest.py
+                                  adds to the installed cinderlib's __path__
+     cinderlib/tests/             the wheel's suite files, as they are
+     cinderlib/cmd/               cinder_to_yaml (tests/peer/cinder_to_yaml.py),
+                                  which the suite imports and the drop-in leaves out
+     conftest.py, pytest.ini      our skip hook, the drop-in's check, pytest settings
      config/                      our suite configs (tests/peer/*.yaml)
-   With that directory first on sys.path, ``import cinderlib`` is our library
-   and ``cinderlib.tests.functional`` is the wheel's suite. A plain copy (not
-   __path__ tricks) so that the same tree can be copied into the VM as is.
-   None of cinderlib's library code is extracted.
-3. With --bundle, a tarball of site/ and of our library as
-   collections/ansible_collections/cinderlib/storage/plugins/module_utils/
-   (the working tree's, as the host run uses it): the VM has no copy of the
-   collection besides what modules ship, and the suite imports the library.
+   cinderlib/ must have no __init__.py: pytest would then import it as
+   ``cinderlib`` and shadow the installed wheel. A plain copy, so that the
+   same tree can be copied into the VM as is. None of cinderlib 5.2.0's
+   library code is extracted.
+3. With --bundle, a tarball of site/ and of the drop-in wheel built from the
+   working tree (dist/cinderlib-*.whl), as the host run uses it: the VM
+   installs the wheel into its venv before the suite and removes it after.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from __future__ import annotations
 import argparse
 import email.parser
 import hashlib
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -40,8 +49,9 @@ VERSION = "5.2.0"
 WHEEL = f"cinderlib-{VERSION}-py3-none-any.whl"
 # The sha256 PyPI lists for that file.
 WHEEL_SHA256 = "dd212563dcb238ead35d37ce4b3dd2ef40a8629ef91a6be969ebcd8f5079094f"
-SUITE_DIR = "cinderlib/tests/functional/"
-SUITE_FILES = ("__init__.py", "base_tests.py", "test_basic.py", "lvm.yaml", "ceph.yaml")
+SUITE_FILES = ("cinderlib/tests/__init__.py",
+               *(f"cinderlib/tests/functional/{name}"
+                 for name in ("__init__.py", "base_tests.py", "test_basic.py", "lvm.yaml", "ceph.yaml")))
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -92,12 +102,14 @@ def assemble(build: Path) -> Path:
     whl = wheel(build)
     site = build / "peer-suite" / "site"
     shutil.rmtree(site, ignore_errors=True)
-    shutil.copytree(HERE / "cinderlib", site / "cinderlib", ignore=shutil.ignore_patterns("__pycache__"))
-    functional = site / SUITE_DIR
-    functional.mkdir(parents=True)
     with zipfile.ZipFile(whl) as archive:
         for name in SUITE_FILES:
-            (functional / name).write_bytes(archive.read(SUITE_DIR + name))
+            (site / name).parent.mkdir(parents=True, exist_ok=True)
+            (site / name).write_bytes(archive.read(name))
+    cmd = site / "cinderlib" / "cmd"
+    cmd.mkdir()
+    (cmd / "__init__.py").write_bytes(b"")
+    shutil.copy2(HERE / "cinder_to_yaml.py", cmd / "cinder_to_yaml.py")
     shutil.copy2(HERE / "conftest.py", site / "conftest.py")
     shutil.copy2(HERE / "pytest.ini", site / "pytest.ini")
     (site / "config").mkdir()
@@ -110,16 +122,29 @@ def _no_pycache(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
     return None if "__pycache__" in Path(info.name).parts else info
 
 
+def _dropin_builder():
+    path = REPO / "scripts" / "build_cinderlib_wheel.py"
+    spec = importlib.util.spec_from_file_location("build_cinderlib_wheel", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def bundle(site: Path, dest: Path) -> None:
-    with tarfile.open(dest, "w:gz") as archive:
-        archive.add(site, "site", filter=_no_pycache)
-        archive.add(REPO / "plugins" / "module_utils",
-                    "collections/ansible_collections/cinderlib/storage/plugins/module_utils", filter=_no_pycache)
+    builder = _dropin_builder()
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            dropin = builder.build_wheel(Path(tmp))
+        except builder.BuildError as exc:
+            raise PrepareError(f"building the drop-in cinderlib wheel: {exc}") from exc
+        with tarfile.open(dest, "w:gz") as archive:
+            archive.add(site, "site", filter=_no_pycache)
+            archive.add(dropin, f"dist/{dropin.name}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bundle", type=Path, help="also write site/ and our library to this .tar.gz")
+    parser.add_argument("--bundle", type=Path, help="also write site/ and the drop-in wheel to this .tar.gz")
     args = parser.parse_args()
     build = Path(os.environ.get("CINDERLIB_BUILD") or REPO / ".build")
     try:

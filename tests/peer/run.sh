@@ -2,8 +2,11 @@
 # cinderlib 5.2.0's own functional suite against our library, on this machine
 # (as root: loop device, LVM). scripts/test.sh runs it as the peer-suite stage.
 #   sudo tests/peer/run.sh [PYTEST-ARGS...]
-# Assembles the suite (tests/peer/prepare.py: the wheel's files + our alias
-# package), makes the volume group cinderlib-peer-vg on a loop file with the
+# The suite's `import cinderlib` is the drop-in wheel installed in the venv
+# (scripts/build_cinderlib_wheel.py; scripts/test.sh's build+install stage
+# installs it): this stops first when it is missing or not this tree's.
+# Assembles the suite (tests/peer/prepare.py: the wheel's files + our skip
+# hook), makes the volume group cinderlib-peer-vg on a loop file with the
 # lvm_loopback role (tests/playbooks/lvm_vg.yml; metadata-only LVM where the
 # kernel has no device-mapper), runs pytest with the suite's env knobs and
 # removes the volume group on exit. Tests this kernel can't run are skipped by
@@ -66,6 +69,11 @@ backends:
 EOF
 }
 
+if ! python scripts/build_cinderlib_wheel.py --check-installed; then
+    cl_die "the drop-in cinderlib wheel of this tree is not installed in ${VENV}: run scripts/test.sh's build+install \
+stage or scripts/build_cinderlib_wheel.py + pip install --no-deps --force-reinstall WHEEL"
+fi
+
 mkdir -p "${OUT}"
 site="$(python tests/peer/prepare.py)"
 cl_note "suite: cinderlib 5.2.0's tests/functional in ${site}"
@@ -92,10 +100,12 @@ for key, value in json.load(open(sys.argv[1]))["environment"].items():
 fi
 
 # The suite's documented knobs. Running as root, sudo is what cinderlib's CI
-# used; the memory persistence is the suite's default.
+# used; the memory persistence is the suite's default. No PYTHONPATH: the
+# collection is not reachable, only the installed drop-in (`python -m` puts
+# the suite's directory first on sys.path).
 export CL_FTEST_CFG="${config}" CL_FTEST_ROOT_HELPER=sudo CL_FTEST_MEMORY_PERSISTENCE=true
 rc=0
-(cd "${site}" && PYTHONPATH="${site}:${PYTHONPATH}" python -m pytest -c pytest.ini -v -rfEs \
+(cd "${site}" && env -u PYTHONPATH python -m pytest -c pytest.ini -v -rfEs \
     cinderlib/tests/functional "$@") 2>&1 | tee "${OUT}/pytest-${PEER_BACKEND}.log" || rc=$?  # pipefail: pytest's rc
 
 summary="$(grep -E '^=+ .*(passed|failed|skipped|error).* in [0-9.]+s' "${OUT}/pytest-${PEER_BACKEND}.log" | tail -n 1)"
