@@ -342,10 +342,8 @@ class Connection(VolumeChild):
             return
         if driver_call(self, 'look up the export of', listing.export_exists, driver, name):
             raise BackendObjectExists(
-                "Can't export %s on backend '%s': the backend already has a target named '%s', which this "
-                'collection did not make (made by hand or by another tool). Nothing was recorded or changed; '
-                'it is left as it is. Remove that target yourself if nothing uses it, then run again.'
-                % (self.volume.describe(), self.backend_name, name), name)
+                'export %s' % self.volume.describe(), self.backend_name, 'a target', name,
+                'Remove that target yourself if nothing uses it, then run again.')
         self.volume._save(exported=True)
 
     def _export_on_backend(self, first: bool) -> dict:

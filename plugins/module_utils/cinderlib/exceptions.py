@@ -88,8 +88,11 @@ class BackendObjectExists(InvalidRequest):
     has: an object this collection did not make, left as it is. ``name`` is
     that object's name on the backend."""
 
-    def __init__(self, message: str, name: str, cause: BaseException | None = None):
-        super().__init__(message, cause)
+    def __init__(self, action: str, backend: str, found: str, name: str, remedy: str):
+        super().__init__(
+            "Can't %s on backend '%s': the backend already has %s named '%s', which this collection did not make "
+            '(made by hand, by another tool or by an old Cinder). Nothing was recorded or changed; it is left as '
+            'it is. %s' % (action, backend, found, name, remedy))
         self.name = name
 
 

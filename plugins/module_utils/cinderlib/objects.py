@@ -209,11 +209,9 @@ class Resource(serialization.Serializable):
         name = listing.object_name(found, self)
         if driver_call(self, 'look up', found.find, name)[0]:
             raise BackendObjectExists(
-                "Can't create %s on backend '%s': the backend already has an object named '%s', which this "
-                'collection did not make (made by hand, by another tool or by an old Cinder). Nothing was '
-                'recorded or changed; it is left as it is. Give another id, or remove or rename that '
-                'object on the backend yourself if it holds nothing of value.'
-                % (self.describe(), self.backend_name, name), name)
+                'create %s' % self.describe(), self.backend_name, 'an object', name,
+                'Give another id, or remove or rename that object on the backend yourself if it holds nothing '
+                'of value.')
         return True
 
     def _claim_backend_name(self) -> None:
