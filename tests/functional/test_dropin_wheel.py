@@ -11,7 +11,6 @@
 # PYTHONPATH: nothing of the collection is reachable.
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -26,21 +25,15 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _build_script():
-    path = REPO / 'scripts' / 'build_cinderlib_wheel.py'
-    spec = importlib.util.spec_from_file_location('build_cinderlib_wheel', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope='module')
 def dropin(tmp_path_factory) -> dict:
     """``{"python", "site_packages", "wheel", "timings"}`` of a throwaway venv with the wheel installed."""
     root = tmp_path_factory.mktemp('dropin')
     timings = {}
     start = time.monotonic()
-    wheel = _build_script().build_wheel(root / 'dist')
+    built = subprocess.run([sys.executable, str(REPO / 'scripts' / 'build_cinderlib_wheel.py'), str(root / 'dist')],
+                           capture_output=True, text=True, check=True, timeout=120)
+    wheel = Path(built.stdout.strip().splitlines()[-1])
     timings['build'] = time.monotonic() - start
 
     venv = root / 'venv'

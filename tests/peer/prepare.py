@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import email.parser
 import hashlib
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -122,21 +121,16 @@ def _no_pycache(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
     return None if "__pycache__" in Path(info.name).parts else info
 
 
-def _dropin_builder():
-    path = REPO / "scripts" / "build_cinderlib_wheel.py"
-    spec = importlib.util.spec_from_file_location("build_cinderlib_wheel", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+BUILD_SCRIPT = REPO / "scripts" / "build_cinderlib_wheel.py"
 
 
 def bundle(site: Path, dest: Path) -> None:
-    builder = _dropin_builder()
     with tempfile.TemporaryDirectory() as tmp:
-        try:
-            dropin = builder.build_wheel(Path(tmp))
-        except builder.BuildError as exc:
-            raise PrepareError(f"building the drop-in cinderlib wheel: {exc}") from exc
+        # The script prints the wheel's path, or says why it could not build one.
+        proc = subprocess.run([sys.executable, str(BUILD_SCRIPT), tmp], capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise PrepareError(f"building the drop-in cinderlib wheel: {(proc.stderr or proc.stdout).strip()}")
+        dropin = Path(proc.stdout.strip().splitlines()[-1])
         with tarfile.open(dest, "w:gz") as archive:
             archive.add(site, "site", filter=_no_pycache)
             archive.add(dropin, f"dist/{dropin.name}")
