@@ -81,6 +81,10 @@ def _run(dropin: dict, body: str, env: dict | None = None) -> tuple[dict, str]:
     return report, proc.stdout
 
 
+def _output(dropin: dict, body: str, env: dict | None = None) -> str:
+    return _run(dropin, body, env)[1]
+
+
 def test_the_wheel_installs_as_cinderlib(dropin):
     report, out = _run(dropin, '''
         import importlib.metadata
@@ -94,8 +98,8 @@ def test_the_wheel_installs_as_cinderlib(dropin):
     assert name == 'cinderlib-%s-py3-none-any.whl' % report['version']
     assert 'dist %s\n' % report['version'] in out
     assert 'exception VolumeNotFound True\n' in out and 'names True\n' in out
-    print('drop-in wheel %s: build %.2f s, install %.2f s' % (name, dropin['timings']['build'],
-                                                             dropin['timings']['install']))
+    timings = dropin['timings']
+    print('drop-in wheel %s: build %.2f s, install %.2f s' % (name, timings['build'], timings['install']))
 
 
 def test_a_cinderlib5_program_on_lvm(tmp_path, dropin, lvm_backend, lvm_backend_env):
@@ -106,7 +110,7 @@ def test_a_cinderlib5_program_on_lvm(tmp_path, dropin, lvm_backend, lvm_backend_
                         file_locks_path='%s')
         lvm = cinderlib.Backend(**%r)
         ''' % (tmp_path / 'state.db', tmp_path / 'locks', lvm_backend)
-    _, out = _run(dropin, setup + '''
+    out = _output(dropin, setup + '''
         vol = lvm.create_volume(1, name='dropin01')
         print("created", json.dumps([vol.id, vol.status, vol.size]))
         ''', env)
@@ -115,7 +119,7 @@ def test_a_cinderlib5_program_on_lvm(tmp_path, dropin, lvm_backend, lvm_backend_
     assert (status, size) == ('available', 1)
 
     # Another process: the volume from the state store, grown and deleted.
-    _, out = _run(dropin, setup + '''
+    out = _output(dropin, setup + '''
         vol = cinderlib.Volume.get_by_id(%r)
         print("listed", [v.id for v in lvm.volumes] == [vol.id], vol.display_name == 'dropin01')
         vol.extend(2)
@@ -143,7 +147,7 @@ for cls in ("Backend", "Volume", "Snapshot", "Connection", "KeyValue", "Persiste
 
 
 def test_the_dropin_has_the_public_names_of_the_collections_library(dropin):
-    _, out = _run(dropin, NAMES + 'print("names", json.dumps(names))\n')
+    out = _output(dropin, NAMES + 'print("names", json.dumps(names))\n')
     dropin_names = json.loads(next(line for line in out.splitlines() if line.startswith('names '))[len('names '):])
     from ansible_collections.cinderlib.storage.plugins.module_utils import cinderlib
     scope = {'cinderlib': cinderlib}

@@ -73,7 +73,7 @@ def test_records_are_read_as_cinderlib_objects_with_types_specs_and_metadata(cin
     records, key_values = read(cinderlib5_file)
     assert [(kind, record['id']) for kind, record in records] == [
         ('volume', 'v-plain'), ('snapshot', 's-1'), ('connection', 'c-1'), ('volume', 'v-gold')]
-    plain, snap, conn, gold = (record for _, record in records)
+    plain, snap, conn, gold = (pair[1] for pair in records)
     assert plain['backend'] == 'lvm1' and plain['pool_name'] == 'lvm1'
     assert plain['volume_type_id'] is None and 'volume_type' not in plain  # Cinder's default type: none
     assert plain['metadata'] == {'team': 'db'} and plain['bootable'] is False
