@@ -3,7 +3,7 @@
 # Stages: bootstrap, ruff, ansible-lint, runtime-pins, pytest, collection build + offline
 # install and the drop-in cinderlib wheel built and installed into the venv, peer-suite
 # (LVM, then Ceph RBD; through that wheel), ansible-test sanity (ansible-core 2.19, then
-# 2.18 in a venv of its own), ansible-test integration, molecule default, bench-smoke;
+# 2.20 and 2.21, each in a venv of its own), ansible-test integration, molecule default, bench-smoke;
 # molecule's vm scenario runs beside them all, in the background.
 # All stages run; the exit code is non-zero when any failed.
 set -euo pipefail
@@ -155,15 +155,21 @@ stage_pytest() {
     local paths rc=0
     mapfile -t paths < <(existing tests/unit tests/functional)
     [[ ${#paths[@]} -gt 0 ]] || { cl_note "SKIP: no tests/unit or tests/functional yet"; return "${SKIP}"; }
-    # The warm worker's test of a playbook from ansible-core 2.18 needs that venv.
-    ensure_ansible_core_2_18_venv || return 1
+    # The functional tests of playbooks from ansible-core 2.20 and 2.21 need their
+    # venvs (without a Python for one, its tests skip and say why).
+    local version
+    for version in "${!ANSIBLE_CORE_PYTHON[@]}"; do
+        if find_python "${ANSIBLE_CORE_PYTHON[${version}]}" >/dev/null; then
+            ensure_ansible_core_venv "${version}" || return 1
+        fi
+    done
     # Ceph's bindings in this venv before pytest starts: the unit tests that use
     # them are skipped at collection without them (the functional tests' Ceph
     # fixture would link them in only later, and does nothing when they are there).
     if [[ ${EUID} -eq 0 ]]; then
         scripts/ceph.sh prepare "${VENV}" || return 1
     fi
-    CINDERLIB_ANSIBLE_CORE_2_18_VENV="${ANSIBLE_CORE_2_18_VENV}" \
+    CINDERLIB_ANSIBLE_CORE_2_20_VENV="$(ansible_core_venv 2.20)" CINDERLIB_ANSIBLE_CORE_2_21_VENV="$(ansible_core_venv 2.21)" \
         pytest -q -p no:cacheprovider --durations=25 "${paths[@]}" || rc=$?
     if [[ ${rc} -eq 5 ]]; then
         cl_note "pytest collected no tests in ${paths[*]}"
@@ -246,53 +252,96 @@ stage_sanity() {
     return "${PIPESTATUS[0]}"
 }
 
-# The CI matrix's second ansible-core (the harness venv has 2.19): ansible-test
-# sanity under 2.18, from a venv of its own with the pins of
-# requirements/ansible-core-2.18.txt, on the same copy as the sanity stage.
-# Only the tests whose outcome depends on ansible-core's version: import (the
-# plugins and module_utils against 2.18's ansible), validate-modules (docs and
-# argument specs against 2.18's schema and AnsibleModule), runtime-metadata
-# (meta/runtime.yml) and ignores (tests/sanity/ignore-2.18.txt). The others
-# (pylint, pep8, yamllint, shellcheck, ...) check the same files the same way
-# as the 2.19 stage; a full 2.18 run took 763 s here, mostly making
+# The CI matrix's other controllers (the harness venv has ansible-core 2.19):
+# ansible-core 2.20 on Python 3.12 and 2.21 on Python 3.13 (2.20 and later need
+# Python >= 3.12 on the controller), each from a venv of its own with the pins
+# of requirements/ansible-core-<version>.txt. ansible-test sanity runs under each
+# on the same copy as the sanity stage, and the functional tests run playbooks
+# from each (stage_pytest names the venvs in CINDERLIB_ANSIBLE_CORE_<X_Y>_VENV).
+# Sanity runs only the tests whose outcome depends on ansible-core's version:
+# import (the plugins and module_utils against that ansible), validate-modules
+# (docs and argument specs against its schema and AnsibleModule),
+# runtime-metadata (meta/runtime.yml) and ignores (tests/sanity/ignore-<version>.txt).
+# The others (pylint, pep8, yamllint, shellcheck, ...) check the same files the
+# same way as the 2.19 stage; a full run took 763 s here (2.18), mostly making
 # ansible-test's per-test venvs, which CI's budget has no room for.
-# CINDERLIB_SANITY_2_18_TESTS names other tests (space-separated); set but
+# CINDERLIB_SANITY_CORE_TESTS names other tests (space-separated); set but
 # empty, it runs them all.
-ANSIBLE_CORE_2_18_VENV="${CINDERLIB_BUILD}/venv-ansible-core-2.18"
-ANSIBLE_CORE_2_18_REQUIREMENTS=requirements/ansible-core-2.18.txt
-SANITY_2_18_TESTS_DEFAULT="import runtime-metadata validate-modules ignores"
+declare -A ANSIBLE_CORE_PYTHON=([2.20]=3.12 [2.21]=3.13)
+SANITY_CORE_TESTS_DEFAULT="import runtime-metadata validate-modules ignores"
+ansible_core_venv() { printf '%s/venv-ansible-core-%s\n' "${CINDERLIB_BUILD}" "$1"; }
 
-# The venv of ansible-core 2.18 (the pins of requirements/ansible-core-2.18.txt),
-# made again when they change.
-ensure_ansible_core_2_18_venv() {
-    local req=${ANSIBLE_CORE_2_18_REQUIREMENTS} stamp
-    stamp="$(sha256sum <"${req}" | cut -d' ' -f1)"
-    if [[ "$(cat "${ANSIBLE_CORE_2_18_VENV}/.cinderlib-requirements.sha256" 2>/dev/null)" != "${stamp}" ]]; then
-        rm -rf "${ANSIBLE_CORE_2_18_VENV}"
-        "${CINDERLIB_PYTHON:-python3.11}" -m venv "${ANSIBLE_CORE_2_18_VENV}" || return 1
-        "${ANSIBLE_CORE_2_18_VENV}/bin/python" -m pip install --quiet --disable-pip-version-check -r "${req}" 2>&1 \
-            | drop_pip_noise
+# find_python X.Y: the path of a Python X.Y interpreter, found in this order:
+# CINDERLIB_PYTHON_X_Y; pythonX.Y on PATH (Debian 13 has python3.13); a version
+# pyenv has (the machines this project runs on have 3.12 and 3.13 under pyenv);
+# Debian's pythonX.Y and pythonX.Y-venv when apt has them (installed). Nothing
+# is downloaded from elsewhere. None: prints why on stderr, returns 1.
+find_python() {
+    local version=$1 var candidate prefix
+    var="CINDERLIB_PYTHON_${version//./_}"
+    for candidate in "${!var:-}" "python${version}"; do
+        [[ -n ${candidate} ]] && "${candidate}" -c 'import ensurepip, venv' >/dev/null 2>&1 \
+            && { command -v "${candidate}"; return 0; }
+    done
+    # pyenv's own choice of X.Y (its newest X.Y.Z), else its versions' directory
+    # when pyenv is not on PATH.
+    prefix="$(pyenv prefix "${version}" 2>/dev/null)" || prefix=
+    for candidate in "${prefix:+${prefix}/bin/python${version}}" \
+        "${PYENV_ROOT:-${HOME}/.pyenv}"/versions/"${version}".*/bin/python"${version}"; do
+        [[ -n ${candidate} && -x ${candidate} ]] && "${candidate}" -c 'import ensurepip, venv' >/dev/null 2>&1 \
+            && { printf '%s\n' "${candidate}"; return 0; }
+    done
+    if [[ ${EUID} -eq 0 ]] && command -v apt-cache >/dev/null \
+        && apt-cache show "python${version}-venv" >/dev/null 2>&1; then
+        cl_install_packages "python${version}" "python${version}-venv" >&2 \
+            && "python${version}" -c 'import ensurepip, venv' >/dev/null 2>&1 && { command -v "python${version}"; return 0; }
+    fi
+    printf 'no Python %s: not on PATH, not under pyenv, not in apt (Debian 12 has none; Debian 13 has 3.13); set %s to one\n' \
+        "${version}" "${var}" >&2
+    return 1
+}
+
+# The venv of ansible-core VERSION (the pins of requirements/ansible-core-VERSION.txt
+# on Python ANSIBLE_CORE_PYTHON[VERSION]), made again when they or the Python change.
+ensure_ansible_core_venv() {
+    local version=$1 core_venv req python stamp
+    core_venv="$(ansible_core_venv "${version}")"
+    req=requirements/ansible-core-${version}.txt
+    python="$(find_python "${ANSIBLE_CORE_PYTHON[${version}]}")" || return 1
+    stamp="$({ "${python}" -VV; cat "${req}"; } | sha256sum | cut -d' ' -f1)"
+    if [[ "$(cat "${core_venv}/.cinderlib-requirements.sha256" 2>/dev/null)" != "${stamp}" ]]; then
+        rm -rf "${core_venv}"
+        "${python}" -m venv "${core_venv}" || return 1
+        "${core_venv}/bin/python" -m pip install --quiet --disable-pip-version-check -r "${req}" 2>&1 | drop_pip_noise
         [[ ${PIPESTATUS[0]} -eq 0 ]] || return 1
-        printf '%s\n' "${stamp}" >"${ANSIBLE_CORE_2_18_VENV}/.cinderlib-requirements.sha256"
+        printf '%s\n' "${stamp}" >"${core_venv}/.cinderlib-requirements.sha256"
     fi
 }
 
-stage_sanity_2_18() {
+stage_sanity_core() {  # stage_sanity_core VERSION
     has_files plugins '*.py' || { cl_note "SKIP: no plugins yet"; return "${SKIP}"; }
-    local tests=() names=() test
-    [[ -f ${ANSIBLE_CORE_2_18_REQUIREMENTS} ]] || { cl_note "SKIP: no ${ANSIBLE_CORE_2_18_REQUIREMENTS}"; return "${SKIP}"; }
-    ensure_ansible_core_2_18_venv || return 1
-    for test in ${CINDERLIB_SANITY_2_18_TESTS-${SANITY_2_18_TESTS_DEFAULT}}; do
+    local version=$1 core_venv tests=() names=() test why
+    core_venv="$(ansible_core_venv "${version}")"
+    [[ -f requirements/ansible-core-${version}.txt ]] \
+        || { cl_note "SKIP: no requirements/ansible-core-${version}.txt"; return "${SKIP}"; }
+    if ! why="$(find_python "${ANSIBLE_CORE_PYTHON[${version}]}" 2>&1 >/dev/null)"; then
+        cl_note "SKIP: ${why}"
+        return "${SKIP}"
+    fi
+    ensure_ansible_core_venv "${version}" || return 1
+    for test in ${CINDERLIB_SANITY_CORE_TESTS-${SANITY_CORE_TESTS_DEFAULT}}; do
         tests+=(--test "${test}")
         names+=("${test}")
     done
-    cl_note "ansible-core $("${ANSIBLE_CORE_2_18_VENV}/bin/python" -c 'from ansible.release import __version__; print(__version__)'):" \
-        "${names[*]:-all sanity tests}"
+    cl_note "ansible-core $("${core_venv}/bin/python" -c 'from ansible.release import __version__; print(__version__)')" \
+        "on Python ${ANSIBLE_CORE_PYTHON[${version}]}: ${names[*]:-all sanity tests}"
     (
-        PATH="${ANSIBLE_CORE_2_18_VENV}/bin:${PATH}"
+        # The venv's pythonX.Y is the one ansible-test finds for --python X.Y.
+        PATH="${core_venv}/bin:${PATH}"
         ensure_get_pip || exit 1
         collection_copy || exit 1
-        cd "${SANITY_ROOT}" && ansible-test sanity --venv --requirements --python 3.11 --color no "${tests[@]}"
+        cd "${SANITY_ROOT}" && ansible-test sanity --venv --requirements --python "${ANSIBLE_CORE_PYTHON[${version}]}" \
+            --color no "${tests[@]}"
     ) 2>&1 | drop_pip_noise
     return "${PIPESTATUS[0]}"
 }
@@ -428,7 +477,8 @@ run_stage build+install stage_build_install
 run_stage peer-suite stage_peer_suite
 run_stage peer-suite-ceph stage_peer_suite_ceph
 run_stage sanity stage_sanity
-run_stage sanity-2.18 stage_sanity_2_18
+run_stage sanity-2.20 stage_sanity_core 2.20
+run_stage sanity-2.21 stage_sanity_core 2.21
 run_stage integration stage_integration
 run_stage molecule stage_molecule
 run_stage bench-smoke stage_bench_smoke

@@ -81,13 +81,6 @@ def the_worker(root: Path) -> tuple[Path, dict]:
     return directory, status['status']
 
 
-def ansible_core_2_18() -> Path | None:
-    """The bin directory of a venv with ansible-core 2.18 (scripts/test.sh makes it for
-    its sanity-2.18 stage and names it in CINDERLIB_ANSIBLE_CORE_2_18_VENV), or None."""
-    venv = os.environ.get('CINDERLIB_ANSIBLE_CORE_2_18_VENV', str(REPO / '.build/venv-ansible-core-2.18'))
-    return Path(venv) / 'bin' if (Path(venv) / 'bin/ansible-playbook').exists() else None
-
-
 def run_a_playbook_in_one_worker(controller: Path, tmp_path, env, worker_root, task, vg: str) -> dict:
     """Through ``controller``'s ansible-playbook (AnsiballZ payloads): creates, unchanged
     re-runs and deletes; one worker serves every task that needs Cinder."""
@@ -137,17 +130,6 @@ def test_a_playbook_runs_in_one_worker_and_a_changed_backend_is_started_again(
     assert not [n for n in lv_names(lvm_backend_env['vg'], env) if n.startswith('volume-')]
 
 
-def test_a_playbook_from_ansible_core_2_18_runs_in_one_worker(tmp_path, env, worker_root, task, lvm_backend_env):
-    # meta/runtime.yml says >=2.18: its controller's module payloads reach the worker too.
-    controller = ansible_core_2_18()
-    if controller is None:
-        pytest.skip('no ansible-core 2.18 venv: scripts/test.sh makes it (CINDERLIB_ANSIBLE_CORE_2_18_VENV)')
-    version = subprocess.run([str(controller / 'python'), '-c', 'from ansible.release import __version__; '
-                              'print(__version__)'], capture_output=True, text=True, check=True).stdout
-    assert version.startswith('2.18.'), version
-    run_a_playbook_in_one_worker(controller, tmp_path, env, worker_root, task, lvm_backend_env['vg'])
-
-
 def normalized(result: dict) -> dict:
     text = json.dumps(result, sort_keys=True)
     for key in ('id', 'created_at', 'updated_at', 'provider_location'):
@@ -193,9 +175,10 @@ def test_results_warnings_check_mode_and_diff_are_those_of_a_run_without_the_wor
                 result.get('invocation', {}).get('module_args', {}).pop(option, None)
         assert with_worker == without
     assert any(r.get('warnings') for r in results['worker'])
-    # The tasks that changed something ran in the worker.
+    # Tasks that changed something ran in the worker; check-mode tasks run in their own
+    # process (a worker is files on the node, and check mode makes none).
     _directory, status = the_worker(worker_root)
-    assert status['served'] >= 4
+    assert status['served'] >= 2
 
 
 def test_idle_exit_and_a_stale_socket(env, collections_path, task, worker_root):
