@@ -16,7 +16,7 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.cinderlib.storage.plugins.module_utils import worker
+from ansible_collections.cinderlib.storage.plugins.module_utils import hints, worker
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import loader, quickcheck, secrets
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.backend_config import resolve_backend
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import CinderlibError
@@ -108,6 +108,9 @@ class CinderlibModule:
         self.hide(url_secrets(self.params))
         if needs_cinder:
             self.require_cinder('to drive Cinder volume drivers')
+        if self.check_mode:
+            # Before anything loads a plugin (drivers_info sets no library up).
+            loader.keep_caches_unwritten()
         self._library = None
         self._backend = None
         self._quick: tuple | bool | None = None
@@ -172,6 +175,9 @@ class CinderlibModule:
             non_uuid_ids=self.params['non_uuid_ids'],
             coordination_url=self.params['coordination_url'],
             driver_timeout=self.params['driver_timeout'],
+            # Check mode makes and changes nothing on the node (the driver log of
+            # driver_log_path aside: the task asks for it).
+            write_nothing=self.check_mode,
             **self._driver_log_options(),
         )
 
@@ -211,8 +217,9 @@ class CinderlibModule:
             self._backend = library.Backend(name, **config)
             for warning in self._backend.warnings + avoided:
                 self.warn('Backend %r: %s' % (name, warning))
-            if quickcheck.has_probe(config) and not avoided:
+            if quickcheck.has_probe(config) and not avoided and not self.check_mode:
                 # The driver accepted this configuration: later runs may take the fast path.
+                # (A file in the state directory: check mode writes none.)
                 quickcheck.remember_validated(self._state_dir(), fingerprint)
         return self._backend
 
@@ -251,6 +258,11 @@ class CinderlibModule:
         if self._handed_over or worker.IN_WORKER:
             return
         self._handed_over = True
+        if self.check_mode:
+            # Check mode makes nothing on the node, and a worker is a directory of
+            # code, a socket and a daemon (and an idle one's zygote opens the store
+            # for writing): the task runs in its own process.
+            return
         choice = worker.settings(self.params, os.environ)
         if not choice['enabled'] or importlib.util.find_spec('cinder') is None:
             return
@@ -321,7 +333,7 @@ class CinderlibModule:
             return None
         config, probe = setup
         # A fresh read of the store each time: a batch changes it between items.
-        store = quickcheck.open_reader(self.params['persistence'])
+        store = quickcheck.open_reader(self.params['persistence'], write_nothing=self.check_mode)
         if store is None:
             return None
         try:
@@ -393,8 +405,8 @@ class CinderlibModule:
                 try:
                     outcome = ensure(backend, item, check_mode)
                 except CinderlibError as exc:
-                    entry.update(failed=True, msg=exc.message)
-                    failures.append('%s: %s' % (name, exc.message))
+                    entry.update(failed=True, msg=hints.with_hint(exc))
+                    failures.append('%s: %s' % (name, entry['msg']))
                     continue
             changed, before, after, messages = outcome
             for message in messages:
@@ -427,6 +439,6 @@ class CinderlibModule:
         except CinderlibError as exc:
             cause = exc.cause or exc
             self.fail(
-                exc.message,
+                hints.with_hint(exc),
                 exception=''.join(traceback.format_exception(type(cause), cause, cause.__traceback__)))
         self.module.exit_json(**result)

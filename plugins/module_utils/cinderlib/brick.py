@@ -53,7 +53,9 @@ class BrickRuntime:
             # No Cinder here: give os-brick what the loader gives drivers (lock
             # directory, quiet logs, PATH, privileges), without Cinder.
             locks_path = settings.file_locks_path or os.path.join(loader.state_dir(settings), 'locks')
-            os.makedirs(locks_path, mode=0o700, exist_ok=True)
+            if not settings.write_nothing:
+                # oslo.concurrency makes it too, when a lock is taken.
+                os.makedirs(locks_path, mode=0o700, exist_ok=True)
             cfg.CONF.set_override('lock_path', locks_path, 'oslo_concurrency')
             if settings.disable_logs:
                 loader.quiet_logging()

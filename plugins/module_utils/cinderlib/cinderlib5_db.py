@@ -149,7 +149,7 @@ def read(conn, sa, tables: set[str]) -> tuple[list[tuple[str, dict]], dict[str, 
         where = '%s %s' % (VOLUMES_TABLE, row['id'])
         row.update(metadata=metadata.get(row['id'], {}), admin_metadata=admin_metadata.get(row['id'], {}),
                    volume_type=types.get(row.get('volume_type_id')))
-        volume, _, _ = cinderlib5_json.volume(_ovo('Volume', row), backend, where)
+        volume = cinderlib5_json.volume(_ovo('Volume', row), backend, where)[0]
         records.append(('volume', volume))
         records.extend(('snapshot', cinderlib5_json.snapshot(_ovo('Snapshot', s), backend, where))
                        for s in snapshots.get(row['id'], []))

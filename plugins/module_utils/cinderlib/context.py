@@ -37,7 +37,9 @@ def setup(**options: Any) -> None:
     if STATE.initialized:
         raise SetupError('Already setup')
     settings = loader.make_settings(options)
-    STATE.store = open_store(settings.persistence_config)
+    if settings.write_nothing:
+        loader.keep_caches_unwritten()
+    STATE.store = open_store(settings.persistence_config, settings.write_nothing)
     STATE.settings = settings
     STATE.initialized = True
 
@@ -49,7 +51,7 @@ def reopen_store() -> None:
     newer collection, or, in memory, it starts empty in each process)."""
     if not STATE.initialized:
         raise SetupError('The library is not set up: call setup() first')
-    STATE.store = open_store(STATE.settings.persistence_config)
+    STATE.store = open_store(STATE.settings.persistence_config, STATE.settings.write_nothing)
 
 
 def set_persistence(persistence_config: dict):
@@ -57,7 +59,7 @@ def set_persistence(persistence_config: dict):
     previous one is closed. Returns the new store."""
     if not STATE.initialized:
         raise SetupError('set_persistence can only be called after the library is set up (setup())')
-    store = open_store(persistence_config)
+    store = open_store(persistence_config, STATE.settings.write_nothing)
     previous, STATE.store = STATE.store, store
     STATE.settings.persistence_config = persistence_config
     if previous is not None and previous is not store:

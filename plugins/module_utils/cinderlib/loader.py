@@ -36,6 +36,7 @@ from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.except
     BackendInitError,
     MissingDependencyError,
     SetupError,
+    UnknownDriver,
     describe_cause,
 )
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.schema import (
@@ -98,6 +99,11 @@ DEFAULT_SETTINGS = dict(
     unknown_options='error',
     coordination_url=None,
     driver_timeout=None,
+    # Not cinderlib's: make and change nothing on this host (the modules' check
+    # mode). The state store is read into memory (persistence.open_store), no
+    # state or lock directory is made, locks that nothing holds are not made
+    # (locks.try_locked), and no cache file is written (keep_caches_unwritten).
+    write_nothing=False,
 )
 
 # Python modules (and their PyPI names) that tooz needs for a coordination URL scheme.
@@ -128,6 +134,19 @@ def make_settings(options: dict) -> Settings:
     if not settings.host:
         settings.host = socket.gethostname()
     return settings
+
+
+def keep_caches_unwritten() -> None:
+    """Keep stevedore (the plugin loader of tooz, Cinder and os-brick) from
+    writing its cache of the installed entry points (``~/.cache/python-entrypoints``,
+    a new file for each ``sys.path``) in this process. stevedore has no setting
+    for it but a ``.disable`` file in that directory, itself a file to make: its
+    cache object is told directly, before anything loads a plugin."""
+    if importlib.util.find_spec('stevedore') is None:
+        return
+    cache = getattr(importlib.import_module('stevedore._cache'), '_c', None)
+    if cache is not None and hasattr(cache, '_disable_caching'):
+        cache._disable_caching = True
 
 
 def default_state_dir(settings: Settings) -> str:
@@ -255,10 +274,12 @@ class CinderRuntime:
         # ours, and everything comes from the library's options.
         conf([], project='cinder', default_config_files=[], validate_default_values=True)
         state_path = state_dir(settings)
-        os.makedirs(state_path, mode=0o700, exist_ok=True)
-        conf.set_override('state_path', state_path)
         locks_path = settings.file_locks_path or os.path.join(state_path, 'locks')
-        os.makedirs(locks_path, mode=0o700, exist_ok=True)
+        if not settings.write_nothing:
+            os.makedirs(state_path, mode=0o700, exist_ok=True)
+            os.makedirs(locks_path, mode=0o700, exist_ok=True)
+        self.locks_path = locks_path
+        conf.set_override('state_path', state_path)
         conf.set_override('lock_path', locks_path, 'oslo_concurrency')
         # Cinder's locks: file locks in the locks directory (one host), or a
         # tooz backend shared by several hosts (coordination_url).
@@ -288,6 +309,12 @@ class CinderRuntime:
         self.coordination = import_or_explain('cinder.coordination', 'Cinder locks')
         url = self.settings.coordination_url
         if not url:
+            if self.settings.write_nothing and not all(
+                    os.path.isdir(os.path.join(self.locks_path, sub)) for sub in ('', 'groups', 'tmp')):
+                # tooz's file driver makes these directories when it starts. With
+                # none of them, no process holds a lock: this one takes its locks
+                # in-process (lock()) and makes nothing.
+                return
             self.coordination.COORDINATOR.start()
             return
         shown = secrets.mask_url(url)
@@ -310,6 +337,21 @@ class CinderRuntime:
         ``release``, a context manager): a file lock in the locks directory, or
         a lock of the ``coordination_url`` backend, shared by every host using it."""
         return self.coordination.COORDINATOR.get_lock(name)
+
+    @property
+    def has_locks(self) -> bool:
+        """Whether Cinder's locks are started (not, with ``write_nothing`` and
+        no locks directory yet: nothing to lock against, locks.py then takes
+        locks of this process)."""
+        return bool(self.coordination.COORDINATOR.started)
+
+    def lock_file(self, name: str) -> str | None:
+        """The file of file lock ``name`` (tooz's file driver: the lock's
+        name, with Cinder's prefix, in the locks directory); None for the locks
+        of a ``coordination_url``."""
+        if self.settings.coordination_url:
+            return None
+        return os.path.abspath(os.path.join(self.locks_path, self.coordination.COORDINATOR.prefix + name))
 
     def _configure_logging(self) -> None:
         if self.settings.disable_logs:
@@ -441,22 +483,22 @@ def import_driver(driver_path: Any, who: str) -> type:
     if not driver_path or not isinstance(driver_path, str) or '.' not in driver_path:
         raise BackendConfigError(
             "%s needs 'volume_driver': the Python path of a Cinder driver class, such as "
-            "'cinder.volume.drivers.lvm.LVMVolumeDriver'." % who)
+            "'cinder.volume.drivers.lvm.LVMVolumeDriver', or its class name alone ('LVMVolumeDriver')." % who)
     module_path, class_name = driver_path.rsplit('.', 1)
     try:
         module = import_or_explain(module_path, 'The driver %s of %s' % (driver_path, who[:1].lower() + who[1:]))
     except MissingDependencyError as exc:
         missing = getattr(exc.cause, 'name', None) or ''
         if missing and module_path.startswith(missing):
-            raise BackendConfigError(
-                "%s: volume_driver %r names no existing module (no module %r); "
-                "list_supported_drivers() gives the class paths of Cinder's drivers."
-                % (who, driver_path, missing), cause=exc) from exc
+            raise UnknownDriver(
+                "%s: volume_driver %r names no existing module (no module %r); give the class path of one of "
+                "the volume drivers Cinder has, such as 'cinder.volume.drivers.lvm.LVMVolumeDriver', or its class "
+                "name alone ('LVMVolumeDriver')." % (who, driver_path, missing), cause=exc) from exc
         raise
     driver_class = getattr(module, class_name, None)
     if driver_class is None:
         known = [n for n in dir(module) if n.endswith('Driver')]
-        raise BackendConfigError(
+        raise UnknownDriver(
             '%s: module %s has no class %r%s.' % (who, module_path, class_name, _did_you_mean(class_name, known)))
     # Options the driver declares, when it declares them (drivers add
     # theirs to the shared group at import time too).

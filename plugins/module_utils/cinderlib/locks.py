@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import re
 import threading
 from collections.abc import Iterator
@@ -77,9 +78,10 @@ class _ProcessLock:
 
 def _lock(name: str):
     from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.loader import CinderRuntime
-    # Every real backend made the runtime (and started Cinder's coordinator).
+    # Every real backend made the runtime (and started Cinder's coordinator,
+    # unless it writes nothing and has no locks directory: see has_locks).
     runtime = CinderRuntime._instance
-    return runtime.lock(name) if runtime is not None else _ProcessLock(name)
+    return runtime.lock(name) if runtime is not None and runtime.has_locks else _ProcessLock(name)
 
 
 @contextlib.contextmanager
@@ -108,7 +110,18 @@ def forget(name: str) -> None:
 
 @contextlib.contextmanager
 def try_locked(name: str) -> Iterator[bool]:
-    """Take lock ``name`` if it is free; yields whether it was taken."""
+    """Take lock ``name`` if it is free; yields whether it was taken.
+
+    A run that writes nothing (``write_nothing``, the modules' check mode)
+    does not make the file of a file lock: with no file, no process holds the
+    lock (taking it makes the file), so it is free."""
+    from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.loader import CinderRuntime
+    runtime = CinderRuntime._instance
+    if runtime is not None and getattr(runtime.settings, 'write_nothing', False):
+        path = runtime.lock_file(name)
+        if path is not None and not os.path.exists(path):
+            yield True
+            return
     lock = _lock(name)
     taken = lock.acquire(blocking=False)
     try:

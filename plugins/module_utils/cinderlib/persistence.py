@@ -28,8 +28,10 @@ import json
 import logging
 import math
 import os
+import sqlite3
 import threading
 import time
+import urllib.parse
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -198,7 +200,7 @@ class PersistenceDriverBase:
     def delete_connection(self, connection) -> None:
         raise NotImplementedError()
 
-    def delete_key_value(self, key: str) -> None:
+    def delete_key_value(self, key_value) -> None:
         raise NotImplementedError()
 
     # cinderlib's helpers for plugins: what to write for a resource.
@@ -398,7 +400,9 @@ class SQLStore(StateStore):
     storage = 'db'
 
     def __init__(self, connection: str, retry_window: float = DEFAULT_RETRY_WINDOW,
-                 sqlite_synchronous: bool = True) -> None:
+                 sqlite_synchronous: bool = True, sqlite_copy: sqlite3.Connection | None = None) -> None:
+        """``sqlite_copy``: an in-memory SQLite database (``sqlite_copy``) to
+        work on instead of the file of ``connection``, which messages still name."""
         try:
             import sqlalchemy as sa
         except ImportError as exc:  # pragma: no cover - SQLAlchemy ships with Cinder
@@ -411,12 +415,15 @@ class SQLStore(StateStore):
         # A SQLite file is never "unreachable": its errors (a busy timeout
         # that ran out, a full disk) are not retried.
         self._server = not connection.startswith('sqlite')
-        self._sqlite_path = _sqlite_file(connection)
+        self._sqlite_path = _sqlite_file(connection) if sqlite_copy is None else None
         self.retry_window = retry_window_seconds(retry_window) if self._server else 0
         self._gave_up = False
         self._engine = None
         try:
-            self._engine = self._make_engine(sa, connection, sqlite_synchronous)
+            if sqlite_copy is None:
+                self._engine = self._make_engine(sa, connection, sqlite_synchronous)
+            else:
+                self._engine = self._make_engine(sa, 'sqlite://', sqlite_synchronous, sqlite_copy)
             self._writer = self._engine.execution_options(cinderlib_write=True)
             self._run('open', self._migrate)
         except Exception as exc:
@@ -473,7 +480,7 @@ class SQLStore(StateStore):
         return tables
 
     @staticmethod
-    def _make_engine(sa, connection: str, synchronous: bool = True):
+    def _make_engine(sa, connection: str, synchronous: bool = True, copy: sqlite3.Connection | None = None):
         if not connection.startswith('sqlite'):
             return sa.create_engine(connection, pool_pre_ping=True)
         path = _sqlite_file(connection)
@@ -488,6 +495,8 @@ class SQLStore(StateStore):
             # One shared connection, or every checkout would see an empty DB.
             kwargs['poolclass'] = sa.pool.StaticPool
             kwargs['connect_args']['check_same_thread'] = False
+        if copy is not None:
+            kwargs = {'poolclass': sa.pool.StaticPool, 'creator': lambda: copy}
         engine = sa.create_engine(connection, **kwargs)
 
         @sa.event.listens_for(engine, 'connect')
@@ -779,6 +788,48 @@ def _sqlite_file(connection: str) -> str | None:
     return path if path and path != ':memory:' else None
 
 
+def sqlite_copy(path: str) -> sqlite3.Connection:
+    """An in-memory copy of the SQLite file ``path`` (an empty database
+    when there is no such file), read without writing anything where it
+    lives: what a run that must change nothing on this host works on.
+
+    Any connection that may write, even one only reading, makes the -wal and
+    -shm files of a WAL database for as long as it is open, and a read-only
+    one (``mode=ro``) makes them and leaves them. With no -wal (or
+    rollback -journal) beside it, the file holds every committed change and is
+    read as ``immutable``: no lock, no file made; a writer that changed the
+    file meanwhile (a checkpoint) is seen by its size and mtime, and the copy
+    is made again. With a -wal or -journal, another process has the database
+    open: ``mode=ro`` then reads through the files that process made (should
+    it close them in between, they are made, and left: the next writer uses them)."""
+    copy = sqlite3.connect(':memory:', check_same_thread=False)
+    if not os.path.lexists(path):
+        return copy
+    uri = 'file:%s?' % urllib.parse.quote(os.path.abspath(path))
+    for _attempt in range(5):
+        busy = any(os.path.lexists(path + suffix) for suffix in ('-wal', '-journal'))
+        before = _file_state(path)
+        source = sqlite3.connect(uri + ('mode=ro' if busy else 'mode=ro&immutable=1'), uri=True,
+                                 timeout=SQLITE_BUSY_TIMEOUT)
+        try:
+            source.backup(copy)
+        finally:
+            source.close()
+        if busy or _file_state(path) == before:
+            return copy
+    source = sqlite3.connect(uri + 'mode=ro', uri=True, timeout=SQLITE_BUSY_TIMEOUT)
+    try:
+        source.backup(copy)
+    finally:
+        source.close()
+    return copy
+
+
+def _file_state(path: str) -> tuple:
+    info = os.stat(path)
+    return info.st_ino, info.st_size, info.st_mtime_ns
+
+
 def _row_values(kind: str, stored: dict) -> dict:
     """The columns of a resource table's row for a stamped record."""
     values = {'data': json.dumps(stored, default=str, sort_keys=True),
@@ -937,10 +988,15 @@ def db_url(config: dict | None) -> str | None:
     return config.get('connection') or 'sqlite:///' + default_db_path()
 
 
-def open_store(config: dict | StateStore | None) -> StateStore:
+def open_store(config: dict | StateStore | None, write_nothing: bool = False) -> StateStore:
     """The one selector: a store from a ``persistence_config`` dict.
 
     ``None`` or ``{}`` gives the default SQLite file for this user.
+    ``write_nothing`` (the library's setting of that name, the modules' check
+    mode): a SQLite file store is an in-memory copy of the file
+    (``sqlite_copy``; empty when there is no file yet), so that nothing is
+    made or changed on this host: no file, directory, -wal or -shm; what the
+    run writes stays in memory and ends with it. Other stores open as usual.
     """
     if isinstance(config, StateStore):
         return config
@@ -963,6 +1019,14 @@ def open_store(config: dict | StateStore | None) -> StateStore:
         # store removes them either way (README: differences with cinderlib).
         _flag(config, 'soft_deletes', False)
         _reject_extra(storage, config)
+        path = _sqlite_file(url) if write_nothing else None
+        if path:
+            try:
+                copy = sqlite_copy(path)
+            except (OSError, sqlite3.Error) as exc:
+                raise PersistenceError("Can't read the state store %s: %s" % (mask_url(url), _first_line(exc)),
+                                       exc) from exc
+            return SQLStore(url, retry_window=window, sqlite_synchronous=synchronous, sqlite_copy=copy)
         return SQLStore(url, retry_window=window, sqlite_synchronous=synchronous)
     # A plugin: an instance, a class, or an entry point's name (cinderlib's ways).
     from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.persistence_plugins import (

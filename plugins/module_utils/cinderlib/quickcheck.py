@@ -45,6 +45,7 @@ from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.persis
     db_url,
     open_store,
     retry_window_seconds,
+    sqlite_copy,
 )
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.secrets import masked
 
@@ -89,10 +90,12 @@ class SQLiteReader(RecordLookups):
     ``snapshot_records``, ``connection_records``), same records, same order.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, copy: sqlite3.Connection | None = None) -> None:
         # Opened read-write (read-only connections can't always read a WAL
         # database), but only ever read; isolation_level None: BEGIN is ours.
-        self._conn = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT, isolation_level=None)
+        # ``copy``: an in-memory copy of the file to read instead (persistence.sqlite_copy).
+        self._conn = copy if copy is not None else sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT)
+        self._conn.isolation_level = None
         try:
             self._conn.execute('BEGIN')
             row = self._conn.execute("SELECT value FROM cinderlib_meta WHERE key = 'schema_version'").fetchone()
@@ -138,10 +141,12 @@ def sqlite_path(persistence_config: dict | None) -> str | None:
     return path if path and path != ':memory:' else None
 
 
-def open_reader(persistence_config: dict | None):
+def open_reader(persistence_config: dict | None, write_nothing: bool = False):
     """A read-only view of the state store, or None when there is nothing to
     read (a process-local store, a SQLite file not made yet) or it can't be read
-    cheaply. Close it with ``close()``."""
+    cheaply. Close it with ``close()``. ``write_nothing`` (check mode): a SQLite
+    file is read through an in-memory copy, which makes no -wal or -shm file
+    beside it even for a moment (``persistence.sqlite_copy``)."""
     url = db_url(persistence_config)
     if url is None:
         return None  # memory stores start empty in every process; plugins are read the full way
@@ -154,11 +159,11 @@ def open_reader(persistence_config: dict | None):
         if not os.path.isfile(path):
             return None
         try:
-            return SQLiteReader(path)
-        except (Unavailable, sqlite3.Error):
+            return SQLiteReader(path, sqlite_copy(path) if write_nothing else None)
+        except (Unavailable, sqlite3.Error, OSError):
             return None
     # Another SQLAlchemy URL (PostgreSQL): SQLAlchemy is dear, Cinder dearer.
-    return open_store(persistence_config)
+    return open_store(persistence_config, write_nothing)
 
 
 # -- configurations a full run validated on this host -------------------------------------
