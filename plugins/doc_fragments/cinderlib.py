@@ -13,8 +13,13 @@ options:
     description:
       - The storage backend to work on.
       - Either a dict of Cinder driver options, which must include C(volume_backend_name) and
-        C(volume_driver) (the Python path of the Cinder driver class), or the name of a backend
-        defined in O(config_file).
+        C(volume_driver) (the Python path of the Cinder driver class, such as
+        C(cinder.volume.drivers.lvm.LVMVolumeDriver), or its class name alone, such as
+        C(LVMVolumeDriver), which is looked up among Cinder's drivers and must name only one;
+        M(cinderlib.storage.cinderlib_drivers_info) lists them), or the name of a backend defined
+        in O(config_file).
+      - Answering an unchanged volume without starting Cinder (see M(cinderlib.storage.cinderlib_volume))
+        and keeping the backend started in the warm worker (O(worker)) need the class path.
       - Option names and values are validated before the driver is instantiated, against the JSON
         Schema of the driver's own oslo.config options (its options and the options common to
         every Cinder backend, as M(cinderlib.storage.cinderlib_drivers_info) shows them) for
@@ -175,9 +180,10 @@ options:
         operations, such as cloning a large volume by copying its data.
     type: int
 requirements:
-  - Python 3.11 on the managed node, with C(cinder) 29.x and C(os-brick) 7.x (the
-    M(cinderlib.storage.cinderlib_backend_facts) docs say how to get them).
-  - The command-line tools the chosen driver uses (C(lvm2) for LVM).
+  # ansible-doc joins these with commas: each one a phrase, no final period.
+  - Python 3.11 on the managed node
+  - C(cinder) 29.x and C(os-brick) 7.x for that Python (the C(cinderlib.storage.runtime) role installs them)
+  - the command-line tools of the chosen driver (C(lvm2) for LVM)
 notes:
   - Each task is a separate process, so state lives in O(persistence); the driver is initialised once
     per backend by the warm worker (O(worker)), or by every task that needs it without the worker.

@@ -34,10 +34,12 @@ if TYPE_CHECKING:  # imported where used: the fast path (quick_volume_state) nee
 
 GIB = 1024 ** 3
 _UNITS = {'': GIB, 'B': 1, 'K': 1024, 'M': 1024 ** 2, 'G': GIB, 'T': 1024 ** 4, 'P': 1024 ** 5}
+# KB, MB, GB... (a unit letter and B, without i) are decimal, as in SI and in disk vendors' sizes.
+_DECIMAL_UNITS = {'KB': 10 ** 3, 'MB': 10 ** 6, 'GB': 10 ** 9, 'TB': 10 ** 12, 'PB': 10 ** 15}
 _SIZE_RE = re.compile(r'^\s*(\d+(?:\.\d*)?|\.\d+)\s*([KMGTP]?)(I?B)?\s*$', re.IGNORECASE)
 _USABLE = ('available', 'in-use')
-_SIZE_HELP = ('use a whole number of GiB (10) or a number with a unit, such as 10G, 10GiB, 512M, 1.5T '
-              'or 1073741824B')
+_SIZE_HELP = ('use a whole number of GiB (10) or a number with a unit, such as 10G, 10GiB, 512M, 1.5T, '
+              '1073741824B or the decimal 10GB')
 
 
 class Outcome(NamedTuple):
@@ -51,10 +53,13 @@ class Outcome(NamedTuple):
 
 
 def parse_size(value: Any) -> tuple[int, str | None]:
-    """A size option as whole GiB, rounded up, and a note when it was rounded.
+    """A size option as whole GiB, rounded up, and a note when it was rounded
+    or given in a decimal unit.
 
-    Integers are GiB; strings may carry a binary unit (K, M, G, T, P, with
-    an optional B or iB: ``10G`` = ``10GB`` = ``10GiB``) or be bytes (``B``).
+    Integers are GiB; strings may carry a binary unit (K, M, G, T, P, alone
+    or with iB: ``10G`` = ``10GiB``), a decimal unit (KB, MB, GB, TB, PB:
+    ``10GB`` is 10 * 10^9 bytes, 10 GiB once rounded up) or be bytes (``B``).
+    Units are case-insensitive.
     """
     if isinstance(value, bool) or value is None:
         raise InvalidRequest('Invalid size %r: %s.' % (value, _SIZE_HELP))
@@ -68,10 +73,13 @@ def parse_size(value: Any) -> tuple[int, str | None]:
             raise InvalidRequest('Invalid size %r: %s.' % (value, _SIZE_HELP))
         number = decimal.Decimal(match.group(1))
         unit = match.group(2).upper()
-        if not unit and match.group(3):
-            if match.group(3).upper() != 'B':
+        suffix = (match.group(3) or '').upper()
+        if not unit and suffix:
+            if suffix != 'B':
                 raise InvalidRequest('Invalid size %r: %s.' % (value, _SIZE_HELP))
             unit = 'B'
+        elif unit and suffix == 'B':
+            return _decimal_size(value, number, unit + suffix)
     else:
         raise InvalidRequest('Invalid size %r: %s.' % (value, _SIZE_HELP))
     size_bytes = number * _UNITS[unit]
@@ -81,6 +89,21 @@ def parse_size(value: Any) -> tuple[int, str | None]:
     if gib * GIB != size_bytes:
         return gib, 'size %r rounded up to %d GiB: volumes are sized in whole GiB.' % (value, gib)
     return gib, None
+
+
+def _decimal_size(value: str, number: decimal.Decimal, unit: str) -> tuple[int, str]:
+    """A size in a decimal unit (``10GB``): whole GiB, rounded up, and a note
+    saying which size the volume gets."""
+    size_bytes = number * _DECIMAL_UNITS[unit]
+    if size_bytes <= 0:
+        raise InvalidRequest('Invalid size %r: a volume needs at least 1 GiB.' % (value,))
+    gib = int((size_bytes / GIB).to_integral_value(rounding=decimal.ROUND_CEILING))
+    exact = (size_bytes / GIB).quantize(decimal.Decimal('0.01'), rounding=decimal.ROUND_HALF_UP)
+    binary = format(number.normalize(), 'f') + unit[0]
+    return gib, ('size %r is in decimal units (%s = 10^%d bytes): %s bytes, %s GiB, so the volume gets %d GiB '
+                 '(volumes are sized in whole GiB, rounded up). Write %s or %siB for binary units.'
+                 % (value, unit, 3 * ('KMGTP'.index(unit[0]) + 1), format(size_bytes.normalize(), 'f'),
+                    format(exact, 'f'), gib, binary, binary))
 
 
 # -- the modules' own options ----------------------------------------------------------
@@ -130,6 +153,21 @@ def check_volume_params(params: dict) -> None:
         raise InvalidRequest('source_volume and source_snapshot are mutually exclusive; give only one.')
     if params.get('size') is not None:
         parse_size(params['size'])
+
+
+def _at_least(params: dict) -> bool:
+    """Whether size is a minimum (size_policy=at_least): a volume as large or
+    larger is left as it is, a smaller one is grown."""
+    return params.get('size_policy') == 'at_least'
+
+
+def _size_differs(size: int | None, current: Any, params: dict) -> bool:
+    """Whether a volume of ``current`` GiB is not the size asked for."""
+    if size is None:
+        return False
+    if _at_least(params):
+        return not isinstance(current, int) or size > current
+    return size != current
 
 
 def _requested_size(params: dict) -> tuple[int | None, list[str]]:
@@ -401,10 +439,14 @@ def _update_volume(volume: Volume, params: dict, size: int | None, check_mode: b
     _check_on_backend(volume)
     before = volume.to_dict()
     if size is not None and size < volume.size:
-        raise InvalidRequest(
-            "%s on backend '%s' is %d GiB; size=%s would shrink it, which Cinder drivers can't do. Set size "
-            "to %d GiB or more; nothing was changed." % (
-                volume.describe().capitalize(), volume.backend_name, volume.size, params['size'], volume.size))
+        if _at_least(params):
+            size = None  # as large as asked, or larger: left as it is
+        else:
+            raise InvalidRequest(
+                "%s on backend '%s' is %d GiB; size=%s would shrink it, which Cinder drivers can't do. Set size "
+                "to %d GiB or more, or size_policy=at_least to only grow volumes smaller than size; nothing was "
+                "changed." % (volume.describe().capitalize(), volume.backend_name, volume.size, params['size'],
+                              volume.size))
     messages.extend(_spec_messages(before, volume.describe(), params))
     updates = _record_updates(volume.record, params, ('description', 'bootable', 'metadata'))
     grow = size is not None and size > volume.size
@@ -429,18 +471,18 @@ def _create_volume(backend, params: dict, size: int | None, check_mode: bool, me
     if params.get('source_volume'):
         source = find_source_volume(backend, params['source_volume'], 'source_volume')
         check_usable(source, 'Source ')
-        if size is not None and size < source.size:
-            raise InvalidRequest("A clone of %s can't be smaller than its %d GiB; set size to %d or more."
-                                 % (source.describe(), source.size, source.size))
-        kwargs['size'] = size or source.size
+        if size is not None and size < source.size and not _at_least(params):
+            raise InvalidRequest("A clone of %s can't be smaller than its %d GiB; set size to %d or more, or "
+                                 "size_policy=at_least." % (source.describe(), source.size, source.size))
+        kwargs['size'] = max(size or 0, source.size)
     elif params.get('source_snapshot'):
         snapshot = _find_source_snapshot(backend, params['source_snapshot'])
         check_usable(snapshot, 'Source ')
         snap_size = snapshot.record.get('volume_size') or snapshot.volume.size
-        if size is not None and size < snap_size:
-            raise InvalidRequest("A volume from %s can't be smaller than its %d GiB; set size to %d or more."
-                                 % (snapshot.describe(), snap_size, snap_size))
-        kwargs['size'] = size or snap_size
+        if size is not None and size < snap_size and not _at_least(params):
+            raise InvalidRequest("A volume from %s can't be smaller than its %d GiB; set size to %d or more, or "
+                                 "size_policy=at_least." % (snapshot.describe(), snap_size, snap_size))
+        kwargs['size'] = max(size or 0, snap_size)
     elif size is None:
         raise InvalidRequest("Volume '%s' does not exist on backend '%s': size is required to create it "
                              "(or source_volume / source_snapshot)."
@@ -535,7 +577,7 @@ def _quick_present(store, backend_id: str, params: dict, on_backend) -> Outcome 
         return None
     record = records[0]
     if (record.get('backend') != backend_id or (volume_id and record['id'] != volume_id)
-            or record.get('status') not in _USABLE or (size is not None and size != record.get('size'))
+            or record.get('status') not in _USABLE or _size_differs(size, record.get('size'), params)
             or _record_updates(record, params, ('description', 'bootable', 'metadata'))):
         return None
     if not on_backend(record):

@@ -100,7 +100,10 @@ options:
     default: rw
   backend:
     description:
-      - The backend of O(volume); see the C(cinderlib) options above.
+      - The backend of O(volume), as for the other modules (see
+        O(cinderlib.storage.cinderlib_volume#module:backend)); either a dict of Cinder driver
+        options, which must include C(volume_backend_name) and C(volume_driver), or the name of a
+        backend defined in O(config_file).
       - Required unless O(connection_id) or O(conn_info) is given (then it is not used).
     type: raw
     required: false
@@ -143,8 +146,8 @@ EXAMPLES = r'''
     state: absent
 
 # Multi-host: the consumer stores its connector, the storage host exports, the consumer attaches.
-- name: On the consumer, store its connector properties under its name
-  cinderlib.storage.cinderlib_connector_facts:
+- name: On the consumer (consumer1), store its connector properties under its inventory name
+  cinderlib.storage.cinderlib_connector:
     node_id: "{{ inventory_hostname }}"
     persistence: "{{ shared_store }}"
 
@@ -152,7 +155,7 @@ EXAMPLES = r'''
   cinderlib.storage.cinderlib_connection:
     backend: lvm
     volume: data01
-    connector: consumer1
+    connector: consumer1  # the node_id above
     persistence: "{{ shared_store }}"
   register: export
 

@@ -18,7 +18,8 @@ description:
     What the collection knows
     about volumes lives in the state store (O(persistence)); every run also asks the driver, when
     it can tell (LVM-based drivers and RBD can), whether the volume is still on the array.
-  - An existing volume is grown when O(size) is larger; it is never shrunk. Its O(description),
+  - An existing volume is grown when O(size) is larger; it is never shrunk (a smaller O(size)
+    fails, or with O(size_policy=at_least) leaves it as it is). Its O(description),
     O(bootable) and O(metadata) are updated in the state store (the driver is not involved).
     O(extra_specs), O(qos_specs) and O(pool_name) only apply on creation; a different value for
     an existing volume gives a warning and changes nothing.
@@ -83,13 +84,34 @@ options:
     default: present
   size:
     description:
-      - Size of the volume. An integer is GiB; a string may carry a binary unit (V(10G), V(10GiB),
-        V(512M), V(1T), V(1.5G)) or be bytes (V(1073741824B)). Sizes are rounded up to whole GiB,
-        with a warning. Zero, negative sizes and other units fail.
+      - Size of the volume. Volumes are sized in whole GiB (2^30 bytes).
+      - An integer is GiB. A string is a number (V(1.5) is allowed) with a unit, upper or lower case,
+        a space between them allowed. Binary units are V(K), V(M), V(G), V(T), V(P), alone or with
+        C(iB) (V(10G), V(10g), V(10GiB), V(512M), V(1.5T)); C(B) is bytes (V(1073741824B)).
+      - Decimal units (V(KB), V(MB), V(GB), V(TB), V(PB), a unit letter and C(B) without C(i)) are
+        powers of 10, as disk vendors count; V(10GB) is 10 * 10^9 bytes (9.31 GiB) and gives a 10 GiB
+        volume, with a warning saying the size in GiB the volume gets.
+      - A size that is not whole GiB is rounded up, with a warning. Zero, negative sizes and other
+        units fail.
       - Required to create a volume, except from O(source_volume) or O(source_snapshot), whose size
         is the default.
-      - Larger than an existing volume's size grows it; smaller fails and changes nothing.
+      - Larger than an existing volume's size grows it; smaller fails and changes nothing, unless
+        O(size_policy=at_least).
     type: raw
+  size_policy:
+    description:
+      - What O(size) means for a volume that exists, or for a clone or a volume from a snapshot.
+      - V(exact) - the volume must end up O(size); a smaller one is grown, a larger one makes the task
+        fail and is left as it is (volumes can't be shrunk).
+      - V(at_least) - the volume must be O(size) or larger; a smaller one is grown, a larger one is left
+        as it is and the task reports no change. A play that creates a volume and a later one that
+        grows it can then both be run again. A clone or a volume from a snapshot gets O(size) or its
+        source's size, whichever is larger.
+      - Cinder drivers can't shrink a volume, so there is no policy that shrinks (unlike the C(shrink)
+        option of C(community.general.lvol)).
+    type: str
+    choices: [exact, at_least]
+    default: exact
   source_volume:
     description:
       - Name or id of a volume on the same backend to clone the new volume from.
@@ -161,6 +183,10 @@ options:
       size:
         description: Size of the volume (see O(size)).
         type: raw
+      size_policy:
+        description: V(exact) or V(at_least); default O(size_policy).
+        type: str
+        choices: [exact, at_least]
       source_volume:
         description: Volume to clone (see O(source_volume)).
         type: str
@@ -221,6 +247,12 @@ EXAMPLES = r'''
       cinderlib.storage.cinderlib_volume:
         name: data01
         size: 20
+
+    - name: Make sure it is at least 10 GiB (unchanged once it was grown to 20 GiB; size 10G alone would fail)
+      cinderlib.storage.cinderlib_volume:
+        name: data01
+        size: 10G
+        size_policy: at_least
 
     - name: Clone it
       cinderlib.storage.cinderlib_volume:
@@ -432,10 +464,12 @@ def main() -> None:
             _per_volume(),
             state=dict(type='str', default='present', choices=['present', 'absent']),
             cascade=dict(type='bool', default=False),
+            size_policy=dict(type='str', default='exact', choices=['exact', 'at_least']),
             volumes=dict(type='list', elements='dict', options=dict(
                 _per_volume(),
                 state=dict(type='str', choices=['present', 'absent']),
                 cascade=dict(type='bool'),
+                size_policy=dict(type='str', choices=['exact', 'at_least']),
             )),
         ),
         required_one_of=[('name', 'id', 'volumes')],

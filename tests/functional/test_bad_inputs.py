@@ -84,26 +84,37 @@ CASES = [
     # -- the driver's Python path --------------------------------------------------------------
     ('driver-missing', 'cinderlib_volume', lambda c: with_backend(c, NEW, volume_driver=None),
      r"^Backend 'lvm' needs 'volume_driver': the Python path of a Cinder driver class, such as "
-     r"'cinder\.volume\.drivers\.lvm\.LVMVolumeDriver'\.$"),
-    ('driver-not-a-path', 'cinderlib_volume', lambda c: with_backend(c, NEW, volume_driver='lvm'),
-     r"^Backend 'lvm' needs 'volume_driver'"),
+     r"'cinder\.volume\.drivers\.lvm\.LVMVolumeDriver', or its class name alone \('LVMVolumeDriver'\)\.$"),
+    ('driver-not-a-class-name', 'cinderlib_volume', lambda c: with_backend(c, NEW, volume_driver='lvm'),
+     r"^Backend 'lvm': volume_driver: Cinder has no volume driver class named 'lvm'.*; give the class name "
+     r"\(such as LVMVolumeDriver\) or the class path of one of the volume drivers Cinder has\. "
+     r"cinderlib\.storage\.cinderlib_drivers_info lists the volume drivers Cinder has on the managed node, "
+     r"by class name and class path\.$"),
+    ('driver-class-name-ambiguous', 'cinderlib_volume',
+     lambda c: with_backend(c, NEW, volume_driver='NexentaISCSIDriver'),
+     r"^Backend 'lvm': volume_driver: Several Cinder drivers are named NexentaISCSIDriver: \S+, \S+; give the "
+     r"class path of the one meant\.$"),
     ('driver-not-a-string', 'cinderlib_volume', lambda c: with_backend(c, NEW, volume_driver=42),
      r"^Backend 'lvm' needs 'volume_driver'"),
     ('driver-class-typo', 'cinderlib_volume',
      lambda c: with_backend(c, NEW, volume_driver='cinder.volume.drivers.lvm.LVMDriver'),
      r"^Backend 'lvm': module cinder\.volume\.drivers\.lvm has no class 'LVMDriver' "
-     r"\(did you mean 'LVMVolumeDriver'\?\)\.$"),
+     r"\(did you mean 'LVMVolumeDriver'\?\)\. cinderlib\.storage\.cinderlib_drivers_info lists the volume "
+     r"drivers Cinder has on the managed node, by class name and class path\.$"),
     ('driver-module-missing', 'cinderlib_volume',
      lambda c: with_backend(c, NEW, volume_driver='cinder.volume.drivers.nosuch.Driver'),
      r"^Backend 'lvm': volume_driver 'cinder\.volume\.drivers\.nosuch\.Driver' names no existing module "
-     r"\(no module 'cinder\.volume\.drivers\.nosuch'\)"),
+     r"\(no module 'cinder\.volume\.drivers\.nosuch'\); give the class path of one of the volume drivers "
+     r"Cinder has, .*cinderlib\.storage\.cinderlib_drivers_info lists the volume drivers"),
     ('driver-package-missing', 'cinderlib_backend_facts',
      lambda c: lvm_opts(c, volume_driver='nosuchpackage.Driver'),
      r"^Backend 'lvm': volume_driver 'nosuchpackage\.Driver' names no existing module \(no module "
      r"'nosuchpackage'\)"),
     ('drivers-info-unknown-class', 'cinderlib_drivers_info', lambda c: {'driver': 'LVMDriver'},
-     r"^Cinder has no volume driver class named 'LVMDriver' \(did you mean .*'LVMVolumeDriver'.*\); run "
-     r"cinderlib_drivers_info without driver to list them\.$"),
+     r"^Cinder has no volume driver class named 'LVMDriver' \(did you mean .*'LVMVolumeDriver'.*\); give the "
+     r"class name \(such as LVMVolumeDriver\) or the class path of one of the volume drivers Cinder has\. "
+     r"cinderlib\.storage\.cinderlib_drivers_info lists the volume drivers Cinder has on the managed node, "
+     r"by class name and class path\.$"),
     ('drivers-info-bad-path', 'cinderlib_drivers_info',
      lambda c: {'driver': 'cinder.volume.drivers.lvm.NoDriver'},
      r"^Driver 'cinder\.volume\.drivers\.lvm\.NoDriver': module cinder\.volume\.drivers\.lvm has no class "
@@ -179,7 +190,10 @@ CASES = [
      r'^Invalid size True: use a whole number of GiB'),
     ('size-shrink', 'cinderlib_volume', lambda c: vol(c, name='existing', size=1),
      r"^Volume 'existing' on backend 'lvm' is 2 GiB; size=1 would shrink it, which Cinder drivers can't do\. "
-     r"Set size to 2 GiB or more; nothing was changed\.$"),
+     r"Set size to 2 GiB or more, or size_policy=at_least to only grow volumes smaller than size; nothing was "
+     r"changed\.$"),
+    ('size-policy-choice', 'cinderlib_volume', lambda c: vol(c, name='existing', size=1, size_policy='grow'),
+     r'^value of size_policy must be one of: exact, at_least, got: grow$'),
     ('size-missing', 'cinderlib_volume', lambda c: vol(c, name='must-not-exist'),
      r"^Volume 'must-not-exist' does not exist on backend 'lvm': size is required to create it \(or "
      r"source_volume / source_snapshot\)\.$"),
@@ -229,7 +243,8 @@ CASES = [
      r'^parameters are mutually exclusive: source_volume\|source_snapshot$'),
     ('source-clone-smaller', 'cinderlib_volume',
      lambda c: vol(c, name='must-not-exist', source_volume='existing', size=1),
-     r"^A clone of volume 'existing' can't be smaller than its 2 GiB; set size to 2 or more\.$"),
+     r"^A clone of volume 'existing' can't be smaller than its 2 GiB; set size to 2 or more, or "
+     r"size_policy=at_least\.$"),
     ('snapshot-volume-missing', 'cinderlib_snapshot', lambda c: vol(c, volume='nosuch', name='s1'),
      r"^Can't snapshot volume 'nosuch': it is not known on backend 'lvm'; give the name or id of an existing "
      r"volume\.$"),

@@ -13,7 +13,10 @@ import re
 from typing import Any
 
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import loader
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import BackendConfigError
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import (
+    BackendConfigError,
+    UnknownDriver,
+)
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.loader import import_or_explain
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.schema import backend_schema, did_you_mean
 
@@ -129,15 +132,31 @@ def _driver_sources() -> list[tuple[str, str]]:
     return sources
 
 
-def find_driver(driver: str) -> str:
+def resolve_driver_path(driver: Any, who: str) -> Any:
+    """A backend's ``volume_driver`` as a class path: a class name alone
+    (``LVMVolumeDriver``) is looked up as ``find_driver`` does; a class path,
+    or a value that is no name at all, is returned as it is (the loader says
+    what is wrong with it). ``who`` starts messages ("Backend 'lvm'")."""
+    if not isinstance(driver, str) or not driver.strip() or '.' in driver:
+        return driver
+    if driver not in _RESOLVED:
+        _RESOLVED[driver] = find_driver(driver, '%s: volume_driver' % who)
+    return _RESOLVED[driver]
+
+
+_RESOLVED: dict[str, str] = {}
+
+
+def find_driver(driver: str, what: str = 'driver') -> str:
     """The class path of a driver given by class path or by class name.
 
     A class name is looked up in Cinder's sources, so that only its module
-    is imported (and only its options registered).
+    is imported (and only its options registered). ``what`` names the value
+    in messages ("Backend 'lvm': volume_driver").
     """
     if not isinstance(driver, str) or not driver.strip():
-        raise BackendConfigError('driver must be the class name (LVMVolumeDriver) or the class path '
-                                 '(cinder.volume.drivers.lvm.LVMVolumeDriver) of a Cinder volume driver.')
+        raise BackendConfigError('%s must be the class name (LVMVolumeDriver) or the class path '
+                                 '(cinder.volume.drivers.lvm.LVMVolumeDriver) of a Cinder volume driver.' % what)
     driver = driver.strip()
     if '.' in driver:
         return driver
@@ -157,17 +176,19 @@ def find_driver(driver: str) -> str:
             found.append('%s.%s' % (module, driver))
     if len(found) == 1:
         return found[0]
+    prefix = '' if what == 'driver' else '%s: ' % what
     if found:
-        raise BackendConfigError('Several Cinder drivers are named %s: %s; give the class path.'
-                                 % (driver, ', '.join(found)))
+        raise BackendConfigError('%sSeveral Cinder drivers are named %s: %s; give the class path of the one meant.'
+                                 % (prefix, driver, ', '.join(found)))
     if candidates:
-        raise BackendConfigError('%s (in %s) is not a volume driver registered with Cinder here: a base class, or '
+        raise BackendConfigError('%s%s (in %s) is not a volume driver registered with Cinder here: a base class, or '
                                  'a driver whose Python requirements are missing (give its class path to see which).'
-                                 % (driver, ', '.join(candidates)))
+                                 % (prefix, driver, ', '.join(candidates)))
     known = sorted({name for _module, text in sources
                     for name in re.findall(_CLASS_RE % r'\w+Driver', text, re.MULTILINE)})
-    raise BackendConfigError('Cinder has no volume driver class named %r%s; run cinderlib_drivers_info without '
-                             'driver to list them.' % (driver, did_you_mean(driver, known)))
+    raise UnknownDriver('%sCinder has no volume driver class named %r%s; give the class name (such as '
+                        'LVMVolumeDriver) or the class path of one of the volume drivers Cinder has.'
+                        % (prefix, driver, did_you_mean(driver, known)))
 
 
 def driver_info(driver: str) -> dict:

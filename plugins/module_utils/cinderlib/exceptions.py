@@ -41,6 +41,11 @@ class BackendConfigError(CinderlibError):
         self.problems = problems or []
 
 
+class UnknownDriver(BackendConfigError):
+    """A driver (a backend's ``volume_driver``) names no volume driver
+    Cinder has here."""
+
+
 class BackendInitError(CinderlibError):
     """The driver was configured but could not start (unreachable array...)."""
 

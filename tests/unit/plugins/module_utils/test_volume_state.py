@@ -73,8 +73,9 @@ def records(backend, kind='volume'):
     ('10', 10, False),
     ('10G', 10, False),
     ('10GiB', 10, False),
-    ('10GB', 10, False),
+    ('10gib', 10, False),
     ('10g', 10, False),
+    ('10 g', 10, False),
     (' 3 G ', 3, False),
     ('2048M', 2, False),
     ('1T', 1024, False),
@@ -94,8 +95,35 @@ def test_parse_size(value, gib, rounded):
         assert 'rounded up to %d GiB' % gib in note
 
 
+# Decimal units are powers of 10 (10 GB = 10 * 10^9 bytes = 9.31 GiB), rounded up to
+# whole GiB, always with a note saying the size in GiB the volume gets.
+@pytest.mark.parametrize('value, gib, size_bytes, in_gib', [
+    ('10 GB', 10, '10000000000', '9.31'),
+    ('10gb', 10, '10000000000', '9.31'),
+    ('10GB', 10, '10000000000', '9.31'),
+    ('10000MB', 10, '10000000000', '9.31'),
+    ('1TB', 932, '1000000000000', '931.32'),
+    ('1.5 TB', 1397, '1500000000000', '1396.98'),
+    ('0.5GB', 1, '500000000', '0.47'),
+    ('1073741824KB', 1000, '1073741824000', '1000.00'),
+    ('2 kB', 1, '2000', '0.00'),
+    ('1PB', 931323, '1000000000000000', '931322.57'),
+])
+def test_parse_size_decimal_units(value, gib, size_bytes, in_gib):
+    size, note = parse_size(value)
+    assert size == gib
+    assert note.startswith('size %r is in decimal units' % value)
+    assert '%s bytes, %s GiB, so the volume gets %d GiB' % (size_bytes, in_gib, gib) in note
+    assert '\n' not in note
+
+
+def test_parse_size_decimal_note_says_how_to_write_binary():
+    _size, note = parse_size('20 MB')
+    assert '(MB = 10^6 bytes)' in note and note.endswith('Write 20M or 20MiB for binary units.')
+
+
 @pytest.mark.parametrize('value', [0, -1, '0G', '0.0', 'abc', '10X', '1.2.3G', '', '10iB', 'G', True, None, [10],
-                                   '-5G'])
+                                   '-5G', '0GB', 'GB', '10 GBB', '10 XB'])
 def test_parse_size_invalid(value):
     with pytest.raises(InvalidRequest) as err:
         parse_size(value)
@@ -157,6 +185,72 @@ def test_shrink_refused(fake_backend, check_mode):
         vol_present(fake_backend, name='v1', size='1G', check_mode=check_mode)
     assert records(fake_backend)[0]['size'] == 2
     assert fake_backend.driver.calls == ['create_volume']
+
+
+@pytest.mark.parametrize('check_mode', [True, False])
+def test_shrink_refused_names_size_policy(fake_backend, check_mode):
+    vol_present(fake_backend, name='v1', size=2)
+    with pytest.raises(InvalidRequest, match=r'or size_policy=at_least to only grow volumes smaller than size'):
+        vol_present(fake_backend, name='v1', size=1, size_policy='exact', check_mode=check_mode)
+
+
+def test_at_least_creates_grows_and_leaves_a_larger_volume(fake_backend):
+    # Created at 1 GiB, grown to 2 GiB, then the first play again with at_least: unchanged.
+    changed, _b, created, _m = vol_present(fake_backend, name='v1', size='1G', size_policy='at_least')
+    assert changed and created['size'] == 1
+    changed, before, after, _m = vol_present(fake_backend, name='v1', size='2G', size_policy='at_least',
+                                             check_mode=True)
+    assert changed and (before['size'], after['size']) == (1, 2)
+    assert vol_present(fake_backend, name='v1', size='2G', size_policy='at_least')[0]
+    assert fake_backend.driver.volumes['volume-%s' % created['id']] == 2
+    calls = list(fake_backend.driver.calls)
+    for check_mode in (True, False):
+        changed, before, after, messages = vol_present(fake_backend, name='v1', size='1G', size_policy='at_least',
+                                                       check_mode=check_mode)
+        assert not changed and before == after and after['size'] == 2 and messages == []
+    assert fake_backend.driver.calls == calls
+    # Other changes still apply to a larger volume.
+    changed, before, after, _m = vol_present(fake_backend, name='v1', size=1, size_policy='at_least',
+                                             description='d')
+    assert changed and after['size'] == 2 and after['description'] == 'd'
+
+
+@pytest.mark.parametrize('size, current, policy, differs', [
+    (None, 2, 'exact', False),
+    (None, 2, 'at_least', False),
+    (2, 2, 'exact', False),
+    (1, 2, 'exact', True),
+    (3, 2, 'exact', True),
+    (2, 2, 'at_least', False),
+    (1, 2, 'at_least', False),
+    (3, 2, 'at_least', True),
+    (1, None, 'at_least', True),
+])
+def test_size_differs(size, current, policy, differs):
+    assert volume_state._size_differs(size, current, {'size_policy': policy}) is differs
+
+
+def test_at_least_clone_and_from_snapshot_take_the_larger_size(fake_backend):
+    vol_present(fake_backend, name='src', size=2)
+    snap_present(fake_backend, volume='src', name='s1')
+    for option, source in (('source_volume', 'src'), ('source_snapshot', 's1')):
+        for check_mode in (True, False):
+            changed, _b, after, _m = vol_present(fake_backend, name='c-' + option, size=1, size_policy='at_least',
+                                                 check_mode=check_mode, **{option: source})
+            assert changed and after['size'] == 2
+        changed, _b, after, _m = vol_present(fake_backend, name='c-' + option, size=1, size_policy='at_least',
+                                             **{option: source})
+        assert not changed and after['size'] == 2
+
+
+def test_quick_at_least(fake_backend):
+    vol_present(fake_backend, name='v1', size=2)
+    full = vol_present(fake_backend, name='v1', size=1, size_policy='at_least')
+    assert full[0] is False
+    assert quick(fake_backend, name='v1', size=1, size_policy='at_least') == full
+    assert quick(fake_backend, name='v1', size=2, size_policy='at_least') is not None
+    assert quick(fake_backend, name='v1', size=3, size_policy='at_least') is None
+    assert quick(fake_backend, name='v1', size=1) is None  # exact: the full path refuses it
 
 
 def test_size_required_to_create(fake_backend):
@@ -716,6 +810,17 @@ def test_volume_items_take_the_tasks_options_as_defaults():
         ('a', 1, 'present', {'k': 'v'}), ('b', 5, 'absent', {'k': 'v'}), (None, 1, 'present', {'k': 'v'})]
     assert all('volumes' not in i for i in items)
     assert volume_state.volume_items(batch([])) == []
+
+
+def test_volume_items_take_the_tasks_size_policy_unless_they_give_one(fake_backend):
+    items = volume_state.volume_items(batch(
+        [{'name': 'a', 'size_policy': None}, {'name': 'b', 'size_policy': 'exact'}], size=1, size_policy='at_least'))
+    assert [i['size_policy'] for i in items] == ['at_least', 'exact']
+    for name in ('a', 'b'):
+        vol_present(fake_backend, name=name, size=2)
+    assert ensure_volume_present(fake_backend, items[0], False)[0] is False
+    with pytest.raises(InvalidRequest, match="Volume 'b' on backend 'fake' is 2 GiB; size=1 would shrink it"):
+        ensure_volume_present(fake_backend, items[1], False)
 
 
 @pytest.mark.parametrize('volumes, message', [

@@ -12,7 +12,10 @@ import sys
 import pytest
 
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import drivers
-from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import BackendConfigError
+from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import (
+    BackendConfigError,
+    UnknownDriver,
+)
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec('cinder') is None,
                                 reason='cinder is not installed for this interpreter')
@@ -76,3 +79,30 @@ def test_driver_info_by_class_name_and_by_path():
 def test_driver_info_errors(driver, message):
     with pytest.raises(BackendConfigError, match=message):
         drivers.driver_info(driver)
+
+
+# A backend's volume_driver given as a class name alone (drivers.resolve_driver_path).
+@pytest.mark.parametrize('value', [LVM, None, '', 42, 'cinder.volume.drivers.nosuch.Driver'])
+def test_a_class_path_or_no_name_is_left_to_the_loader(value):
+    assert drivers.resolve_driver_path(value, "Backend 'lvm'") == value
+
+
+def test_a_class_name_alone_resolves_to_its_class_path():
+    assert drivers.resolve_driver_path('LVMVolumeDriver', "Backend 'lvm'") == LVM
+    assert drivers.resolve_driver_path(' LVMVolumeDriver ', "Backend 'lvm'") == LVM
+
+
+@pytest.mark.parametrize('name, error, message', [
+    ('NexentaISCSIDriver', BackendConfigError,
+     r"^Backend 'lvm': volume_driver: Several Cinder drivers are named NexentaISCSIDriver: "
+     r"cinder\.volume\.drivers\.nexenta\.\S+\.NexentaISCSIDriver, cinder\.volume\.drivers\.nexenta\.\S+"
+     r"\.NexentaISCSIDriver; give the class path of the one meant\.$"),
+    ('LVMDriver', UnknownDriver,
+     r"^Backend 'lvm': volume_driver: Cinder has no volume driver class named 'LVMDriver' \(did you mean "
+     r".*'LVMVolumeDriver'.*\); give the class name \(such as LVMVolumeDriver\) or the class path of one of "
+     r"the volume drivers Cinder has\.$"),
+    ('lvm', UnknownDriver, r"^Backend 'lvm': volume_driver: Cinder has no volume driver class named 'lvm'"),
+])
+def test_a_class_name_that_is_no_single_driver_is_refused(name, error, message):
+    with pytest.raises(error, match=message):
+        drivers.resolve_driver_path(name, "Backend 'lvm'")
