@@ -14,6 +14,7 @@ from typing import Any
 
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib import (
     context,
+    drivers,
     loader,
     objects,
     secrets,
@@ -23,7 +24,10 @@ from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.dbapi 
 from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.exceptions import (
     BackendConfigError,
     CinderlibError,
+    DriverOperationError,
+    InvalidRequest,
     NotFound,
+    describe_cause,
 )
 
 
@@ -35,7 +39,8 @@ def backend_secrets(driver_cfg: dict) -> list[str]:
     # Cinder is configured before any driver module is imported.
     context.cinder_runtime()
     name = driver_cfg.get('volume_backend_name')
-    options = loader.driver_options(driver_cfg.get('volume_driver'), 'Backend %r' % (name,))
+    driver_path = drivers.resolve_driver_path(driver_cfg.get('volume_driver'), 'Backend %r' % (name,))
+    options = loader.driver_options(driver_path, 'Backend %r' % (name,))
     return secrets.values(driver_cfg, secrets.secret_keys(driver_cfg, {opt.dest: opt for opt in options}))
 
 
@@ -92,6 +97,9 @@ class Backend(serialization.Serializable, metaclass=_LibraryStateAttributes):
         self._secrets = secrets.values(cfg)
         runtime = context.cinder_runtime()
         runtime.log_scrubber.add(self._secrets)
+        # A class name alone (LVMVolumeDriver) stands for the one driver of that name.
+        if 'volume_driver' in cfg:
+            cfg['volume_driver'] = drivers.resolve_driver_path(cfg['volume_driver'], 'Backend %r' % volume_backend_name)
         try:
             self._secrets = backend_secrets(cfg)
             runtime.log_scrubber.add(self._secrets)
@@ -203,6 +211,10 @@ class Backend(serialization.Serializable, metaclass=_LibraryStateAttributes):
         """An operation changed (or may have changed) what the backend holds:
         the cached stats of every process on this host are outdated. Never
         fails: it runs between a driver call and its final record."""
+        if context.setting('write_nothing'):
+            # A run that writes nothing (check mode) tells no other process; it reads them again.
+            self._stats_mark = None
+            return
         path = self._capacity_stamp()
         partial = '%s.%d' % (path, os.getpid())
         try:
@@ -260,6 +272,41 @@ class Backend(serialization.Serializable, metaclass=_LibraryStateAttributes):
         if self._volumes is not None:
             self._volumes.append(volume)
         return volume
+
+    def manage_volume(self, reference: Any, name: str = '', description: str = '', **kwargs: Any):
+        """Adopt what the backend already holds (an LV or RBD image made by
+        hand, by an old Cinder...) as a new volume of this backend, through
+        the driver's ``manage_existing`` (``Volume.manage``)."""
+        from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.objects import Volume
+        volume = Volume(self, size=1, name=name, description=description, **kwargs)  # size: the object's
+        volume.manage(reference)
+        if self._volumes is not None:
+            self._volumes.append(volume)
+        return volume
+
+    def manageable_volumes(self) -> list[dict]:
+        """What the driver says could be adopted (``get_manageable_volumes``):
+        dicts of ``reference``, ``size``, ``safe_to_manage``, ``reason_not_safe``,
+        ``cinder_id`` and ``extra_info``; each volume of the store shows as not safe."""
+        return self._manageable('volumes', [v._ovo for v in self.volumes])
+
+    def manageable_snapshots(self) -> list[dict]:
+        """The snapshots the driver says could be adopted (``get_manageable_snapshots``)."""
+        return self._manageable('snapshots', [s._ovo for v in self.volumes for s in v.snapshots])
+
+    def _manageable(self, what: str, known: list) -> list[dict]:
+        lister = getattr(self.driver, 'get_manageable_' + what, None)
+        try:
+            found = lister(known, None, 1000, 0, ['size'], ['desc']) if lister else None
+        except NotImplementedError:
+            found = None
+        except Exception as exc:  # noqa: BLE001 - drivers raise anything
+            raise DriverOperationError(secrets.scrub("Failed to list the manageable %s of backend '%s': %s" % (
+                what, self.id, describe_cause(exc)), self._secrets), exc) from exc
+        if found is None:
+            raise InvalidRequest("The driver %s of backend '%s' can't list the %s it could adopt."
+                                 % (type(self.driver).__name__, self.id, what))
+        return [dict(entry) for entry in found]
 
     def _volume_removed(self, volume) -> None:
         if self._volumes is not None:

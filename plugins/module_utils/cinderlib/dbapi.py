@@ -149,6 +149,12 @@ class DriverDB:
         """No volume is a Glance image cache entry: there is no Glance here."""
         return None
 
+    def resource_exists(self, context, model, resource_id: str) -> bool:
+        """Whether the store has a record of that id (``objects.Volume.exists``:
+        drivers ask it before adopting an object named like a volume)."""
+        kind = {'Volume': 'volume', 'Snapshot': 'snapshot'}.get(getattr(model, '__name__', ''))
+        return bool(kind and self.store.get(kind, id=resource_id))
+
     # -- attachments --------------------------------------------------------------------
     def volume_attachment_get_all_by_volume_id(self, context, volume_id: str) -> list:
         return [Record(c) for c in self.store.get('connection', volume_id=volume_id)]

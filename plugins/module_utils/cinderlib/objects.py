@@ -227,6 +227,55 @@ class Resource(serialization.Serializable):
                     self.backend_object_name())
         self._removed()
 
+    # -- adopt and release (Cinder's manage_existing and unmanage) ----------------------
+    def _adopt(self, reference: Any, get_size, manage, size_field: str) -> None:
+        """Make the backend object ``reference`` names this resource, crash-safely.
+
+        Checked before anything is recorded: the reference (the driver's size
+        call fails on one it can't find) and that no record of the store has
+        it already. Then the record is written ``managing`` (not owned: the
+        object is not the collection's until the driver made it this
+        resource) and the driver adopts it: Cinder's LVM driver renames the LV
+        to ``volume-<id>``, RBD renames the image. A failed adopt leaves no
+        record; an interrupted one is settled by reconcile (``managing``).
+        """
+        ref = manage_reference(reference)
+        with locks.resource_locked(self):
+            self._record['owned'] = False
+            self.check_name_free()
+            self._refuse_managed(ref)
+            size = driver_call(self, 'size up %s for' % describe_reference(ref), get_size, self._ovo, ref)
+            self._record[size_field] = size
+            try:
+                run_operation(self, 'manage', transitional={'status': 'managing', 'manage_reference': ref},
+                              call=lambda: driver_call(self, 'adopt %s as' % describe_reference(ref), manage,
+                                                       self._ovo, ref),
+                              on_error={'status': 'error_managing'},
+                              final={'status': 'available', 'owned': True}, model_update=True)
+            except CinderlibError:
+                self._store.remove(self.kind, self.id)  # what the driver refused stays as it was
+                raise
+
+    def _refuse_managed(self, ref: dict) -> None:
+        """A reference to an object a record of the store already names is refused."""
+        name = ref.get('source-name') or ref.get('source-id')
+        found = listing.for_backend(self.backend)
+        patterns = found.patterns(context.cinder_runtime().cfg.CONF) if found is not None else {}
+        for kind, pattern in patterns.items():
+            match = pattern.match(str(name or ''))
+            if match and context.store().get(kind, id=match.group('id')):
+                raise InvalidRequest("Can't adopt %s on backend '%s': it is %s %s, already known to the state "
+                                     'store. Nothing was recorded or changed.'
+                                     % (describe_reference(ref), self.backend_name, kind, match.group('id')))
+
+    def _release(self, unmanage) -> None:
+        """Forget the resource and leave its backend object (Cinder's unmanage)."""
+        name = self.backend_object_name()
+        driver_call(self, 'release', unmanage, self._ovo)
+        self._removed()
+        LOG.info("%s on backend '%s' was released: its object '%s' stays on the backend.",
+                 self.describe().capitalize(), self.backend_name, name)
+
     def _forget(self) -> None:
         """Mark the record deleted, as Cinder's objects are once destroyed."""
         self._record.update(status='deleted', deleted=True,
@@ -526,6 +575,34 @@ class Volume(Resource):
                                self._ovo, snapshot._ovo)
         return driver_call(self, 'create', driver.create_volume, self._ovo)
 
+    def manage(self, reference: Any) -> None:
+        """Adopt the backend object ``reference`` names (an LV or RBD image
+        name, or the driver's reference dict) as this volume; its size is the
+        object's, rounded up to GiB by the driver. See ``Resource._adopt``."""
+        driver = self.backend.driver
+        self._adopt(reference, driver.manage_existing_get_size, driver.manage_existing, 'size')
+
+    def unmanage(self) -> None:
+        """Forget this volume and leave its data on the backend, under the
+        name the driver gave it (``volume-<id>`` for LVM and RBD)."""
+        with locks.resource_locked(self):
+            if self.connections or self.snapshots:
+                raise InvalidVolume("Can't release %s on backend '%s': it has %s; release or delete them first."
+                                    % (self.describe(), self.backend_name,
+                                       'connections' if self.connections else 'snapshots'))
+            self._release(self.backend.driver.unmanage)
+
+    def manage_snapshot(self, reference: Any, name: str = '', description: str = '', **kwargs: Any) -> Snapshot:
+        """Adopt the backend snapshot ``reference`` names as a snapshot of this volume."""
+        snapshot = Snapshot(self, name=name, description=description, **kwargs)
+        driver = self.backend.driver
+        snapshot._adopt(reference, driver.manage_existing_snapshot_get_size, driver.manage_existing_snapshot,
+                        'volume_size')
+        snapshot._save(progress='100%')
+        if self._snapshots is not None:
+            self._snapshots.append(snapshot)
+        return snapshot
+
     def refuse_delete_if_connected(self) -> None:
         """A connected volume can't be deleted: InvalidRequest naming its hosts."""
         connections = self.connections
@@ -727,6 +804,11 @@ class Snapshot(VolumeChild):
                           call=lambda: driver_call(self, 'delete', self.backend.driver.delete_snapshot, self._ovo),
                           on_error={'status': 'error_deleting'}, final=lambda _: self._removed())
 
+    def unmanage(self) -> None:
+        """Forget this snapshot and leave it on the backend."""
+        with locks.resource_locked(self):
+            self._release(self.backend.driver.unmanage_snapshot)
+
     def _removed(self) -> None:
         """Forget the deleted snapshot: its record and its volume's list."""
         self._store.remove('snapshot', self.id)
@@ -743,6 +825,21 @@ class Snapshot(VolumeChild):
 
     def to_dict(self) -> dict:
         return views.snapshot_view(self._record)
+
+
+def manage_reference(reference: Any) -> dict:
+    """The driver's reference to a backend object: a name, or a dict as
+    Cinder's manage API takes it (``{'source-name': ...}``)."""
+    if isinstance(reference, str) and reference.strip():
+        return {'source-name': reference.strip()}
+    if isinstance(reference, dict) and reference and all(isinstance(k, str) for k in reference):
+        return dict(reference)
+    raise InvalidRequest('A reference to a backend object is its name (an LV or RBD image name) or a dict such '
+                         "as {'source-name': NAME}, not %r." % (reference,))
+
+
+def describe_reference(ref: dict) -> str:
+    return ', '.join("%s '%s'" % (key, value) for key, value in sorted(ref.items()))
 
 
 def _fill_unset_fields(ovo) -> None:

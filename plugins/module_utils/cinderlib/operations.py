@@ -36,7 +36,8 @@ from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.except
 # The statuses the operations on volumes and snapshots write before calling
 # the driver: a record left with one is an operation in progress, or one that
 # a crash interrupted.
-TRANSITIONAL = {'volume': ('creating', 'deleting', 'extending'), 'snapshot': ('creating', 'deleting')}
+TRANSITIONAL = {'volume': ('creating', 'deleting', 'extending', 'managing'),
+                'snapshot': ('creating', 'deleting', 'managing')}
 
 TEST_KILL_AT_ENV = 'CINDERLIB_TEST_KILL_AT'
 """Names the crash point of the test-only hook ``_test_kill_point``."""

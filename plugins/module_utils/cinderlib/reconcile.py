@@ -45,6 +45,10 @@ _RESOLUTION = {
     ('volume', 'deleting'): (('adopt', 'available'), ('remove',), ('error', 'error_deleting')),
     ('snapshot', 'creating'): (('adopt', 'available'), ('remove',), ('error', 'error')),
     ('snapshot', 'deleting'): (('adopt', 'available'), ('remove',), ('error', 'error_deleting')),
+    # An adopt (Backend.manage_volume...) that died: under its new name the
+    # object is the record's; under its old one it was never adopted.
+    ('volume', 'managing'): (('adopt', 'available'), ('remove',), ('error', 'error_managing')),
+    ('snapshot', 'managing'): (('adopt', 'available'), ('remove',), ('error', 'error_managing')),
 }
 _ACTION_NAMES = {'adopt': 'adopted', 'remove': 'removed', 'error': 'marked_error'}
 _WHY = {True: 'the backend has it', False: 'the backend does not have it',
@@ -118,6 +122,8 @@ def _settle(kind: str, resource, on_backend: bool | None, size: int | None, dry_
         context.store().remove(kind, resource.id)
     else:
         changes = {'status': outcome[1]}
+        if outcome[0] == 'adopt' and before == 'managing':
+            changes['owned'] = True  # the driver made it this resource
         if outcome[0] == 'adopt' and kind == 'volume' and size:
             changes['size'] = size
         if outcome[0] == 'adopt' and kind == 'snapshot':
