@@ -1,7 +1,7 @@
 # Reading Cinder's schema as cinderlib 5.x's db persistence wrote it: the rules
 # real cinderlib-made databases do not all reach (soft-deleted rows, QoS rows,
 # SQLite's text timestamps). The databases cinderlib 5.2.0 made itself are
-# opened in tests/functional/test_cinderlib5_db.py.
+# opened in tests/functional/test_cinderlib5_databases.py.
 from __future__ import annotations
 
 import os
