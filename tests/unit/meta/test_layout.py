@@ -17,3 +17,13 @@ def test_the_layout_names_every_module_utils_file():
     assert files, 'no module_utils files found'
     assert sorted(files - named) == [], 'files missing from the Layout of CONTRIBUTING.md'
     assert sorted(named - files) == [], 'the Layout of CONTRIBUTING.md names files that do not exist'
+
+
+def test_test_modules_have_names_of_their_own():
+    # pytest imports test modules by base name (rootdir-relative, no packages):
+    # two of one name, say under tests/unit and tests/functional, stop its collection.
+    seen: dict[str, list[str]] = {}
+    for path in (ROOT / 'tests').rglob('test_*.py'):
+        if 'output' not in path.relative_to(ROOT).parts:
+            seen.setdefault(path.name, []).append(str(path.relative_to(ROOT)))
+    assert {name: paths for name, paths in seen.items() if len(paths) > 1} == {}
