@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test command (root: loop devices, LVM; another user is asked for sudo):  ./scripts/test.sh
 # Stages: bootstrap, ruff, ansible-lint, runtime-pins, pytest, collection build + offline
-# install and the drop-in cinderlib wheel built and installed into the venv, peer-suite
+# install and the drop-in cinderlib wheel built and installed into the venv, changelog
+# (antsibull-changelog lint and a trial release), galaxy-importer, peer-suite
 # (LVM, then Ceph RBD; through that wheel), ansible-test sanity (ansible-core 2.19, then
 # 2.20 and 2.21, each in a venv of its own), ansible-test integration, molecule default, bench-smoke;
 # molecule's vm scenario runs beside them all, in the background.
@@ -10,6 +11,8 @@ set -euo pipefail
 
 # shellcheck source=scripts/env.sh
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+# shellcheck source=scripts/pinned_venv.sh
+source "$(dirname "${BASH_SOURCE[0]}")/pinned_venv.sh"
 cd "${CINDERLIB_REPO}"
 cl_as_root "$0" "$@"
 
@@ -304,18 +307,9 @@ find_python() {
 # The venv of ansible-core VERSION (the pins of requirements/ansible-core-VERSION.txt
 # on Python ANSIBLE_CORE_PYTHON[VERSION]), made again when they or the Python change.
 ensure_ansible_core_venv() {
-    local version=$1 core_venv req python stamp
-    core_venv="$(ansible_core_venv "${version}")"
-    req=requirements/ansible-core-${version}.txt
+    local version=$1 python
     python="$(find_python "${ANSIBLE_CORE_PYTHON[${version}]}")" || return 1
-    stamp="$({ "${python}" -VV; cat "${req}"; } | sha256sum | cut -d' ' -f1)"
-    if [[ "$(cat "${core_venv}/.cinderlib-requirements.sha256" 2>/dev/null)" != "${stamp}" ]]; then
-        rm -rf "${core_venv}"
-        "${python}" -m venv "${core_venv}" || return 1
-        "${core_venv}/bin/python" -m pip install --quiet --disable-pip-version-check -r "${req}" 2>&1 | drop_pip_noise
-        [[ ${PIPESTATUS[0]} -eq 0 ]] || return 1
-        printf '%s\n' "${stamp}" >"${core_venv}/.cinderlib-requirements.sha256"
-    fi
+    cl_pinned_venv "$(ansible_core_venv "${version}")" "${python}" "requirements/ansible-core-${version}.txt"
 }
 
 stage_sanity_core() {  # stage_sanity_core VERSION
@@ -459,6 +453,19 @@ stage_build_install() {
     return "${rc}"
 }
 
+# Release notes: the fragments and changelogs/changelog.yaml lint, and a trial
+# release in a throwaway copy holds every fragment (scripts/changelog_check.sh,
+# antsibull-changelog in a venv of its own).
+stage_changelog() {
+    scripts/changelog_check.sh
+}
+
+# Galaxy's import checks on the built tarball (scripts/galaxy_import.sh,
+# galaxy-importer in a venv of its own; its ansible-test step off).
+stage_galaxy_importer() {
+    scripts/galaxy_import.sh
+}
+
 "${CINDERLIB_REPO}/scripts/bootstrap.sh"
 rm -rf "${BACKGROUND_DIR}"
 # qemu and debootstrap come from apt, which the host stages may use too: install
@@ -474,6 +481,8 @@ run_stage runtime-pins stage_runtime_pins
 run_stage pytest stage_pytest
 # Before the peer-suite stages: they run cinderlib's suite through the installed drop-in wheel.
 run_stage build+install stage_build_install
+run_stage changelog stage_changelog
+run_stage galaxy-importer stage_galaxy_importer
 run_stage peer-suite stage_peer_suite
 run_stage peer-suite-ceph stage_peer_suite_ceph
 run_stage sanity stage_sanity
