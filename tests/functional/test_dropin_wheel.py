@@ -149,7 +149,11 @@ for cls in ("Backend", "Volume", "Snapshot", "Connection", "KeyValue", "Persiste
 def test_the_dropin_has_the_public_names_of_the_collections_library(dropin):
     out = _output(dropin, NAMES + 'print("names", json.dumps(names))\n')
     dropin_names = json.loads(next(line for line in out.splitlines() if line.startswith('names '))[len('names '):])
+    # The same code on the collection's library, in a fresh process too: in this
+    # one, the submodules other tests imported are attributes of the package.
     from ansible_collections.cinderlib.storage.plugins.module_utils import cinderlib
-    scope = {'cinderlib': cinderlib}
-    exec(NAMES, scope)  # the same code, on the collection's library in this process
-    assert dropin_names == scope['names']
+    collections = Path(cinderlib.__file__).parents[6]
+    code = 'from ansible_collections.cinderlib.storage.plugins.module_utils import cinderlib\nimport json\n'
+    proc = subprocess.run([sys.executable, '-c', code + NAMES + 'print(json.dumps(names))\n'], capture_output=True,
+                          text=True, env=dict(os.environ, PYTHONPATH=str(collections)), timeout=120, check=True)
+    assert dropin_names == json.loads(proc.stdout.strip().splitlines()[-1])
