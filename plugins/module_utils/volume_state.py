@@ -151,8 +151,24 @@ def check_volume_params(params: dict) -> None:
         check_name(params.get(option), option)
     if params.get('source_volume') is not None and params.get('source_snapshot') is not None:
         raise InvalidRequest('source_volume and source_snapshot are mutually exclusive; give only one.')
+    check_existing(params)
     if params.get('size') is not None:
         parse_size(params['size'])
+
+
+_NOT_WITH_EXISTING = ('size', 'source_volume', 'source_snapshot', 'extra_specs', 'qos_specs')
+
+
+def check_existing(params: dict) -> None:
+    """``existing`` (adopt a backend object) names one object, and takes its
+    size and content from it: no size, no source, no specs."""
+    if params.get('existing') is None:
+        return
+    check_name(params['existing'], 'existing')
+    given = [option for option in _NOT_WITH_EXISTING if params.get(option) not in (None, '', {})]
+    if given:
+        raise InvalidRequest('existing adopts an object as it is on the backend (its size and data): %s cannot '
+                             'go with it.' % ', '.join(given))
 
 
 def _at_least(params: dict) -> bool:
@@ -431,7 +447,31 @@ def ensure_volume_present(backend, params: dict, check_mode: bool) -> Outcome:
     volume = _find_volume(backend, params.get('name'), params.get('id'))
     if volume is not None:
         return _update_volume(volume, params, size, check_mode, messages)
+    if params.get('existing'):
+        return _adopt_volume(backend, params, check_mode, messages)
     return _create_volume(backend, params, size, check_mode, messages)
+
+
+def _adopt_volume(backend, params: dict, check_mode: bool, messages: list[str]) -> Outcome:
+    """Adopt the backend object ``existing`` names as the volume (the
+    driver's manage_existing). The diff's ``backend_objects`` show the
+    driver's rename: the reference before, the volume's name after."""
+    from ansible_collections.cinderlib.storage.plugins.module_utils.cinderlib.objects import Volume
+    reference = params['existing']
+    volume = Volume(backend, size=1, **_create_kwargs(params))  # its size is the object's
+    before = {'backend_objects': [reference]}
+    if check_mode:
+        size = volume.adoptable_size(reference)
+        after = dict(volume.to_dict(), size=size, status='available', snapshots=[])
+    else:
+        volume.manage(reference)
+        after = volume.to_dict()
+    after['backend_objects'] = [volume.backend_object_name()]
+    if after['backend_objects'] != [reference]:
+        messages.append("The driver %s '%s' to '%s' to adopt it as %s." % (
+            'would rename' if check_mode else 'renamed', reference, after['backend_objects'][0],
+            volume.describe()))
+    return Outcome(True, before, after, messages)
 
 
 def _update_volume(volume: Volume, params: dict, size: int | None, check_mode: bool, messages: list[str]):
@@ -515,9 +555,12 @@ def _create_volume(backend, params: dict, size: int | None, check_mode: bool, me
 
 @_one_run_per_volume(_volume_key)
 def ensure_volume_absent(backend, params: dict, check_mode: bool) -> Outcome:
+    """state=absent, and state=unmanaged (``_release_volume``)."""
     volume = _find_volume(backend, params.get('name'), params.get('id'))
     if volume is None:
         return Outcome(False, None, None, [])
+    if params.get('state') == 'unmanaged':
+        return _release_volume(volume, check_mode)
     before = volume.to_dict()
     # Before cascade deletes any snapshot: Volume.delete refuses only after that.
     volume.refuse_delete_if_connected()
@@ -532,6 +575,19 @@ def ensure_volume_absent(backend, params: dict, check_mode: bool) -> Outcome:
             snapshot.delete()
         volume.delete()
     return Outcome(True, before, after, messages)
+
+
+def _release_volume(volume, check_mode: bool) -> Outcome:
+    """Forget the volume and leave its data on the backend (the driver's unmanage)."""
+    check_usable(volume)
+    volume.refuse_unmanage()
+    name = volume.backend_object_name()
+    before = dict(volume.to_dict(), backend_objects=[name])
+    if not check_mode:
+        volume.unmanage()
+    message = ("%s on backend '%s' %s forgotten; its data stays on the backend as '%s'."
+               % (volume.describe().capitalize(), volume.backend_name, 'would be' if check_mode else 'was', name))
+    return Outcome(True, before, {'backend_objects': [name]}, [message])
 
 
 def _removal_diff(before: dict, resources: list) -> tuple[dict, dict | None, list[str]]:
@@ -563,7 +619,7 @@ def quick_volume_state(store, backend_id: str, params: dict, on_backend) -> Outc
     is changing the volume meanwhile has written a transitional status first
     (objects.py), which sends this run to the full path and its locks.
     """
-    if params.get('state', 'present') == 'absent':
+    if params.get('state', 'present') != 'present':  # absent, unmanaged: both unchanged when unknown
         return _quick_absent(store, backend_id, params)
     return _quick_present(store, backend_id, params, on_backend)
 

@@ -43,7 +43,7 @@ description:
     removes it. A volume that is in the state store but no longer on the array is reported,
     never silently recreated.
   - A record that an interrupted run left in a transitional state (C(creating), C(extending),
-    C(deleting)) is settled by M(cinderlib.storage.cinderlib_reconcile), as the failure message
+    C(deleting), C(managing)) is settled by M(cinderlib.storage.cinderlib_reconcile), as the failure message
     says; while another run is still working on the volume, the task fails and says so.
   - Runs on the same volume take turns (a lock per volume name, see O(coordination_url)), so a
     second run sees what the first one did.
@@ -78,10 +78,32 @@ options:
     type: str
   state:
     description:
-      - V(present) creates the volume if needed and grows it to O(size); V(absent) deletes it.
+      - V(present) creates the volume if needed (or adopts O(existing)) and grows it to O(size);
+        V(absent) deletes it.
+      - V(unmanaged) forgets the volume and leaves its data on the backend, through the driver's
+        C(unmanage), under the name the driver gave it (C(volume-<id>) for LVM and RBD); a volume
+        with connections or snapshots fails and is left as it is. The diff's C(backend_objects)
+        name the object that stays.
     type: str
-    choices: [present, absent]
+    choices: [present, absent, unmanaged]
     default: present
+  existing:
+    description:
+      - Adopt a backend object that already exists (an LV or RBD image made by hand, by a retired
+        tool or by an old Cinder) as the volume O(name), through the driver's C(manage_existing),
+        when no volume of that name is known. The volume gets the object's size and data.
+      - The driver's reference to the object, its name on the backend (an LV name on LVM, an image
+        name on RBD).
+      - What the driver does to the object is the driver's; Cinder's LVM driver renames the LV to
+        C(volume-<id>) and RBD the image, as the task's warning and the diff's C(backend_objects)
+        show (the reference before, the new name after). Once adopted, the volume is the
+        collection's, and O(state=absent) deletes it.
+      - A second run finds the volume by O(name) and changes nothing. A reference the driver can't
+        find, or one that is already a volume of the state store, fails and changes nothing, in
+        check mode too.
+      - Mutually exclusive with O(size), O(source_volume), O(source_snapshot), O(extra_specs) and
+        O(qos_specs).
+    type: str
   size:
     description:
       - Size of the volume. Volumes are sized in whole GiB (2^30 bytes).
@@ -177,9 +199,12 @@ options:
         description: Id of the volume (see O(id)).
         type: str
       state:
-        description: V(present) or V(absent); default O(state).
+        description: V(present), V(absent) or V(unmanaged); default O(state).
         type: str
-        choices: [present, absent]
+        choices: [present, absent, unmanaged]
+      existing:
+        description: A backend object to adopt as this volume (see O(existing)).
+        type: str
       size:
         description: Size of the volume (see O(size)).
         type: raw
@@ -264,6 +289,16 @@ EXAMPLES = r'''
         name: data01-restored
         source_snapshot: data01-nightly
         size: 30
+
+    - name: Adopt an LV made by hand (Cinder's LVM driver renames it to volume-<id>)
+      cinderlib.storage.cinderlib_volume:
+        name: legacy01
+        existing: old-data-lv
+
+    - name: Forget a volume, leaving its data on the backend
+      cinderlib.storage.cinderlib_volume:
+        name: legacy01
+        state: unmanaged
 
     - name: Delete a volume and its snapshots
       cinderlib.storage.cinderlib_volume:
@@ -418,6 +453,9 @@ diff:
     - With O(state=absent), C(before.backend_objects) names the volume's objects on the backend
       (its snapshots' with O(cascade=true), then its own) and C(after.backend_objects) those that
       are left because the collection did not make them.
+    - When O(existing) is adopted, C(before.backend_objects) is the reference and
+      C(after.backend_objects) the object's name once the driver adopted it; with O(state=unmanaged),
+      both name the object that stays on the backend.
     - With O(volumes), a list of those, one per item that did not fail.
   returned: when diff mode is on
   type: raw
@@ -448,6 +486,7 @@ def _per_volume() -> dict:
         extra_specs=dict(type='dict'),
         qos_specs=dict(type='dict'),
         pool_name=dict(type='str'),
+        existing=dict(type='str'),
     )
 
 
@@ -462,18 +501,19 @@ def main() -> None:
     module = CinderlibModule(
         argument_spec=dict(
             _per_volume(),
-            state=dict(type='str', default='present', choices=['present', 'absent']),
+            state=dict(type='str', default='present', choices=['present', 'absent', 'unmanaged']),
             cascade=dict(type='bool', default=False),
             size_policy=dict(type='str', default='exact', choices=['exact', 'at_least']),
             volumes=dict(type='list', elements='dict', options=dict(
                 _per_volume(),
-                state=dict(type='str', choices=['present', 'absent']),
+                state=dict(type='str', choices=['present', 'absent', 'unmanaged']),
                 cascade=dict(type='bool'),
                 size_policy=dict(type='str', choices=['exact', 'at_least']),
             )),
         ),
         required_one_of=[('name', 'id', 'volumes')],
-        mutually_exclusive=[('source_volume', 'source_snapshot'), ('volumes', 'name'), ('volumes', 'id')],
+        mutually_exclusive=[('source_volume', 'source_snapshot'), ('volumes', 'name'), ('volumes', 'id'),
+                            ('volumes', 'existing')],
     )
     module.run(run, check=check_volume_params)
 

@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 import pytest
-from functional_helpers import images, lv_names, lvm_command, rbd, run_python
+from functional_helpers import images, lv_names, lvm_command, rbd, run_adhoc, run_python
 
 
 def lvcreate(vg: str, lv: str, size: str, env: dict) -> None:
@@ -152,3 +152,35 @@ print(json.dumps({'id': vol.id, 'size': size, 'left': len(lvm.volumes)}))
     found = images(ceph_cluster)
     assert 'volume-%s' % got['id'] in found and 'legacy-image' not in found
     assert rbd(ceph_cluster, 'rm', '%s/volume-%s' % (pool, got['id'])).returncode == 0
+
+
+def test_the_volume_module_adopts_existing_and_releases_it(tmp_path, run_env, lvm_backend, vg):
+    lvcreate(vg, 'legacy-module', '1g', run_env)
+    store = {'storage': 'db', 'connection': 'sqlite:///%s' % (tmp_path / 's.db')}
+    opts = {'backend': lvm_backend, 'persistence': store}
+    task = dict(opts, name='adopted', existing='legacy-module', description='made by hand')
+    rc, result, out = run_adhoc('cinderlib.storage.cinderlib_volume', task, run_env, check=True)
+    assert rc == 0 and result['changed'] is True and result['volume']['size'] == 1, out
+    assert 'legacy-module' in lv_names(vg, run_env)  # check mode renamed nothing
+    rc, result, out = run_adhoc('cinderlib.storage.cinderlib_volume', task, run_env)
+    assert rc == 0 and result['changed'] is True, out
+    lv = 'volume-%s' % result['volume']['id']
+    assert "renamed 'legacy-module' to '%s'" % lv in ' '.join(out.split())  # the task's warning
+    assert lv in lv_names(vg, run_env) and 'legacy-module' not in lv_names(vg, run_env)
+    rc, result, out = run_adhoc('cinderlib.storage.cinderlib_volume', task, run_env)
+    assert rc == 0 and result['changed'] is False, out  # found by name: nothing to adopt again
+
+    release = dict(opts, name='adopted', state='unmanaged')
+    rc, result, out = run_adhoc('cinderlib.storage.cinderlib_volume', release, run_env)
+    assert rc == 0 and result['changed'] is True, out
+    assert 'its data stays on the backend' in ' '.join(out.split())
+    assert lv in lv_names(vg, run_env)
+    rc, result, out = run_adhoc('cinderlib.storage.cinderlib_volume', release, run_env)
+    assert rc == 0 and result['changed'] is False, out
+
+    # A reference that is not there fails and records nothing.
+    rc, result, out = run_adhoc('cinderlib.storage.cinderlib_volume', dict(task, existing='no-such-lv'), run_env)
+    assert rc != 0 and 'Specified logical volume does not exist' in result['msg'] and 'Traceback' not in out, out
+    rc, result, out = run_adhoc('cinderlib.storage.cinderlib_backend_facts', dict(opts, refresh_stats=False), run_env)
+    facts = result['ansible_facts']['cinderlib_backends'][lvm_backend['volume_backend_name']]
+    assert rc == 0 and facts['volumes'] == [], out

@@ -71,6 +71,20 @@ class FakeDriver:
         self._called('delete_snapshot')
         self.snapshots.discard(snapshot.name)
 
+    # Adopt and release, as Cinder's LVM driver does them: the object is renamed.
+    def manage_existing_get_size(self, volume, existing_ref):
+        self._called('manage_existing_get_size')
+        if existing_ref.get('source-name') not in self.volumes:
+            raise ValueError('Manage existing volume failed due to invalid backend reference %s' % existing_ref)
+        return self.volumes[existing_ref['source-name']]
+
+    def manage_existing(self, volume, existing_ref):
+        self._called('manage_existing')
+        self.volumes[volume.name] = self.volumes.pop(existing_ref['source-name'])
+
+    def unmanage(self, volume):
+        self._called('unmanage')
+
 
 def _fake_volume_ovo(self):
     return SimpleNamespace(id=self.id, name='volume-%s' % self.id, size=self._record['size'])

@@ -241,11 +241,7 @@ class Resource(serialization.Serializable):
         """
         ref = manage_reference(reference)
         with locks.resource_locked(self):
-            self._record['owned'] = False
-            self.check_name_free()
-            self._refuse_managed(ref)
-            size = driver_call(self, 'size up %s for' % describe_reference(ref), get_size, self._ovo, ref)
-            self._record[size_field] = size
+            self._record[size_field] = self._adoptable_size(ref, get_size)
             try:
                 run_operation(self, 'manage', transitional={'status': 'managing', 'manage_reference': ref},
                               call=lambda: driver_call(self, 'adopt %s as' % describe_reference(ref), manage,
@@ -256,17 +252,25 @@ class Resource(serialization.Serializable):
                 self._store.remove(self.kind, self.id)  # what the driver refused stays as it was
                 raise
 
+    def _adoptable_size(self, ref: dict, get_size) -> int:
+        """What adopting ``ref`` checks first, changing nothing (check mode
+        runs it too): this resource's own name is free on the backend, no
+        record names ``ref`` already, and the driver finds it; its size."""
+        self._record['owned'] = False
+        self.check_name_free()
+        self._refuse_managed(ref)
+        return driver_call(self, 'size up %s for' % describe_reference(ref), get_size, self._ovo, ref)
+
     def _refuse_managed(self, ref: dict) -> None:
-        """A reference to an object a record of the store already names is refused."""
-        name = ref.get('source-name') or ref.get('source-id')
-        found = listing.for_backend(self.backend)
-        patterns = found.patterns(context.cinder_runtime().cfg.CONF) if found is not None else {}
-        for kind, pattern in patterns.items():
-            match = pattern.match(str(name or ''))
-            if match and context.store().get(kind, id=match.group('id')):
-                raise InvalidRequest("Can't adopt %s on backend '%s': it is %s %s, already known to the state "
-                                     'store. Nothing was recorded or changed.'
-                                     % (describe_reference(ref), self.backend_name, kind, match.group('id')))
+        """A reference to an object a resource of the backend already is (its
+        name on the backend) is refused."""
+        name = str(ref.get('source-name') or ref.get('source-id') or '')
+        for volume in self.backend.volumes_filtered():
+            for known in (volume, *volume.snapshots):
+                if known.id != self.id and known.backend_object_name() == name:
+                    raise InvalidRequest("Can't adopt %s on backend '%s': it is %s, already known to the state "
+                                         'store. Nothing was recorded or changed.'
+                                         % (describe_reference(ref), self.backend_name, known.describe()))
 
     def _release(self, unmanage) -> None:
         """Forget the resource and leave its backend object (Cinder's unmanage)."""
@@ -582,14 +586,23 @@ class Volume(Resource):
         driver = self.backend.driver
         self._adopt(reference, driver.manage_existing_get_size, driver.manage_existing, 'size')
 
+    def adoptable_size(self, reference: Any) -> int:
+        """The size ``manage(reference)`` would give this volume, checking
+        what it checks first; nothing is recorded or changed."""
+        return self._adoptable_size(manage_reference(reference), self.backend.driver.manage_existing_get_size)
+
+    def refuse_unmanage(self) -> None:
+        """A volume with connections or snapshots can't be released: InvalidVolume."""
+        if self.connections or self.snapshots:
+            raise InvalidVolume("Can't release %s on backend '%s': it has %s; release or delete them first."
+                                % (self.describe(), self.backend_name,
+                                   'connections' if self.connections else 'snapshots'))
+
     def unmanage(self) -> None:
         """Forget this volume and leave its data on the backend, under the
         name the driver gave it (``volume-<id>`` for LVM and RBD)."""
         with locks.resource_locked(self):
-            if self.connections or self.snapshots:
-                raise InvalidVolume("Can't release %s on backend '%s': it has %s; release or delete them first."
-                                    % (self.describe(), self.backend_name,
-                                       'connections' if self.connections else 'snapshots'))
+            self.refuse_unmanage()
             self._release(self.backend.driver.unmanage)
 
     def manage_snapshot(self, reference: Any, name: str = '', description: str = '', **kwargs: Any) -> Snapshot:

@@ -874,3 +874,70 @@ def test_quick_snapshot_leaves_anything_else_to_the_full_path(fake_backend, othe
     type(fake_backend).persistence.put('snapshot', record)
     fake_backend.driver.volumes.clear()  # the volume is gone from the backend
     assert quick_snap(fake_backend, volume='v1', name='s1') is None
+
+
+# -- adopt (existing) and release (state=unmanaged) -------------------------------------------
+def test_existing_is_adopted_once_renamed_and_then_found_by_name(fake_backend):
+    fake_backend.driver.volumes['legacy-lv'] = 3
+    predicted = vol_present(fake_backend, check_mode=True, name='legacy', existing='legacy-lv')
+    assert predicted[0] is True and predicted[2]['size'] == 3 and records(fake_backend) == []
+    assert 'manage_existing' not in fake_backend.driver.calls  # check mode only sized it up
+    changed, before, after, messages = vol_present(fake_backend, name='legacy', existing='legacy-lv')
+    assert changed is True and before == {'backend_objects': ['legacy-lv']}
+    assert after['size'] == 3 and after['backend_objects'] == ['volume-%s' % after['id']]
+    assert "renamed 'legacy-lv' to 'volume-%s'" % after['id'] in messages[0]
+    assert fake_backend.driver.volumes == {'volume-%s' % after['id']: 3}
+    (record,) = records(fake_backend)
+    assert (record['status'], record['owned'], record['manage_reference']) == (
+        'available', True, {'source-name': 'legacy-lv'})
+    again = vol_present(fake_backend, name='legacy', existing='legacy-lv')
+    assert again[0] is False
+
+
+@pytest.mark.parametrize('check_mode', [True, False])
+def test_a_missing_or_known_reference_is_refused_and_nothing_is_recorded(fake_backend, check_mode):
+    _c, _b, known, _m = vol_present(fake_backend, name='known', size=1)
+    with pytest.raises(DriverOperationError, match="invalid backend reference"):
+        vol_present(fake_backend, check_mode=check_mode, name='new', existing='no-such-lv')
+    with pytest.raises(InvalidRequest, match="already known to the state store"):
+        vol_present(fake_backend, check_mode=check_mode, name='new', existing='volume-%s' % known['id'])
+    assert [r['display_name'] for r in records(fake_backend)] == ['known']
+
+
+def test_a_failed_adopt_records_nothing(fake_backend):
+    fake_backend.driver.volumes['legacy-lv'] = 1
+    fake_backend.driver.fail['manage_existing'] = RuntimeError('rename failed')
+    with pytest.raises(DriverOperationError, match='rename failed'):
+        vol_present(fake_backend, name='legacy', existing='legacy-lv')
+    assert records(fake_backend) == [] and fake_backend.driver.volumes == {'legacy-lv': 1}
+
+
+@pytest.mark.parametrize('params, message', [
+    ({'name': 'v', 'existing': 'lv', 'size': 1}, r'^existing adopts an object as it is on the backend.*: size cannot'),
+    ({'name': 'v', 'existing': 'lv', 'source_volume': 'a'}, r'source_volume cannot go with it'),
+    ({'name': 'v', 'existing': ''}, r'^existing is empty'),
+])
+def test_existing_refuses_what_it_cannot_take(params, message):
+    with pytest.raises(InvalidRequest, match=message):
+        volume_state.check_volume_params(params)
+
+
+def test_unmanaged_forgets_the_volume_and_leaves_its_data(fake_backend):
+    _c, _b, made, _m = vol_present(fake_backend, name='v1', size=1)
+    name = 'volume-%s' % made['id']
+    predicted = vol_absent(fake_backend, check_mode=True, name='v1', state='unmanaged')
+    assert predicted[0] is True and predicted[2] == {'backend_objects': [name]} and len(records(fake_backend)) == 1
+    changed, before, after, messages = vol_absent(fake_backend, name='v1', state='unmanaged')
+    assert changed is True and before['backend_objects'] == [name] and after == {'backend_objects': [name]}
+    assert 'its data stays on the backend' in messages[0]
+    assert records(fake_backend) == [] and name in fake_backend.driver.volumes
+    assert vol_absent(fake_backend, name='v1', state='unmanaged')[0] is False
+    assert quick(fake_backend, name='v1', state='unmanaged') == (False, None, None, [])
+
+
+def test_unmanaged_refuses_a_volume_with_snapshots(fake_backend):
+    vol_present(fake_backend, name='v1', size=1)
+    snap_present(fake_backend, volume='v1', name='s1')
+    with pytest.raises(InvalidRequest, match="Can't release volume 'v1'.*it has snapshots"):
+        vol_absent(fake_backend, name='v1', state='unmanaged')
+    assert quick(fake_backend, name='v1', state='unmanaged') is None  # known: the full path decides
