@@ -174,8 +174,8 @@ def test_check_mode_on_a_fresh_node_creates_nothing(node):
 
 
 def test_check_mode_leaves_an_existing_store_as_it_was(node):
-    rc, result, out = run_adhoc('cinderlib.storage.cinderlib_volume', dict(node['opts'], name='data', size=1,
-                                                                         worker=False), node['env'])
+    made = dict(node['opts'], name='data', size=1, worker=False)
+    rc, result, out = run_adhoc('cinderlib.storage.cinderlib_volume', made, node['env'])
     assert rc == 0 and result['changed'] is True, out
     rc, result, out = run_adhoc('cinderlib.storage.cinderlib_connector',
                                 {'node_id': 'node1', 'persistence': node['opts']['persistence'], 'worker': False},
