@@ -379,7 +379,7 @@ stage_molecule_vm() {
         return "${SKIP}"
     fi
     [[ ${EUID} -eq 0 ]] || { cl_note "the vm scenario needs root (debootstrap, qemu): sudo $0"; return 1; }
-    # cinderlib's own suite in the VM adds some 22 minutes under CPU emulation,
+    # cinderlib's own suite in the VM adds 7 to 20 minutes under CPU emulation,
     # which would take the whole run past CI's budget: on request only here
     # (CINDERLIB_VM_PEER_SUITE=1); `molecule test -s vm` by hand runs it.
     local peer=${CINDERLIB_VM_PEER_SUITE:-0}
