@@ -618,7 +618,6 @@ class SQLStore(StateStore):
             os.chmod(self._sqlite_path, 0o600)
         backup = self._sqlite_path + CINDERLIB5_BACKUP_SUFFIX
         if not os.path.exists(backup):
-            import sqlite3
             partial = '%s.%d.tmp' % (backup, os.getpid())
             os.close(os.open(partial, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600))
             source, copy_ = sqlite3.connect(self._sqlite_path), sqlite3.connect(partial)
