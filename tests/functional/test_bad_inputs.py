@@ -162,7 +162,7 @@ CASES = [
      r"^Invalid configuration for backend 'lvm': lvm_type='thick': must be one of: .*; unknown option "
      r"'volume_grup' \(did you mean 'volume_group'.*\); reserved_percentage=101: must be at most 100$"),
     ('state-choice', 'cinderlib_volume', lambda c: vol(c, name='existing', state='gone'),
-     r'^value of state must be one of: present, absent, got: gone$'),
+     r'^value of state must be one of: present, absent, unmanaged, got: gone$'),
 
     # -- unknown options -----------------------------------------------------------------------------
     ('unknown-option', 'cinderlib_volume', lambda c: with_backend(c, NEW, volume_grup='x'),
